@@ -1,0 +1,302 @@
+"""`la`: the command line. Parses, calls, maps errors to exit codes; no trading logic here.
+
+User errors (LaError) print one line and exit with their code; no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from laptop_agents import __version__
+from laptop_agents.core.errors import ExitCode, LaError
+
+EXIT_CODES_HELP = """exit codes:
+  0 completed, or stopped cleanly (SIGTERM/SIGINT/la stop)   1 internal error
+  2 usage or config error        3 another session is running     4 kill switch
+  5 circuit breaker stop         6 stale market data              7 watchdog (frozen loop / memory)
+  8 corrupted or unknown state   9 market data failed for good    10 could not verify flat at shutdown"""
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--workspace", metavar="DIR", help="state and run artifacts (default: $LA_WORKSPACE or ./.workspace)")
+    parser.add_argument("--config-dir", metavar="DIR", help="config directory (default: $LA_CONFIG_DIR or ./config)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="la",
+        description="laptop-agents: an autonomous BTC-perpetual trading service (paper by default).",
+        epilog=EXIT_CODES_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"la {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    p = sub.add_parser("doctor", help="check python, dependencies, config, workspace, lock and clock",
+                       description="Check the environment. --fix repairs what is safe to repair and says what it did.")
+    p.add_argument("--fix", action="store_true", help="create missing directories and default config files, remove a stale lock")
+    _common(p)
+
+    p = sub.add_parser("clean", help="remove run artifacts (--all: also paper state)",
+                       description="Remove .workspace/runs (run artifacts). Refuses while a session runs.")
+    p.add_argument("--all", action="store_true", help="also remove paper state (broker, breaker, status)")
+    _common(p)
+
+    p = sub.add_parser("status", help="RUNNING or STOPPED, with pid, run id, uptime, equity, position")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    _common(p)
+
+    p = sub.add_parser("stop", help="SIGTERM the running session and wait until it has finished cleanly")
+    p.add_argument("--timeout", type=float, default=60.0, metavar="SEC", help="how long to wait (default 60)")
+    _common(p)
+
+    p = sub.add_parser(
+        "run", help="run a trading session",
+        description="Run a paper trading session. Example: la run --mode live-session --duration 10 --source mock --async",
+        epilog=EXIT_CODES_HELP, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--mode", choices=["live-session"], default="live-session",
+                   help="live-session: real-time session (paper broker)")
+    p.add_argument("--duration", type=_positive_float, metavar="MIN",
+                   help="minutes to run, fractions allowed (default: until stopped)")
+    p.add_argument("--source", choices=["mock"], default="mock", help="market data source (default mock)")
+    p.add_argument("--async", dest="use_async", action="store_true",
+                   help="accepted for compatibility: the asyncio runner is the only runner")
+    p.add_argument("--detach", action="store_true", help="run in the background; `la status` / `la stop` manage it")
+    p.add_argument("--seed", type=int, help="mock data seed")
+    p.add_argument("--candle-interval", type=_positive_float, metavar="SEC", help="mock: real seconds between candles")
+    p.add_argument("--scenario", choices=["random_walk", "losing_streak"], help="mock price path")
+    p.add_argument("--inject-gap-at", type=_non_negative_float, metavar="SEC", help="mock: stop data this many seconds in")
+    p.add_argument("--gap-duration", type=_positive_float, metavar="SEC", help="mock: length of the injected gap (default 35)")
+    p.add_argument("--stale-timeout", type=_positive_float, metavar="SEC", help="override session.stale_data_timeout_sec")
+    p.add_argument("--quiet", action="store_true", help="console shows warnings and errors only")
+    _common(p)
+
+    _add_mock_exchange(sub)
+    return parser
+
+
+def _add_mock_exchange(sub: Any) -> None:
+    try:
+        from laptop_agents.mock_exchange import cli as mock_cli
+    except ImportError:  # the mock exchange is optional tooling
+        return
+    p = sub.add_parser("mock-exchange", help="run the mock Bitunix exchange (for tests and offline runs)")
+    mock_cli.add_arguments(p)
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value > 0 or value != value or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a number >= 0, got {text}")
+    return value
+
+
+# --------------------------------------------------------------------------- commands
+def _workspace(args: argparse.Namespace) -> Any:
+    from laptop_agents.session.workspace import Workspace
+
+    return Workspace.resolve(args.workspace)
+
+
+def _config_dir(args: argparse.Namespace) -> Path:
+    return Path(args.config_dir or os.environ.get("LA_CONFIG_DIR") or "config")
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from laptop_agents.core.config_models import load_config
+
+    overrides: dict[str, Any] = {}
+    mock: dict[str, Any] = {}
+    for flag, key in (("seed", "seed"), ("candle_interval", "candle_interval_sec"), ("scenario", "scenario"),
+                      ("inject_gap_at", "gap_at_sec"), ("gap_duration", "gap_duration_sec")):
+        if getattr(args, flag) is not None:
+            mock[key] = getattr(args, flag)
+    if mock:
+        overrides["mock"] = mock
+    if args.stale_timeout is not None:
+        overrides["session"] = {"stale_data_timeout_sec": args.stale_timeout}
+    config = load_config(_config_dir(args), cli_settings=overrides)
+    workspace = _workspace(args)
+    if args.detach:
+        return _detach(args, workspace)
+
+    import logging
+
+    from laptop_agents.core.logger import setup_logging
+    from laptop_agents.data.providers.mock import MockProvider
+    from laptop_agents.session.async_session import AsyncRunner, RunOptions
+
+    setup_logging(None, logging.WARNING if args.quiet else logging.INFO)
+    provider = MockProvider(config.settings.mock, symbol=config.strategy.symbol)
+    runner = AsyncRunner(config, workspace, provider, RunOptions(duration_min=args.duration, source=args.source, mode=args.mode))
+    code = runner.run()
+    print(
+        f"session {runner.run_id} ended: {runner.stopped_reason} (exit {code}); "
+        f"{len(runner.paper.trades) - runner._run_trades_from} trades; equity {runner.paper.equity} USDT; "  # noqa: SLF001
+        f"artifacts {runner.run_dir.path}"
+    )
+    return code
+
+
+def _detach(args: argparse.Namespace, workspace: Any) -> int:
+    from laptop_agents.session.lock import LockInfo, lock_is_held
+
+    argv = [a for a in sys.argv[1:] if a != "--detach"]
+    workspace.state_dir.mkdir(parents=True, exist_ok=True)
+    log_path = workspace.detach_log_path
+    with open(log_path, "ab") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "laptop_agents", *argv], stdin=subprocess.DEVNULL, stdout=out, stderr=out,
+            start_new_session=True, cwd=os.getcwd(),
+        )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        code = proc.poll()
+        info = LockInfo.read(workspace.lock_path)
+        if info and info.pid == proc.pid and info.run_id and lock_is_held(workspace.lock_path):
+            print(f"started session {info.run_id} in the background (pid {proc.pid}); output: {log_path}")
+            return ExitCode.OK
+        if code is not None:
+            tail = log_path.read_text(errors="replace").strip().splitlines()[-1:] if log_path.exists() else []
+            print(f"la: error: the background session exited with code {code}: {' '.join(tail)}", file=sys.stderr)
+            return code
+        time.sleep(0.05)
+    print(f"la: error: the background session (pid {proc.pid}) did not start within 30 s; see {log_path}", file=sys.stderr)
+    return ExitCode.INTERNAL_ERROR
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from laptop_agents.session.lock import LockInfo, lock_is_held
+
+    ws = _workspace(args)
+    running = lock_is_held(ws.lock_path)
+    info = LockInfo.read(ws.lock_path) if running else None
+    try:
+        status = json.loads(ws.status_path.read_text(encoding="utf-8"))
+    except (FileNotFoundError, json.JSONDecodeError):
+        status = {}
+    if running and info and status.get("run_id") not in (None, info.run_id):
+        status = {}
+    state = "RUNNING" if running else "STOPPED"
+    out: dict[str, Any] = {
+        "state": state, "pid": info.pid if info else None, "run_id": info.run_id if info else status.get("run_id"),
+        "uptime_sec": status.get("uptime_sec") if running else None, "equity": status.get("equity"),
+        "position": status.get("position"), "candles_processed": status.get("candles_processed"),
+        "last_stopped_reason": None if running else status.get("stopped_reason"),
+        "stale_lock": (not running) and ws.lock_path.exists(), "workspace": str(ws.root),
+    }
+    if args.json:
+        print(json.dumps(out, indent=2))
+        return ExitCode.OK
+    if running:
+        pos = out["position"]
+        pos_text = "flat" if not pos else f"{pos['side']} {pos['qty']} @ {pos['entry_price']}"
+        print(f"RUNNING pid {out['pid']} run {out['run_id']} uptime {out['uptime_sec']}s "
+              f"equity {out['equity']} position {pos_text}")
+    else:
+        extra = f" (last run {out['run_id']}: {out['last_stopped_reason']}, equity {out['equity']})" if out["run_id"] else ""
+        print(f"STOPPED{extra}")
+        if out["stale_lock"]:
+            print(f"note: stale lock {ws.lock_path} from a session that died; the next run recovers it "
+                  "(or `la doctor --fix` removes it)")
+    return ExitCode.OK
+
+
+def cmd_stop(args: argparse.Namespace) -> int:
+    from laptop_agents.session.lock import LockInfo, lock_is_held
+
+    ws = _workspace(args)
+    if not lock_is_held(ws.lock_path):
+        print("STOPPED: no session is running")
+        return ExitCode.OK
+    info = LockInfo.read(ws.lock_path)
+    if info is None:
+        print(f"la: error: {ws.lock_path} is held but unreadable; stop the process by hand", file=sys.stderr)
+        return ExitCode.INTERNAL_ERROR
+    try:
+        os.kill(info.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        print("STOPPED: the session exited just now")
+        return ExitCode.OK
+    print(f"sent SIGTERM to pid {info.pid} (run {info.run_id}); waiting for a clean shutdown...")
+    deadline = time.monotonic() + args.timeout
+    while time.monotonic() < deadline:
+        if not lock_is_held(ws.lock_path):
+            try:
+                reason = json.loads(ws.status_path.read_text()).get("stopped_reason")
+            except (OSError, json.JSONDecodeError):
+                reason = None
+            print(f"STOPPED: session {info.run_id} finished ({reason or 'unknown reason'})")
+            return ExitCode.OK
+        time.sleep(0.05)
+    print(f"la: error: pid {info.pid} still running after {args.timeout:.0f}s", file=sys.stderr)
+    return ExitCode.INTERNAL_ERROR
+
+
+def cmd_clean(args: argparse.Namespace) -> int:
+    import shutil
+
+    from laptop_agents.session.lock import lock_is_held
+
+    ws = _workspace(args)
+    if lock_is_held(ws.lock_path):
+        raise LaError("a session is running; stop it first (`la stop`)")
+    removed: list[str] = []
+    if ws.runs_dir.exists():
+        shutil.rmtree(ws.runs_dir)
+        removed.append(str(ws.runs_dir))
+    if args.all and ws.state_dir.exists():
+        shutil.rmtree(ws.state_dir)
+        removed.append(str(ws.state_dir))
+    print("removed " + ", ".join(removed) if removed else "nothing to remove")
+    if not args.all:
+        print(f"kept state in {ws.state_dir} (use --all to remove it too)")
+    return ExitCode.OK
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from laptop_agents.doctor import run_doctor
+
+    return run_doctor(_workspace(args), _config_dir(args), fix=args.fix)
+
+
+COMMANDS = {"run": cmd_run, "status": cmd_status, "stop": cmd_stop, "clean": cmd_clean, "doctor": cmd_doctor}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "mock-exchange":
+            from laptop_agents.mock_exchange import cli as mock_cli
+
+            return int(mock_cli.run_from_args(args))
+        return int(COMMANDS[args.command](args))
+    except LaError as err:
+        print(f"la: error: {err}", file=sys.stderr)
+        return int(err.exit_code)
+    except KeyboardInterrupt:
+        return 130

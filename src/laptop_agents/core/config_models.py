@@ -1,0 +1,296 @@
+"""Typed, validated configuration.
+
+Three files under the config directory (default `./config`):
+  strategies/default.json  the strategy (StrategyConfig)
+  risk.yaml                sizing, hard-limit tightening, trading circuit breaker (RiskConfig)
+  settings.yaml            runtime: paper broker, session timeouts, mock data (Settings)
+Precedence: CLI flag > environment (`LA_<SECTION>__<FIELD>`) > file > default.
+A bad value stops start-up with one line naming the file, the field and what is allowed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from laptop_agents.core import hard_limits as hl
+from laptop_agents.core.errors import ConfigError
+
+STRATEGY_FILE = Path("strategies/default.json")
+RISK_FILE = Path("risk.yaml")
+SETTINGS_FILE = Path("settings.yaml")
+ENV_PREFIX = "LA_"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --------------------------------------------------------------------------- strategy
+class TrendConfig(_Model):
+    fast_ema: int = Field(12, ge=2, le=500, description="fast EMA period of the trend filter")
+    slow_ema: int = Field(48, ge=3, le=1000, description="slow EMA period of the trend filter")
+
+
+class EntryConfig(_Model):
+    breakout_lookback: int = Field(20, ge=2, le=500, description="enter on a close beyond the last N bars' extreme")
+    allow_long: bool = True
+    allow_short: bool = True
+
+
+class ExitConfig(_Model):
+    atr_period: int = Field(14, ge=2, le=500)
+    stop_atr_mult: Decimal = Field(Decimal("2"), gt=0, le=20, description="stop distance in ATRs")
+    take_profit_r: Decimal = Field(Decimal("2"), gt=0, le=20, description="take profit as a multiple of the stop distance")
+    max_hold_candles: int = Field(120, ge=0, le=100000, description="exit after N bars; 0 = never")
+
+
+class StrategyConfig(_Model):
+    """`config/strategies/default.json`: an EMA-trend filter with a breakout entry and ATR exits."""
+
+    name: str = "ema_trend_breakout"
+    symbol: str = Field("BTCUSDT", pattern=r"^[A-Z0-9]{2,20}USDT$")
+    timeframe: Literal["1m", "3m", "5m", "15m", "30m", "1h"] = "1m"
+    trend: TrendConfig = TrendConfig()
+    entry: EntryConfig = EntryConfig()
+    exits: ExitConfig = ExitConfig()
+    cooldown_candles: int = Field(5, ge=0, le=10000, description="bars to wait after an exit")
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> StrategyConfig:
+        if self.trend.fast_ema >= self.trend.slow_ema:
+            raise ValueError(
+                f"trend.fast_ema ({self.trend.fast_ema}) must be smaller than trend.slow_ema ({self.trend.slow_ema})"
+            )
+        if not (self.entry.allow_long or self.entry.allow_short):
+            raise ValueError("entry.allow_long and entry.allow_short are both false: the strategy could never trade")
+        return self
+
+    def validate_config(self) -> StrategyConfig:
+        """Re-validate (called on start-up): raises ConfigError with one line on failure."""
+        return _validate(StrategyConfig, self.model_dump(), STRATEGY_FILE)
+
+    @property
+    def warmup_candles(self) -> int:
+        """Bars needed before every indicator is defined."""
+        return max(self.trend.slow_ema, self.entry.breakout_lookback + 1, self.exits.atr_period + 1)
+
+
+# --------------------------------------------------------------------------- risk
+class CircuitBreakerConfig(_Model):
+    max_drawdown_pct: Decimal = Field(Decimal("5"), gt=0, le=hl.MAX_DRAWDOWN_PCT)
+    max_consecutive_losses: int = Field(5, ge=1, le=hl.MAX_CONSECUTIVE_LOSSES)
+    action: Literal["halt_entries", "stop_session"] = Field(
+        "halt_entries", description="halt_entries: keep running, open nothing new; stop_session: flatten and stop"
+    )
+
+
+class RiskConfig(_Model):
+    """`config/risk.yaml`: may tighten the hard limits, never loosen them."""
+
+    risk_per_trade_pct: Decimal = Field(Decimal("0.05"), gt=0, le=hl.MAX_RISK_PER_TRADE_PCT)
+    max_daily_loss_usd: Decimal = Field(hl.MAX_DAILY_LOSS_USD, gt=0, le=hl.MAX_DAILY_LOSS_USD)
+    max_position_notional_usd: Decimal = Field(hl.MAX_POSITION_NOTIONAL_USD, gt=0, le=hl.MAX_POSITION_NOTIONAL_USD)
+    max_risk_per_trade_pct: Decimal = Field(hl.MAX_RISK_PER_TRADE_PCT, gt=0, le=hl.MAX_RISK_PER_TRADE_PCT)
+    max_leverage: Decimal = Field(Decimal("10"), gt=0, le=hl.MAX_LEVERAGE)
+    circuit_breaker: CircuitBreakerConfig = CircuitBreakerConfig()
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> RiskConfig:
+        if self.risk_per_trade_pct > self.max_risk_per_trade_pct:
+            raise ValueError(
+                f"risk_per_trade_pct ({self.risk_per_trade_pct}) exceeds max_risk_per_trade_pct ({self.max_risk_per_trade_pct})"
+            )
+        return self
+
+    def hard_limits(self) -> hl.HardLimits:
+        return hl.HardLimits(
+            max_daily_loss_usd=self.max_daily_loss_usd,
+            max_position_notional_usd=self.max_position_notional_usd,
+            max_risk_per_trade_pct=self.max_risk_per_trade_pct,
+            max_leverage=self.max_leverage,
+        )
+
+
+# --------------------------------------------------------------------------- settings
+class PaperSettings(_Model):
+    starting_equity: Decimal = Field(Decimal("10000"), gt=0, le=Decimal("100000000"))
+    maker_fee_bps: Decimal = Field(Decimal("2"), ge=0, le=100, description="Bitunix VIP0 maker: 2 bps")
+    taker_fee_bps: Decimal = Field(Decimal("6"), ge=0, le=100, description="Bitunix VIP0 taker: 6 bps")
+    slippage_bps: Decimal = Field(Decimal("1"), ge=0, le=500, description="adverse slippage on market fills")
+    lot_size: Decimal = Field(Decimal("0.0001"), gt=0, description="qty step (Bitunix BTCUSDT basePrecision 4)")
+    min_qty: Decimal = Field(Decimal("0.0001"), gt=0)
+    tick_size: Decimal = Field(Decimal("0.1"), gt=0, description="price step (quotePrecision 1)")
+
+
+class SessionSettings(_Model):
+    stale_data_timeout_sec: float = Field(30.0, gt=0, le=3600)
+    heartbeat_timeout_sec: float = Field(30.0, gt=0, le=3600, description="watchdog: loop frozen longer than this")
+    max_memory_mb: float = Field(1536.0, gt=0, le=65536, description="watchdog: RSS limit (1.5 GB)")
+    watchdog_interval_sec: float = Field(1.0, gt=0, le=60)
+    control_interval_sec: float = Field(0.25, gt=0, le=10, description="how often the loop checks deadline, kill switch, staleness")
+    status_interval_sec: float = Field(1.0, gt=0, le=60)
+    shutdown_grace_sec: float = Field(10.0, gt=0, le=600, description="watchdog waits this long for a graceful stop")
+
+
+class MockSettings(_Model):
+    seed: int = Field(26, description="default seed: a 10-minute default session that trades without tripping the breaker")
+    candle_interval_sec: float = Field(2.0, gt=0, le=3600, description="real seconds between mock candles")
+    timeframe_sec: int = Field(60, ge=1, le=86400, description="bar length the mock candles represent")
+    start_price: Decimal = Field(Decimal("95000"), gt=0)
+    start_time: str = "2026-01-01T00:00:00Z"
+    scenario: Literal["random_walk", "losing_streak"] = "random_walk"
+    gap_at_sec: float | None = Field(None, ge=0, description="inject a data gap this many seconds into the session")
+    gap_duration_sec: float = Field(35.0, gt=0, le=3600)
+    freeze_at_sec: float | None = Field(None, ge=0, description="fault injection: block the event loop at this time")
+    freeze_duration_sec: float = Field(60.0, gt=0, le=3600)
+
+
+class Settings(_Model):
+    """`config/settings.yaml`: runtime settings."""
+
+    paper: PaperSettings = PaperSettings()
+    session: SessionSettings = SessionSettings()
+    mock: MockSettings = MockSettings()
+
+
+# --------------------------------------------------------------------------- loading
+@dataclass(frozen=True)
+class AppConfig:
+    """Everything a session needs to know, validated, plus where it came from."""
+
+    strategy: StrategyConfig
+    risk: RiskConfig
+    settings: Settings
+    config_dir: Path
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "strategy": self.strategy.model_dump(mode="json"),
+            "risk": self.risk.model_dump(mode="json"),
+            "settings": self.settings.model_dump(mode="json"),
+        }
+
+    @property
+    def config_hash(self) -> str:
+        """sha256 of the effective config: binds artifacts (and later the live opt-in) to it."""
+        blob = json.dumps(self.snapshot(), sort_keys=True, separators=(",", ":")).encode()
+        return hashlib.sha256(blob).hexdigest()
+
+
+def _format_validation_error(err: ValidationError, source: Path) -> str:
+    first = err.errors()[0]
+    loc = ".".join(str(p) for p in first["loc"]) or "(file)"
+    msg = first["msg"].removeprefix("Value error, ")
+    got = first.get("input")
+    shown = "" if isinstance(got, (dict, list)) or first["type"] in ("missing",) else f" (got {got!r})"
+    more = len(err.errors()) - 1
+    extra = f"; and {more} more problem(s)" if more else ""
+    if first["type"] == "extra_forbidden":
+        msg = "unknown field (check the spelling; see the defaults written by `la doctor --fix`)"
+    return f"invalid config {source}: {loc}: {msg}{shown}{extra}"
+
+
+def _validate(model: type[_Model], data: Any, source: Path) -> Any:
+    try:
+        return model.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(_format_validation_error(err, source)) from None
+
+
+def _read_file(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        raise ConfigError(f"missing config file {path}: run `la doctor --fix` to write the defaults")
+    try:
+        text = path.read_text(encoding="utf-8")
+        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    except (json.JSONDecodeError, yaml.YAMLError) as exc:
+        detail = str(exc).splitlines()[0]
+        raise ConfigError(f"invalid config {path}: not valid {path.suffix.lstrip('.').upper()}: {detail}") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read config {path}: {exc.strerror}") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"invalid config {path}: the top level must be a mapping of fields")
+    return data
+
+
+def _deep_merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def env_overrides(env: Mapping[str, str]) -> dict[str, Any]:
+    """`LA_SESSION__STALE_DATA_TIMEOUT_SEC=5` → {"session": {"stale_data_timeout_sec": "5"}}.
+
+    Only double-underscore names are settings; single names like LA_KILL_SWITCH are not.
+    """
+    out: dict[str, Any] = {}
+    for name, value in env.items():
+        if not name.startswith(ENV_PREFIX) or "__" not in name:
+            continue
+        path = name[len(ENV_PREFIX):].lower().split("__")
+        node = out
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+        node[path[-1]] = None if value.strip().lower() in ("", "null", "none") else value
+    return out
+
+
+def load_config(
+    config_dir: Path,
+    env: Mapping[str, str] | None = None,
+    cli_settings: Mapping[str, Any] | None = None,
+) -> AppConfig:
+    """Load and validate all three files; raise ConfigError with one clear line."""
+    config_dir = Path(config_dir)
+    strategy_path, risk_path, settings_path = (config_dir / p for p in (STRATEGY_FILE, RISK_FILE, SETTINGS_FILE))
+    strategy = _validate(StrategyConfig, _read_file(strategy_path), strategy_path).validate_config()
+    risk = _validate(RiskConfig, _read_file(risk_path), risk_path)
+    settings_data = _read_file(settings_path) if settings_path.exists() else {}
+    env_part = env_overrides(env if env is not None else os.environ)
+    source = settings_path
+    if env_part:
+        settings_data = _deep_merge(settings_data, env_part)
+        source = Path(f"{settings_path} + LA_* environment")
+    if cli_settings:
+        settings_data = _deep_merge(settings_data, cli_settings)
+        source = Path(f"{source} + command-line flags")
+    settings = _validate(Settings, settings_data, source)
+    return AppConfig(strategy=strategy, risk=risk, settings=settings, config_dir=config_dir)
+
+
+def default_files() -> dict[Path, str]:
+    """The default config files' text, as `la doctor --fix` writes them (and as shipped in config/)."""
+    return {
+        STRATEGY_FILE: json.dumps(_plain(StrategyConfig().model_dump()), indent=2) + "\n",
+        RISK_FILE: "# Risk limits. May tighten the hard ceilings in core/hard_limits.py, never loosen them.\n"
+        + yaml.safe_dump(_plain(RiskConfig().model_dump()), sort_keys=False),
+        SETTINGS_FILE: "# Runtime settings. Override any field with LA_<SECTION>__<FIELD>,"
+        " e.g. LA_SESSION__STALE_DATA_TIMEOUT_SEC=30\n"
+        + yaml.safe_dump(_plain(Settings().model_dump()), sort_keys=False),
+    }
+
+
+def _plain(data: Any) -> Any:
+    """Decimals as plain JSON/YAML numbers, so the files read naturally."""
+    if isinstance(data, dict):
+        return {k: _plain(v) for k, v in data.items()}
+    if isinstance(data, Decimal):
+        return int(data) if data == data.to_integral_value() else float(data)
+    return data

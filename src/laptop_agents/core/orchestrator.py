@@ -1,0 +1,118 @@
+"""Run directories and the event journal.
+
+Each session writes to `.workspace/runs/<run_id>/`; `runs/latest` is a symlink
+swapped atomically to the newest run so a reader never sees it half-updated.
+The journal is an event-bus observer that appends one JSON object per event
+to events.jsonl and is flushed by the session loop after every candle.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from collections import Counter
+from datetime import datetime
+from pathlib import Path
+from typing import IO, Any
+
+from laptop_agents.core.events import Event, EventName
+
+EVENTS_FILE = "events.jsonl"
+SYSTEM_FILE = "system.jsonl"
+TRADES_FILE = "trades.csv"
+SUMMARY_FILE = "summary.html"
+CONFIG_SNAPSHOT_FILE = "config_snapshot.json"
+
+
+def new_run_id(now: datetime, mode: str) -> str:
+    return f"{now.strftime('%Y%m%dT%H%M%SZ')}-{mode}-{secrets.token_hex(3)}"
+
+
+class RunDirectory:
+    def __init__(self, runs_dir: Path, run_id: str) -> None:
+        self.runs_dir = runs_dir
+        self.run_id = run_id
+        self.path = runs_dir / run_id
+
+    def create(self) -> RunDirectory:
+        self.path.mkdir(parents=True, exist_ok=False)
+        self.point_latest_here()
+        return self
+
+    def point_latest_here(self) -> None:
+        latest = self.runs_dir / "latest"
+        tmp = self.runs_dir / f".latest.{os.getpid()}"
+        try:
+            tmp.unlink()
+        except FileNotFoundError:
+            pass
+        os.symlink(self.run_id, tmp)
+        os.replace(tmp, latest)
+
+    def file(self, name: str) -> Path:
+        return self.path / name
+
+    @property
+    def events(self) -> Path:
+        return self.file(EVENTS_FILE)
+
+    @property
+    def system(self) -> Path:
+        return self.file(SYSTEM_FILE)
+
+    @property
+    def trades_csv(self) -> Path:
+        return self.file(TRADES_FILE)
+
+    @property
+    def summary_html(self) -> Path:
+        return self.file(SUMMARY_FILE)
+
+    @property
+    def config_snapshot(self) -> Path:
+        return self.file(CONFIG_SNAPSHOT_FILE)
+
+
+class EventJournal:
+    """events.jsonl writer. `candle_events=False` keeps only non-candle events (replay speed)."""
+
+    def __init__(self, path: Path, candle_events: bool = True) -> None:
+        self.path = path
+        self.candle_events = candle_events
+        self.counts: Counter[str] = Counter()
+        self._fh: IO[str] | None = path.open("a", encoding="utf-8", buffering=1 << 16)
+        self._dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+    def __call__(self, event: Event) -> None:
+        self.counts[event.name] += 1
+        if not self.candle_events and event.name == EventName.CANDLE_PROCESSED:
+            return
+        if self._fh is not None:
+            self._fh.write(self._dumps(event.to_record()) + "\n")
+
+    def flush(self) -> None:
+        if self._fh is not None:
+            self._fh.flush()
+
+    def close(self) -> None:
+        if self._fh is not None:
+            self._fh.flush()
+            os.fsync(self._fh.fileno())
+            self._fh.close()
+            self._fh = None
+
+
+def read_events(path: Path) -> list[dict[str, Any]]:
+    """Parse events.jsonl, skipping a torn last line (a crash mid-write)."""
+    out: list[dict[str, Any]] = []
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        return out
+    for line in lines:
+        try:
+            out.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return out

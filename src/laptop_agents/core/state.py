@@ -1,0 +1,95 @@
+"""StateManager: atomic, versioned state files.
+
+Every write goes to a temp file in the same directory, is fsynced, renamed over
+the target, and the directory is fsynced: a crash leaves the old file or the new
+one, never half of one. Every file carries `schema_version` and `kind`. A file
+that is corrupted, of another kind or of an unknown version is refused with a
+clear message and left exactly as it is, never silently reset.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from laptop_agents.core.errors import StateError
+from laptop_agents.core.models import utc_iso
+
+SCHEMA_VERSION = 1
+_RESERVED = ("schema_version", "kind", "saved_at")
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write `text` to `path` atomically (temp file, fsync, rename, fsync dir)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+class StateManager:
+    """Reads and writes the state files of one mode's state directory."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = Path(directory)
+
+    def path(self, name: str) -> Path:
+        return self.directory / name
+
+    def save(self, name: str, kind: str, data: dict[str, Any]) -> Path:
+        clash = [k for k in _RESERVED if k in data]
+        if clash:
+            raise ValueError(f"state data may not use reserved keys {clash}")
+        record = {
+            "schema_version": SCHEMA_VERSION,
+            "kind": kind,
+            "saved_at": utc_iso(datetime.now(timezone.utc)),
+            **data,
+        }
+        path = self.path(name)
+        atomic_write_text(path, json.dumps(record, indent=1, sort_keys=False) + "\n")
+        return path
+
+    def load(self, name: str, kind: str) -> dict[str, Any] | None:
+        """The saved data, or None if no file exists; StateError if it cannot be trusted."""
+        path = self.path(name)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise StateError(f"cannot read state file {path}: {exc.strerror}") from None
+        hint = "move it aside or restore a backup (`la clean --all` starts from scratch); it was left untouched"
+        try:
+            record = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise StateError(f"corrupted state file {path}: not valid JSON ({exc.msg} at line {exc.lineno}); {hint}") from None
+        if not isinstance(record, dict):
+            raise StateError(f"corrupted state file {path}: expected a JSON object; {hint}")
+        if record.get("kind") != kind:
+            raise StateError(f"state file {path} holds {record.get('kind')!r}, expected {kind!r}; {hint}")
+        version = record.get("schema_version")
+        if version != SCHEMA_VERSION:
+            raise StateError(
+                f"state file {path} has schema_version {version!r}; this version of la reads {SCHEMA_VERSION}; {hint}"
+            )
+        return {k: v for k, v in record.items() if k not in _RESERVED}

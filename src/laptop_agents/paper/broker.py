@@ -1,0 +1,261 @@
+"""PaperBroker: a simulated exchange account with a realistic fill model.
+
+- Market entries fill at the deciding candle's close, moved against us by
+  `slippage_bps` and rounded to the tick adversely; taker fee.
+- Stop-loss and take-profit are evaluated on each later candle's high/low. When
+  one candle touches both, the stop is assumed (the worse outcome). A candle
+  that opens beyond the stop fills at the open (gap), with slippage.
+- Take-profit is a resting limit order: fills at its price, maker fee.
+- Money is Decimal: cash moves by exactly -entry_fee at entry and
+  gross_pnl - exit_fee at exit, so ending equity == starting equity + sum(trade pnl).
+
+Pure and synchronous: no clock, no files. `to_state()`/`from_state()` give the
+shell a plain dict to persist atomically after every change.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_EVEN, Decimal
+from typing import Any
+
+from laptop_agents.core.config_models import PaperSettings
+from laptop_agents.core.events import Event, EventName
+from laptop_agents.core.models import ZERO, AccountSnapshot, Candle, OrderIntent, Position, Side, Trade, parse_utc, utc_iso
+
+BPS = Decimal(10000)
+MONEY_STEP = Decimal("0.00000001")
+STATE_KIND = "paper_broker"
+
+EXIT_TAKE_PROFIT = "take_profit"
+EXIT_STOP_LOSS = "stop_loss"
+
+
+def money(value: Decimal) -> Decimal:
+    """Round a cash amount to 1e-8 USDT; every stored amount goes through here once."""
+    return value.quantize(MONEY_STEP, rounding=ROUND_HALF_EVEN)
+
+
+@dataclass(frozen=True, slots=True)
+class _Exit:
+    price: Decimal
+    reason: str
+    fee_bps: Decimal
+
+
+class PaperBroker:
+    """One symbol, one-way mode, at most one open position."""
+
+    def __init__(self, settings: PaperSettings, symbol: str = "BTCUSDT") -> None:
+        self.settings = settings
+        self.symbol = symbol
+        self.starting_equity = money(settings.starting_equity)
+        self.cash = self.starting_equity
+        self.position: Position | None = None
+        self.trades: list[Trade] = []
+        self.last_price: Decimal | None = None
+        self._seq = 0
+
+    # ------------------------------------------------------------------ queries
+    @property
+    def equity(self) -> Decimal:
+        """Realized equity (cash balance after all fees)."""
+        return self.cash
+
+    def mark_to_market(self, price: Decimal | None = None) -> Decimal:
+        price = price if price is not None else self.last_price
+        if self.position is None or price is None:
+            return self.cash
+        return self.cash + self.position.unrealized_pnl(price)
+
+    def snapshot(self, daily_realized_pnl: Decimal = ZERO, peak_equity: Decimal | None = None) -> AccountSnapshot:
+        return AccountSnapshot(
+            equity=self.cash,
+            peak_equity=peak_equity if peak_equity is not None else self.cash,
+            position=self.position,
+            daily_realized_pnl=daily_realized_pnl,
+        )
+
+    # ------------------------------------------------------------------ fills
+    def _next_id(self, prefix: str) -> str:
+        self._seq += 1
+        return f"{prefix}{self._seq:07d}"
+
+    def _fee(self, qty: Decimal, price: Decimal, bps: Decimal) -> Decimal:
+        return money(qty * price * bps / BPS)
+
+    def _slipped(self, price: Decimal, order_side: str) -> Decimal:
+        """Move a market fill against us and round to the tick adversely."""
+        slip = price * self.settings.slippage_bps / BPS
+        tick = self.settings.tick_size
+        if order_side == "BUY":
+            return ((price + slip) / tick).to_integral_value(rounding=ROUND_CEILING) * tick
+        return ((price - slip) / tick).to_integral_value(rounding=ROUND_FLOOR) * tick
+
+    def submit(self, intent: OrderIntent, candle: Candle, now: datetime) -> list[Event]:
+        """Fill a market entry at this candle's close. Refuses if a position is open."""
+        if self.position is not None:
+            raise RuntimeError("PaperBroker.submit called with a position already open")
+        order_side = intent.side.entry_order_side
+        order_id = self._next_id("O")
+        client_id = f"la-paper-{order_id}"
+        events = [
+            Event(
+                EventName.ORDER_SUBMITTED, now, order_id=order_id, client_id=client_id, symbol=self.symbol,
+                side=order_side, position_side=intent.side, order_type="MARKET", qty=intent.qty,
+                reference_price=intent.reference_price, stop_loss=intent.stop_loss, take_profit=intent.take_profit,
+            )
+        ]
+        price = self._slipped(candle.close, order_side)
+        fee = self._fee(intent.qty, price, self.settings.taker_fee_bps)
+        self.cash -= fee
+        self.position = Position(
+            position_id=self._next_id("P"), side=intent.side, qty=intent.qty, entry_price=price,
+            entry_ts=candle.ts, entry_fee=fee, stop_loss=intent.stop_loss, take_profit=intent.take_profit,
+        )
+        self.last_price = candle.close
+        events.append(
+            Event(
+                EventName.EXECUTION_FILL, now, order_id=order_id, client_id=client_id, symbol=self.symbol,
+                side=order_side, position_side=intent.side, qty=intent.qty, price=price, fee=fee,
+                liquidity="taker", position_id=self.position.position_id, stop_loss=intent.stop_loss,
+                take_profit=intent.take_profit, equity=self.cash,
+            )
+        )
+        return events
+
+    def on_candle(self, candle: Candle, now: datetime) -> tuple[list[Event], Trade | None]:
+        """Age the open position by one bar and fill its stop or target if touched."""
+        self.last_price = candle.close
+        pos = self.position
+        if pos is None:
+            return [], None
+        pos.bars_held += 1
+        hit = self._exit_on(pos, candle)
+        if hit is None:
+            return [], None
+        return self._close(hit.price, hit.reason, hit.fee_bps, candle.ts, now)
+
+    def _exit_on(self, pos: Position, c: Candle) -> _Exit | None:
+        taker, maker = self.settings.taker_fee_bps, self.settings.maker_fee_bps
+        exit_side = pos.side.exit_order_side
+        if pos.side is Side.LONG:
+            if c.open <= pos.stop_loss:
+                return _Exit(self._slipped(c.open, exit_side), EXIT_STOP_LOSS, taker)
+            if c.low <= pos.stop_loss:  # includes the both-touched case: assume the worse
+                return _Exit(self._slipped(pos.stop_loss, exit_side), EXIT_STOP_LOSS, taker)
+            if c.high >= pos.take_profit:
+                return _Exit(pos.take_profit, EXIT_TAKE_PROFIT, maker)
+        else:
+            if c.open >= pos.stop_loss:
+                return _Exit(self._slipped(c.open, exit_side), EXIT_STOP_LOSS, taker)
+            if c.high >= pos.stop_loss:
+                return _Exit(self._slipped(pos.stop_loss, exit_side), EXIT_STOP_LOSS, taker)
+            if c.low <= pos.take_profit:
+                return _Exit(pos.take_profit, EXIT_TAKE_PROFIT, maker)
+        return None
+
+    def close_position(self, reason: str, price: Decimal, exit_ts: datetime, now: datetime) -> tuple[list[Event], Trade | None]:
+        """Close the open position with a market order at `price` (slipped, taker)."""
+        pos = self.position
+        if pos is None:
+            return [], None
+        fill = self._slipped(price, pos.side.exit_order_side)
+        return self._close(fill, reason, self.settings.taker_fee_bps, exit_ts, now)
+
+    def close_all(self, reason: str, now: datetime, exit_ts: datetime | None = None) -> tuple[list[Event], Trade | None]:
+        """Flatten at the last known price. With no price ever seen, the entry price is used."""
+        pos = self.position
+        if pos is None:
+            return [], None
+        price = self.last_price if self.last_price is not None else pos.entry_price
+        return self.close_position(reason, price, exit_ts or now, now)
+
+    def _close(self, price: Decimal, reason: str, fee_bps: Decimal, exit_ts: datetime, now: datetime) -> tuple[list[Event], Trade]:
+        pos = self.position
+        assert pos is not None
+        gross = money((price - pos.entry_price) * pos.qty * pos.side.sign)
+        exit_fee = self._fee(pos.qty, price, fee_bps)
+        self.cash += gross - exit_fee
+        trade = Trade(
+            trade_id=self._next_id("T"), side=pos.side, qty=pos.qty, entry_ts=pos.entry_ts, exit_ts=exit_ts,
+            entry_price=pos.entry_price, exit_price=price, gross_pnl=gross, fees=pos.entry_fee + exit_fee,
+            pnl=gross - pos.entry_fee - exit_fee, exit_reason=reason,
+        )
+        self.trades.append(trade)
+        self.position = None
+        event = Event(
+            EventName.EXECUTION_EXIT, now, trade_id=trade.trade_id, position_id=pos.position_id, symbol=self.symbol,
+            side=pos.side.exit_order_side, position_side=pos.side, reason=reason, qty=pos.qty,
+            entry_price=pos.entry_price, exit_price=price, gross_pnl=gross, fees=trade.fees, pnl=trade.pnl,
+            bars_held=pos.bars_held, equity=self.cash,
+        )
+        return [event], trade
+
+    # ------------------------------------------------------------------ persistence
+    def to_state(self) -> dict[str, Any]:
+        return {
+            "symbol": self.symbol,
+            "starting_equity": str(self.starting_equity),
+            "equity": str(self.cash),
+            "positions": [] if self.position is None else [_position_to_dict(self.position)],
+            "trades": [_trade_to_dict(t) for t in self.trades],
+            "last_price": None if self.last_price is None else str(self.last_price),
+            "seq": self._seq,
+        }
+
+    @classmethod
+    def from_state(cls, settings: PaperSettings, data: dict[str, Any]) -> PaperBroker:
+        """Rebuild from `to_state()` output; raises KeyError/ValueError on a malformed dict."""
+        broker = cls(settings, symbol=data["symbol"])
+        broker.starting_equity = Decimal(data["starting_equity"])
+        broker.cash = Decimal(data["equity"])
+        positions = data["positions"]
+        if len(positions) > 1:
+            raise ValueError("more than one open position in a one-way paper account")
+        broker.position = _position_from_dict(positions[0]) if positions else None
+        broker.trades = [_trade_from_dict(t) for t in data["trades"]]
+        broker.last_price = None if data.get("last_price") is None else Decimal(data["last_price"])
+        broker._seq = int(data["seq"])
+        broker.verify_accounting()
+        return broker
+
+    def verify_accounting(self) -> None:
+        """equity == starting equity + sum(closed trade pnl) - entry fee of the open position."""
+        open_fee = self.position.entry_fee if self.position else ZERO
+        expected = self.starting_equity + sum((t.pnl for t in self.trades), ZERO) - open_fee
+        if expected != self.cash:
+            raise ValueError(f"equity {self.cash} disagrees with trades (expected {expected})")
+
+
+def _position_to_dict(p: Position) -> dict[str, Any]:
+    return {
+        "position_id": p.position_id, "side": p.side.value, "qty": str(p.qty), "entry_price": str(p.entry_price),
+        "entry_ts": utc_iso(p.entry_ts), "entry_fee": str(p.entry_fee), "stop_loss": str(p.stop_loss),
+        "take_profit": str(p.take_profit), "bars_held": p.bars_held,
+    }
+
+
+def _position_from_dict(d: dict[str, Any]) -> Position:
+    return Position(
+        position_id=d["position_id"], side=Side(d["side"]), qty=Decimal(d["qty"]), entry_price=Decimal(d["entry_price"]),
+        entry_ts=parse_utc(d["entry_ts"]), entry_fee=Decimal(d["entry_fee"]), stop_loss=Decimal(d["stop_loss"]),
+        take_profit=Decimal(d["take_profit"]), bars_held=int(d["bars_held"]),
+    )
+
+
+def _trade_to_dict(t: Trade) -> dict[str, Any]:
+    return {
+        "trade_id": t.trade_id, "side": t.side.value, "qty": str(t.qty), "entry_ts": utc_iso(t.entry_ts),
+        "exit_ts": utc_iso(t.exit_ts), "entry_price": str(t.entry_price), "exit_price": str(t.exit_price),
+        "gross_pnl": str(t.gross_pnl), "fees": str(t.fees), "pnl": str(t.pnl), "exit_reason": t.exit_reason,
+    }
+
+
+def _trade_from_dict(d: dict[str, Any]) -> Trade:
+    return Trade(
+        trade_id=d["trade_id"], side=Side(d["side"]), qty=Decimal(d["qty"]), entry_ts=parse_utc(d["entry_ts"]),
+        exit_ts=parse_utc(d["exit_ts"]), entry_price=Decimal(d["entry_price"]), exit_price=Decimal(d["exit_price"]),
+        gross_pnl=Decimal(d["gross_pnl"]), fees=Decimal(d["fees"]), pnl=Decimal(d["pnl"]), exit_reason=d["exit_reason"],
+    )

@@ -1,0 +1,474 @@
+"""AsyncRunner: the composition root and lifecycle of one trading session.
+
+Start-up: PID lock → load and verify persisted state (refuse if corrupted) →
+run directory, logging, journal → SessionStart → watchdog thread → signal
+handlers → market data consumer + control loop.
+
+The control loop ticks every `control_interval_sec`: it beats the heartbeat the
+watchdog watches, and stops the session on its deadline (`completed`), the kill
+switch, stale market data, a provider failure, a breaker stop or a signal.
+
+Every stop goes through one shutdown path: stop market data, `close_all()`
+the position, persist state, SessionEnd, trades.csv and summary.html, then
+release the lock. The watchdog thread has its own emergency version of that
+path for when the event loop itself is frozen.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+import psutil
+
+from laptop_agents.agents.supervisor import Supervisor
+from laptop_agents.core.clock import Clock, SystemClock
+from laptop_agents.core.config_models import AppConfig
+from laptop_agents.core.errors import ExitCode, StateError
+from laptop_agents.core.events import Event, EventBus, EventName
+from laptop_agents.core.logger import flush_logging, setup_logging
+from laptop_agents.core.models import utc_iso
+from laptop_agents.core.orchestrator import EventJournal, RunDirectory, new_run_id
+from laptop_agents.core.state import StateManager, atomic_write_text
+from laptop_agents.data.providers.base import FatalError, MarketDataProvider
+from laptop_agents.execution.broker import PaperBrokerPort
+from laptop_agents.paper.broker import PaperBroker
+from laptop_agents.reporting.summary_html import SessionSummary, write_summary
+from laptop_agents.reporting.trades_csv import write_trades_csv
+from laptop_agents.resilience.trading_circuit_breaker import BreakerState, TradingCircuitBreaker
+from laptop_agents.session.kill_switch import KillSwitch
+from laptop_agents.session.lock import PidLock
+from laptop_agents.session.pipeline import TradingPipeline
+from laptop_agents.session.state_store import BREAKER_KIND, BROKER_KIND, StateStore
+from laptop_agents.session.workspace import BREAKER_STATE_NAME, BROKER_STATE_NAME, Workspace
+
+log = logging.getLogger("laptop_agents.session")
+
+# stopped_reason -> (exit code, exit reason given to close_all)
+STOP_REASONS: dict[str, tuple[ExitCode, str]] = {
+    "completed": (ExitCode.OK, "session_end"),
+    "sigterm": (ExitCode.OK, "shutdown"),
+    "sigint": (ExitCode.OK, "shutdown"),
+    "kill_switch": (ExitCode.KILL_SWITCH, "kill_switch"),
+    "circuit_breaker": (ExitCode.CIRCUIT_BREAKER, "circuit_breaker"),
+    "stale_data": (ExitCode.STALE_DATA, "stale_data"),
+    "watchdog_heartbeat": (ExitCode.WATCHDOG, "watchdog"),
+    "watchdog_memory": (ExitCode.WATCHDOG, "watchdog"),
+    "data_error": (ExitCode.DATA_ERROR, "data_error"),
+    "data_exhausted": (ExitCode.OK, "session_end"),
+    "error": (ExitCode.INTERNAL_ERROR, "error"),
+}
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    duration_min: float | None  # None: run until stopped (service mode)
+    source: str = "mock"
+    mode: str = "live-session"
+
+
+class AsyncRunner:
+    """Runs one session from lock to SessionEnd; `run()` returns the process exit code."""
+
+    def __init__(
+        self,
+        config: AppConfig,
+        workspace: Workspace,
+        provider: MarketDataProvider,
+        options: RunOptions,
+        clock: Clock | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:
+        self.config = config
+        self.workspace = workspace
+        self.provider = provider
+        self.options = options
+        self.clock = clock or SystemClock()
+        self.settings = config.settings.session
+        self.kill_switch = KillSwitch(workspace.kill_files(), env)
+        self.lock = PidLock(workspace.lock_path)
+        self.state = StateManager(workspace.state_dir)
+        self.bus = EventBus()
+        self.stopped_reason: str | None = None
+        self.stop_detail: str = ""
+        self._stop_event: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._heartbeat = time.monotonic()
+        self._finished = threading.Event()
+        self._shutdown_started = threading.Event()
+        self._watchdog_stop = threading.Event()
+        self._started_mono = time.monotonic()
+        self._started_at: datetime | None = None
+        self._equity_curve: list[tuple[str, Decimal]] = []
+        self._run_trades_from = 0
+        self.exit_code: int = ExitCode.INTERNAL_ERROR
+
+    # ------------------------------------------------------------------ start-up
+    def _load_state(self) -> tuple[PaperBroker, TradingCircuitBreaker, bool]:
+        paper_settings = self.config.settings.paper
+        symbol = self.config.strategy.symbol
+        data = self.state.load(BROKER_STATE_NAME, BROKER_KIND)
+        restored = data is not None
+        if data is None:
+            paper = PaperBroker(paper_settings, symbol=symbol)
+        else:
+            try:
+                paper = PaperBroker.from_state(paper_settings, data)
+            except (KeyError, ValueError, TypeError, ArithmeticError) as exc:
+                raise StateError(
+                    f"corrupted state file {self.workspace.broker_state_path}: {exc!s}; "
+                    "move it aside or restore a backup (`la clean --all` starts from scratch); it was left untouched"
+                ) from None
+            if paper.symbol != symbol:
+                raise StateError(
+                    f"state file {self.workspace.broker_state_path} is for {paper.symbol}, config trades {symbol}; "
+                    "use another workspace or `la clean --all`"
+                )
+        breaker_data = self.state.load(BREAKER_STATE_NAME, BREAKER_KIND)
+        try:
+            breaker_state = BreakerState.from_dict(breaker_data) if breaker_data else BreakerState()
+        except (KeyError, ValueError, TypeError, ArithmeticError) as exc:
+            raise StateError(
+                f"corrupted state file {self.workspace.breaker_state_path}: {exc!s}; move it aside or "
+                "`la clean --all`; it was left untouched"
+            ) from None
+        breaker = TradingCircuitBreaker(self.config.risk.circuit_breaker, self.config.risk.hard_limits(), breaker_state)
+        return paper, breaker, restored
+
+    def _setup(self) -> None:
+        self._started_at = self.clock.now()
+        mode = "paper"
+        self.lock.acquire({"run_id": None, "started_at": utc_iso(self._started_at), "mode": mode})
+        try:
+            paper, breaker, restored = self._load_state()
+        except BaseException:
+            self.lock.release()
+            raise
+        self.run_id = new_run_id(self._started_at, mode)
+        self._rewrite_lock_info()
+        self.run_dir = RunDirectory(self.workspace.runs_dir, self.run_id).create()
+        setup_logging(self.run_dir.system)
+        self.paper = paper
+        self.broker = PaperBrokerPort(paper)
+        self.breaker = breaker
+        self.supervisor = Supervisor(self.config.strategy, self.config.risk, self.config.settings.paper, breaker)
+        self.pipeline = TradingPipeline(self.supervisor, self.broker, self.bus, self.clock)
+        self.journal = EventJournal(self.run_dir.events)
+        self.store = StateStore(self.state, self.broker.to_state, lambda: self.breaker.state.to_dict())
+        self.bus.subscribe(self.journal)
+        self.bus.subscribe(self.store)
+        self.bus.subscribe(self._observe)
+        self._run_trades_from = len(paper.trades)
+        self._equity_curve.append((utc_iso(self._started_at), paper.equity))
+        atomic_write_text(self.run_dir.config_snapshot, _json(self._config_snapshot()))
+        self.starting_equity = paper.equity
+        self._restored_fee = paper.position.entry_fee if paper.position is not None else Decimal(0)
+        if self.lock.recovered_from is not None:
+            prev = self.lock.recovered_from
+            log.warning("recovered a stale lock left by pid %s (run %s): that session is not running", prev.pid, prev.run_id)
+            self.bus.publish(Event(EventName.LOCK_RECOVERED, self.clock.now(), previous_pid=prev.pid, previous_run_id=prev.run_id))
+        if restored:
+            pos = paper.position
+            log.info(
+                "restored paper state: equity %s, %d trades, open position %s",
+                paper.equity, len(paper.trades), pos.position_id if pos else "none",
+            )
+            self.bus.publish(Event(
+                EventName.STATE_RESTORED, self.clock.now(), equity=paper.equity, trades=len(paper.trades),
+                position_id=pos.position_id if pos else None, position_side=pos.side if pos else None,
+                position_qty=pos.qty if pos else None, breaker_tripped=breaker.state.tripped,
+            ))
+
+    def _rewrite_lock_info(self) -> None:
+        fd = self.lock._fd  # noqa: SLF001 - the lock owns the fd; we only refresh its JSON
+        assert fd is not None
+        payload = _json({"pid": os.getpid(), "run_id": self.run_id, "started_at": utc_iso(self._started_at),
+                         "mode": "paper", "source": self.options.source}).encode()
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, payload, 0)
+
+    def _config_snapshot(self) -> dict[str, Any]:
+        return {"run_id": self.run_id, "config_hash": self.config.config_hash, "config_dir": str(self.config.config_dir),
+                "source": self.options.source, "duration_min": self.options.duration_min, **self.config.snapshot()}
+
+    def _observe(self, event: Event) -> None:
+        if event.name == EventName.EXECUTION_EXIT:
+            self._equity_curve.append((utc_iso(event.timestamp), self.paper.equity))
+
+    # ------------------------------------------------------------------ run
+    def run(self) -> int:
+        """Blocking entry point: set up, run the loop, shut down. Returns the exit code."""
+        self._setup()
+        try:
+            asyncio.run(self._main())
+        finally:
+            self._watchdog_stop.set()
+        return self.exit_code
+
+    async def _main(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stop_event = asyncio.Event()
+        self._started_mono = time.monotonic()
+        for sig, name in ((signal.SIGTERM, "sigterm"), (signal.SIGINT, "sigint")):
+            self._loop.add_signal_handler(sig, self.request_stop, name, f"received {name.upper()}")
+        threading.Thread(target=self._threaded_watchdog, name="la-watchdog", daemon=True).start()
+        pos = self.paper.position
+        self.bus.publish(Event(
+            EventName.SESSION_START, self.clock.now(), run_id=self.run_id, mode="paper", session_mode=self.options.mode,
+            source=self.options.source, symbol=self.config.strategy.symbol, duration_min=self.options.duration_min,
+            pid=os.getpid(), config_hash=self.config.config_hash, strategy=self.config.strategy.name,
+            starting_equity=self.paper.equity, open_position=pos.position_id if pos else None,
+        ))
+        log.info("session %s started: paper, source %s, duration %s min", self.run_id, self.options.source,
+                 self.options.duration_min if self.options.duration_min is not None else "unlimited")
+        consumer = asyncio.create_task(self._consume(), name="market-data")
+        try:
+            await self._control_loop(consumer)
+        except Exception:  # noqa: BLE001 - any bug still goes through the shutdown path
+            log.critical("session loop failed", exc_info=True)
+            self.request_stop("error", "unhandled exception in the control loop")
+        await self._shutdown(consumer)
+
+    async def _consume(self) -> None:
+        async for candle in self.provider.candles():
+            stop = await self.pipeline.process(candle)
+            self.journal.flush()
+            if stop:
+                self.request_stop(stop, self.breaker.state.detail or stop)
+                return
+
+    def request_stop(self, reason: str, detail: str = "") -> None:
+        """Ask the session to stop (first reason wins). Loop-thread only; see _request_stop_threadsafe."""
+        if self.stopped_reason is not None:
+            log.info("already stopping (%s); ignoring %s", self.stopped_reason, reason)
+            return
+        self.stopped_reason = reason
+        self.stop_detail = detail
+        level = logging.INFO if reason in ("completed", "sigterm", "sigint", "data_exhausted") else logging.WARNING
+        log.log(level, "stopping: %s%s", reason, f" ({detail})" if detail else "")
+        if self._stop_event is not None:
+            self._stop_event.set()
+
+    async def _control_loop(self, consumer: asyncio.Task[None]) -> None:
+        assert self._stop_event is not None
+        s = self.settings
+        deadline = None if self.options.duration_min is None else self._started_mono + self.options.duration_min * 60
+        next_status = 0.0
+        while not self._stop_event.is_set():
+            now = time.monotonic()
+            self._heartbeat = now
+            reason = self.kill_switch.reason()
+            if reason:
+                self.pipeline.kill_switch_active = True
+                self.bus.publish(Event(EventName.KILL_SWITCH_ACTIVATED, self.clock.now(), code="KILL_SWITCH", detail=reason))
+                log.warning("KILL SWITCH: %s", reason)
+                self.request_stop("kill_switch", reason)
+                break
+            if deadline is not None and now >= deadline:
+                self.request_stop("completed", f"ran the full {self.options.duration_min} min")
+                break
+            last = self.provider.last_data_monotonic
+            age = now - (last if last is not None else self._started_mono)
+            if age > s.stale_data_timeout_sec:
+                self.bus.publish(Event(
+                    EventName.STALE_DATA_DETECTED, self.clock.now(), data_age_sec=round(age, 3),
+                    stale_data_timeout_sec=s.stale_data_timeout_sec, source=self.options.source,
+                ))
+                self.request_stop("stale_data", f"no market data for {age:.1f}s (stale_data_timeout_sec={s.stale_data_timeout_sec})")
+                break
+            if consumer.done():
+                self._consumer_finished(consumer)
+                break
+            if now >= next_status:
+                self._write_status()
+                next_status = now + s.status_interval_sec
+            self.journal.flush()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._stop_event.wait(), timeout=s.control_interval_sec)
+
+    def _consumer_finished(self, consumer: asyncio.Task[None]) -> None:
+        if self.stopped_reason is not None:
+            return
+        exc = consumer.exception()
+        if exc is None:
+            self.request_stop("data_exhausted", "the market data source ended")
+        elif isinstance(exc, FatalError):
+            log.error("market data failed for good: %s", exc)
+            self.request_stop("data_error", str(exc))
+        else:
+            log.critical("trading pipeline failed", exc_info=exc)
+            self.request_stop("error", f"{type(exc).__name__}: {exc}")
+
+    # ------------------------------------------------------------------ shutdown
+    async def _shutdown(self, consumer: asyncio.Task[None]) -> None:
+        self._shutdown_started.set()
+        reason = self.stopped_reason or "error"
+        consumer.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await consumer
+        with contextlib.suppress(Exception):
+            await self.provider.close()
+        exit_code, exit_reason = STOP_REASONS.get(reason, (ExitCode.INTERNAL_ERROR, reason))
+        try:
+            trade = await self.pipeline.flatten(exit_reason)
+            if trade is not None:
+                log.info("close_all(): closed %s %s at %s (pnl %s)", trade.side.value, trade.qty, trade.exit_price, trade.pnl)
+            else:
+                log.info("close_all(): no open position")
+        except Exception:  # noqa: BLE001
+            log.critical("close_all() failed during shutdown", exc_info=True)
+            exit_code = ExitCode.NOT_FLAT
+        self._finish(reason, exit_code)
+
+    def _finish(self, reason: str, exit_code: int) -> None:
+        """Persist, SessionEnd, reports, lock release. Safe to call from the watchdog thread."""
+        self.exit_code = int(exit_code)
+        try:
+            self.store.save_all()
+        except Exception:  # noqa: BLE001
+            log.critical("could not persist state at shutdown", exc_info=True)
+        ended = self.clock.now()
+        trades = self.paper.trades[self._run_trades_from:]
+        self.bus.publish(Event(
+            EventName.SESSION_END, ended, run_id=self.run_id, stopped_reason=reason, detail=self.stop_detail,
+            exit_code=self.exit_code, duration_sec=round(time.monotonic() - self._started_mono, 3),
+            candles_processed=self.pipeline.candles_processed, trades=len(trades),
+            starting_equity=self.starting_equity, ending_equity=self.paper.equity,
+            net_pnl=sum((t.pnl for t in trades), Decimal(0)), open_position=self.paper.position is not None,
+        ))
+        self.journal.close()
+        try:
+            self._write_reports(reason, ended, trades)
+        except Exception:  # noqa: BLE001
+            log.critical("could not write reports", exc_info=True)
+        self._write_status(running=False)
+        log.info("session %s ended: %s (exit code %d), %d trades, equity %s", self.run_id, reason, self.exit_code,
+                 len(trades), self.paper.equity)
+        flush_logging()
+        self.lock.release()
+        self._finished.set()
+
+    def _write_reports(self, reason: str, ended: datetime, trades: list[Any]) -> None:
+        write_trades_csv(self.run_dir.trades_csv, trades)
+        ok, detail = self._accounting_check(trades)
+        summary = SessionSummary(
+            run_id=self.run_id, mode="paper", source=self.options.source, started_at=utc_iso(self._started_at),
+            ended_at=utc_iso(ended), stopped_reason=reason, exit_code=self.exit_code,
+            starting_equity=self.starting_equity, ending_equity=self.paper.equity, trades=trades,
+            equity_curve=self._equity_curve + [(utc_iso(ended), self.paper.equity)], config=self._config_snapshot(),
+            config_hash=self.config.config_hash, event_counts=dict(self.journal.counts),
+            candles_processed=self.pipeline.candles_processed, accounting_ok=ok, accounting_detail=detail,
+            breaker=self.breaker.state.to_dict(),
+        )
+        write_summary(self.run_dir.summary_html, self.run_dir.file("summary.json"), summary)
+
+    def _accounting_check(self, trades: list[Any]) -> tuple[bool, str]:
+        """No drift: ending = starting + sum(run pnl) + entry fee of a restored position - entry fee still open.
+
+        Both fee terms are zero for a normal run: it starts and ends flat. A
+        position restored at start paid its entry fee in an earlier run, and that
+        fee is part of its trade's pnl here.
+        """
+        try:
+            self.paper.verify_accounting()
+        except ValueError as exc:
+            return False, str(exc)
+        net = sum((t.pnl for t in trades), Decimal(0))
+        open_fee = self.paper.position.entry_fee if self.paper.position else Decimal(0)
+        expected = self.starting_equity + net + self._restored_fee - open_fee
+        detail = f"ending {self.paper.equity} vs starting {self.starting_equity} + sum(trade pnl) {net}"
+        if self._restored_fee or open_fee:
+            detail += f" + restored entry fee {self._restored_fee} - open entry fee {open_fee}"
+        return expected == self.paper.equity, detail
+
+    def _write_status(self, running: bool = True) -> None:
+        pos = self.paper.position
+        last = self.pipeline.last_candle
+        status = {
+            "running": running, "pid": os.getpid(), "run_id": self.run_id, "mode": "paper", "source": self.options.source,
+            "started_at": utc_iso(self._started_at), "uptime_sec": round(time.monotonic() - self._started_mono, 1),
+            "updated_at": utc_iso(self.clock.now()), "equity": str(self.paper.equity),
+            "mark_to_market_equity": str(self.paper.mark_to_market()),
+            "position": None if pos is None else {"side": pos.side.value, "qty": str(pos.qty),
+                                                  "entry_price": str(pos.entry_price), "stop_loss": str(pos.stop_loss),
+                                                  "take_profit": str(pos.take_profit)},
+            "candles_processed": self.pipeline.candles_processed,
+            "last_candle": None if last is None else {"ts": utc_iso(last.ts), "close": str(last.close)},
+            "breaker": self.breaker.state.to_dict(), "stopped_reason": self.stopped_reason,
+        }
+        try:
+            atomic_write_text(self.workspace.status_path, _json(status))
+        except OSError:
+            log.warning("could not write %s", self.workspace.status_path, exc_info=True)
+
+    # ------------------------------------------------------------------ watchdog
+    def _threaded_watchdog(self) -> None:
+        """Own thread: catches a frozen loop (heartbeat) or runaway memory (RSS).
+
+        First it asks the loop to stop gracefully; if the loop does not finish
+        within `shutdown_grace_sec` (it is frozen), the thread flattens, writes
+        the artifacts and releases the lock itself, then exits the process.
+        """
+        s = self.settings
+        proc = psutil.Process()
+        limit = s.max_memory_mb * 1024 * 1024
+        while not self._watchdog_stop.wait(s.watchdog_interval_sec):
+            if self._shutdown_started.is_set():
+                continue
+            hb_age = time.monotonic() - self._heartbeat
+            rss = proc.memory_info().rss
+            if hb_age > s.heartbeat_timeout_sec:
+                self._watchdog_fire("watchdog_heartbeat", f"event loop heartbeat frozen for {hb_age:.1f}s "
+                                    f"(heartbeat_timeout_sec={s.heartbeat_timeout_sec})")
+                return
+            if rss > limit:
+                self._watchdog_fire("watchdog_memory", f"RSS {rss / 1048576:.0f} MB exceeds max_memory_mb={s.max_memory_mb:.0f}")
+                return
+
+    def _watchdog_fire(self, reason: str, detail: str) -> None:
+        log.critical("WATCHDOG: %s", detail)
+        self.bus_publish_threadsafe(Event(EventName.WATCHDOG_TRIGGERED, self.clock.now(), reason=reason, detail=detail))
+        loop = self._loop
+        if loop is not None and loop.is_running():
+            loop.call_soon_threadsafe(self.request_stop, reason, detail)
+        if self._finished.wait(self.settings.shutdown_grace_sec):
+            return  # the loop shut down gracefully (it will exit with the watchdog code)
+        log.critical("WATCHDOG: event loop did not stop within %.0fs; emergency flatten and exit", self.settings.shutdown_grace_sec)
+        acquired = self.pipeline.mutation_lock.acquire(timeout=5)
+        try:
+            if self.stopped_reason is None:
+                self.stopped_reason, self.stop_detail = reason, detail
+            events, trade = self.broker.close_all_blocking("watchdog", self.clock.now())
+            self.bus.publish_all(events)
+            if trade is not None:
+                self.bus.publish_all(self.supervisor.on_trade_closed(trade, self.paper.equity, self.clock.now()).events)
+            self._finish(reason, ExitCode.WATCHDOG)
+        finally:
+            if acquired:
+                self.pipeline.mutation_lock.release()
+            flush_logging()
+            os._exit(ExitCode.WATCHDOG)
+
+    def bus_publish_threadsafe(self, event: Event) -> None:
+        """Publish from the watchdog thread, between candles if the loop is alive."""
+        acquired = self.pipeline.mutation_lock.acquire(timeout=1)
+        try:
+            self.bus.publish(event)
+        finally:
+            if acquired:
+                self.pipeline.mutation_lock.release()
+
+
+def _json(data: Any) -> str:
+    import json
+
+    return json.dumps(data, indent=2, default=str) + "\n"

@@ -1,0 +1,75 @@
+"""One candle through the whole trading pipeline; shared by live sessions and replays.
+
+MarketData → CandleProcessed → broker exits (TP/SL) → Supervisor decision
+(signal, risk gate, intent) → broker execution → events on the bus. The clock
+is injected: wall clock in a live session, simulated in a replay. That is the
+only difference between the two.
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import datetime
+
+from laptop_agents.agents.supervisor import Supervisor
+from laptop_agents.core.clock import Clock
+from laptop_agents.core.events import Event, EventBus, EventName
+from laptop_agents.core.models import Candle, Trade
+from laptop_agents.execution.broker import Broker
+
+
+class TradingPipeline:
+    def __init__(self, supervisor: Supervisor, broker: Broker, bus: EventBus, clock: Clock) -> None:
+        self.supervisor = supervisor
+        self.broker = broker
+        self.bus = bus
+        self.clock = clock
+        self.kill_switch_active = False
+        self.candles_processed = 0
+        self.last_candle: Candle | None = None
+        # held while the broker is being changed, so the watchdog thread never flattens mid-update
+        self.mutation_lock = threading.Lock()
+
+    async def process(self, candle: Candle) -> str | None:
+        """Run one closed candle; return a stop reason if the session must end."""
+        now = self.clock.now()
+        publish = self.bus.publish
+        with self.mutation_lock:
+            self.candles_processed += 1
+            self.last_candle = candle
+            publish(Event(
+                EventName.CANDLE_PROCESSED, now, symbol=candle.symbol, candle_ts=candle.ts, open=candle.open,
+                high=candle.high, low=candle.low, close=candle.close, volume=candle.volume,
+            ))
+            stop: str | None = None
+            events, trade = await self.broker.on_candle(candle, now)
+            self.bus.publish_all(events)
+            if trade is not None:
+                stop = self._after_trade(trade, now)
+            breaker = self.supervisor.breaker.state
+            snapshot = self.broker.snapshot(breaker.daily_realized_pnl, breaker.peak_equity)
+            decision = self.supervisor.on_candle(candle, snapshot, now, kill_switch=self.kill_switch_active)
+            self.bus.publish_all(decision.events)
+            if decision.close_reason is not None:
+                events, trade = await self.broker.close_position(decision.close_reason, candle.close, candle.ts, now)
+                self.bus.publish_all(events)
+                if trade is not None:
+                    stop = stop or self._after_trade(trade, now)
+            if decision.intent is not None and stop is None:
+                self.bus.publish_all(await self.broker.submit(decision.intent, candle, now))
+            return stop or decision.stop_reason
+
+    def _after_trade(self, trade: Trade, now: datetime) -> str | None:
+        decision = self.supervisor.on_trade_closed(trade, self.broker.equity, now)
+        self.bus.publish_all(decision.events)
+        return decision.stop_reason
+
+    async def flatten(self, reason: str) -> Trade | None:
+        """Close any open position (close_all) and account for it."""
+        now = self.clock.now()
+        with self.mutation_lock:
+            events, trade = await self.broker.close_all(reason, now)
+            self.bus.publish_all(events)
+            if trade is not None:
+                self._after_trade(trade, now)
+            return trade
