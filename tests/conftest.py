@@ -1,0 +1,142 @@
+"""Shared fixtures: an isolated workspace + config dir, and `la` as a real subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@dataclass
+class LaEnv:
+    """A scratch installation: its own workspace, config dir and environment."""
+
+    root: Path
+    workspace: Path
+    config_dir: Path
+    env: dict[str, str] = field(default_factory=dict)
+    procs: list[subprocess.Popen[str]] = field(default_factory=list)
+
+    def cmd(self, *args: str) -> list[str]:
+        return [sys.executable, "-m", "laptop_agents", *args, "--workspace", str(self.workspace),
+                "--config-dir", str(self.config_dir)]
+
+    def full_env(self, extra: dict[str, str] | None = None) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("LA_")}
+        env.update(self.env)
+        env.update(extra or {})
+        env["PYTHONUNBUFFERED"] = "1"
+        return env
+
+    def run(self, *args: str, extra_env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(self.cmd(*args), cwd=self.root, env=self.full_env(extra_env), capture_output=True,
+                              text=True, timeout=timeout)
+
+    def start(self, *args: str, extra_env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+        proc = subprocess.Popen(self.cmd(*args), cwd=self.root, env=self.full_env(extra_env), stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        self.procs.append(proc)
+        return proc
+
+    # ---------------------------------------------------------------- config edits
+    def edit_json(self, rel: str, **changes: Any) -> None:
+        path = self.config_dir / rel
+        data = json.loads(path.read_text())
+        _deep_update(data, changes)
+        path.write_text(json.dumps(data, indent=2))
+
+    def edit_yaml(self, rel: str, **changes: Any) -> None:
+        path = self.config_dir / rel
+        data = yaml.safe_load(path.read_text())
+        _deep_update(data, changes)
+        path.write_text(yaml.safe_dump(data))
+
+    def hold_positions(self) -> None:
+        """Strategy config whose positions stay open (far stop/target, no time exit)."""
+        self.edit_json("strategies/default.json", exits={"stop_atr_mult": 20, "take_profit_r": 20, "max_hold_candles": 0})
+
+    # ---------------------------------------------------------------- artifacts
+    @property
+    def latest(self) -> Path:
+        return self.workspace / "runs" / "latest"
+
+    @property
+    def lock(self) -> Path:
+        return self.workspace / "paper" / "async_session.lock"
+
+    @property
+    def broker_state(self) -> Path:
+        return self.workspace / "paper" / "async_broker_state.json"
+
+    def events(self, run_dir: Path | None = None) -> list[dict[str, Any]]:
+        path = (run_dir or self.latest) / "events.jsonl"
+        if not path.exists():
+            return []
+        out = []
+        for line in path.read_text().splitlines():
+            try:
+                out.append(json.loads(line))
+            except json.JSONDecodeError:
+                pass
+        return out
+
+    def system_log(self, run_dir: Path | None = None) -> list[dict[str, Any]]:
+        path = (run_dir or self.latest) / "system.jsonl"
+        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+    def state(self) -> dict[str, Any]:
+        return json.loads(self.broker_state.read_text())
+
+    def wait_for(self, predicate: Callable[[], bool], timeout: float = 30, what: str = "condition") -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if predicate():
+                return
+            for proc in self.procs:
+                if proc.poll() is not None and proc.returncode not in (0, None):
+                    pass
+            time.sleep(0.02)
+        raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+    def wait_for_event(self, name: str, timeout: float = 30) -> dict[str, Any]:
+        found: list[dict[str, Any]] = []
+
+        def seen() -> bool:
+            found[:] = [e for e in self.events() if e.get("event") == name]
+            return bool(found)
+
+        self.wait_for(seen, timeout, f"event {name}")
+        return found[-1]
+
+
+def _deep_update(data: dict[str, Any], changes: dict[str, Any]) -> None:
+    for key, value in changes.items():
+        if isinstance(value, dict) and isinstance(data.get(key), dict):
+            _deep_update(data[key], value)
+        else:
+            data[key] = value
+
+
+@pytest.fixture
+def la_env(tmp_path: Path) -> Iterator[LaEnv]:
+    config_dir = tmp_path / "config"
+    shutil.copytree(REPO / "config", config_dir)
+    env = LaEnv(root=tmp_path, workspace=tmp_path / ".workspace", config_dir=config_dir)
+    yield env
+    for proc in env.procs:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(timeout=10)
