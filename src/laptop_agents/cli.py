@@ -59,6 +59,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, default=60.0, metavar="SEC", help="how long to wait (default 60)")
     _common(p)
 
+    p = sub.add_parser("reset-breaker", help="clear a tripped trading circuit breaker (after reviewing why it tripped)",
+                       description="Clear a tripped circuit breaker and its loss streak. Refuses while a session runs.")
+    _common(p)
+
     p = sub.add_parser(
         "run", help="run a trading session",
         description="Run a paper trading session. Example: la run --mode live-session --duration 10 --source mock --async",
@@ -277,13 +281,40 @@ def cmd_clean(args: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
+def cmd_reset_breaker(args: argparse.Namespace) -> int:
+    from datetime import datetime, timezone
+
+    from laptop_agents.core.config_models import load_config
+    from laptop_agents.core.state import StateManager
+    from laptop_agents.resilience.trading_circuit_breaker import BreakerState, TradingCircuitBreaker
+    from laptop_agents.session.lock import lock_is_held
+    from laptop_agents.session.state_store import BREAKER_KIND
+    from laptop_agents.session.workspace import BREAKER_STATE_NAME
+
+    ws = _workspace(args)
+    if lock_is_held(ws.lock_path):
+        raise LaError("a session is running; stop it first (`la stop`)")
+    config = load_config(_config_dir(args))
+    states = StateManager(ws.state_dir)
+    data = states.load(BREAKER_STATE_NAME, BREAKER_KIND)
+    if not data or not data.get("tripped"):
+        print("circuit breaker is not tripped; nothing to do")
+        return ExitCode.OK
+    breaker = TradingCircuitBreaker(config.risk.circuit_breaker, config.risk.hard_limits(), BreakerState.from_dict(data))
+    was = breaker.state.reason
+    breaker.reset(datetime.now(timezone.utc), why="la reset-breaker")
+    states.save(BREAKER_STATE_NAME, BREAKER_KIND, breaker.state.to_dict())
+    print(f"circuit breaker reset (was tripped: {was})")
+    return ExitCode.OK
+
+
 def cmd_doctor(args: argparse.Namespace) -> int:
     from laptop_agents.doctor import run_doctor
 
     return run_doctor(_workspace(args), _config_dir(args), fix=args.fix)
 
 
-COMMANDS = {"run": cmd_run, "status": cmd_status, "stop": cmd_stop, "clean": cmd_clean, "doctor": cmd_doctor}
+COMMANDS = {"reset-breaker": cmd_reset_breaker, "run": cmd_run, "status": cmd_status, "stop": cmd_stop, "clean": cmd_clean, "doctor": cmd_doctor}
 
 
 def main(argv: list[str] | None = None) -> int:

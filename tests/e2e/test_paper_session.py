@@ -187,6 +187,13 @@ def test_losing_streak_trips_breaker_and_halts_entries(la_env: LaEnv) -> None:
     again = run_session(la_env, "0.03", "--scenario", "losing_streak", "--candle-interval", "0.005")
     assert again.returncode == 0
     assert not any(e["event"] == "OrderSubmitted" for e in la_env.events())
+    # until the operator resets it
+    reset = la_env.run("reset-breaker")
+    assert reset.returncode == 0 and "consecutive_losses" in reset.stdout
+    breaker = json.loads((la_env.workspace / "paper" / "circuit_breaker_state.json").read_text())
+    assert breaker["tripped"] is False and breaker["consecutive_losses"] == 0
+    assert run_session(la_env, "0.03", "--scenario", "losing_streak", "--candle-interval", "0.005").returncode == 0
+    assert any(e["event"] == "OrderSubmitted" for e in la_env.events())
 
 
 def test_breaker_stop_session_action(la_env: LaEnv) -> None:

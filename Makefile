@@ -1,0 +1,31 @@
+# Two commands from a fresh clone:  `make paper` (set up + run a paper session)  and  `make test`.
+VENV     ?= .venv
+PYTHON   ?= python3
+DURATION ?= 10
+BIN      := $(VENV)/bin
+
+.PHONY: setup paper test test-fast clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+## set up, check the environment, and paper-trade on the built-in mock data for $(DURATION) minutes
+paper: setup
+	$(BIN)/la doctor --fix
+	$(BIN)/la run --mode live-session --duration $(DURATION) --source mock --async
+
+## set up and run the whole test suite (slow tests included, as CI does)
+test: setup
+	$(BIN)/pytest -q
+
+## the fast subset, for the edit-test loop
+test-fast: setup
+	$(BIN)/pytest -q -m "not slow and not docker"
+
+clean:
+	rm -rf $(VENV) .pytest_cache .hypothesis
