@@ -150,11 +150,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     import logging
 
     from laptop_agents.core.logger import setup_logging
-    from laptop_agents.data.providers.mock import MockProvider
     from laptop_agents.session.async_session import AsyncRunner, RunOptions
 
     setup_logging(None, logging.WARNING if args.quiet else logging.INFO)
-    provider = MockProvider(config.settings.mock, symbol=config.strategy.symbol)
+    provider = build_provider(config, args.source)
     runner = AsyncRunner(config, workspace, provider, RunOptions(duration_min=args.duration, source=args.source, mode=args.mode))
     code = runner.run()
     print(
@@ -163,6 +162,15 @@ def cmd_run(args: argparse.Namespace) -> int:
         f"artifacts {runner.run_dir.path}"
     )
     return code
+
+
+def build_provider(config: Any, source: str) -> Any:
+    """The market data provider for `--source` (shared by `la run` and `la serve`)."""
+    if source == "mock":
+        from laptop_agents.data.providers.mock import MockProvider
+
+        return MockProvider(config.settings.mock, symbol=config.strategy.symbol)
+    raise LaError(f"unknown market data source {source!r}")
 
 
 def _detach(args: argparse.Namespace, workspace: Any) -> int:

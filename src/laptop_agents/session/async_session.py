@@ -69,6 +69,29 @@ STOP_REASONS: dict[str, tuple[ExitCode, str]] = {
 }
 
 
+class SessionHooks:
+    """Extension points for the shell around a session (service mode: systemd notify, HTTP, alerts).
+
+    Called on the loop thread. Override what you need; every method is a no-op
+    by default. A hook that raises is logged and ignored: observers never stop trading.
+    """
+
+    def on_started(self, runner: AsyncRunner) -> None:
+        """After SessionStart, before the first candle."""
+
+    def on_heartbeat(self, runner: AsyncRunner) -> None:
+        """Every control tick (`control_interval_sec`) while the loop is healthy."""
+
+    def on_first_candle(self, runner: AsyncRunner) -> None:
+        """Once, when market data first flows."""
+
+    def on_stopping(self, runner: AsyncRunner) -> None:
+        """When shutdown begins (before close_all)."""
+
+    def on_finished(self, runner: AsyncRunner) -> None:
+        """After SessionEnd and the reports, before the lock is released."""
+
+
 @dataclass(frozen=True)
 class RunOptions:
     duration_min: float | None  # None: run until stopped (service mode)
@@ -87,6 +110,7 @@ class AsyncRunner:
         options: RunOptions,
         clock: Clock | None = None,
         env: dict[str, str] | None = None,
+        hooks: list[SessionHooks] | None = None,
     ) -> None:
         self.config = config
         self.workspace = workspace
@@ -98,6 +122,7 @@ class AsyncRunner:
         self.lock = PidLock(workspace.lock_path)
         self.state = StateManager(workspace.state_dir)
         self.bus = EventBus()
+        self.hooks = list(hooks or [])
         self.stopped_reason: str | None = None
         self.stop_detail: str = ""
         self._stop_event: asyncio.Event | None = None
@@ -204,6 +229,22 @@ class AsyncRunner:
         if event.name == EventName.EXECUTION_EXIT:
             self._equity_curve.append((utc_iso(event.timestamp), self.paper.equity))
 
+    def _call_hooks(self, name: str) -> None:
+        for hook in self.hooks:
+            try:
+                getattr(hook, name)(self)
+            except Exception:  # noqa: BLE001 - observers never stop trading
+                log.exception("session hook %s.%s failed", type(hook).__name__, name)
+
+    @property
+    def heartbeat_age_sec(self) -> float:
+        return time.monotonic() - self._heartbeat
+
+    @property
+    def data_age_sec(self) -> float | None:
+        last = self.provider.last_data_monotonic
+        return None if last is None else time.monotonic() - last
+
     # ------------------------------------------------------------------ run
     def run(self) -> int:
         """Blocking entry point: set up, run the loop, shut down. Returns the exit code."""
@@ -230,6 +271,7 @@ class AsyncRunner:
         ))
         log.info("session %s started: paper, source %s, duration %s min", self.run_id, self.options.source,
                  self.options.duration_min if self.options.duration_min is not None else "unlimited")
+        self._call_hooks("on_started")
         consumer = asyncio.create_task(self._consume(), name="market-data")
         try:
             await self._control_loop(consumer)
@@ -241,6 +283,8 @@ class AsyncRunner:
     async def _consume(self) -> None:
         async for candle in self.provider.candles():
             stop = await self.pipeline.process(candle)
+            if self.pipeline.candles_processed == 1:
+                self._call_hooks("on_first_candle")
             self.journal.flush()
             if stop:
                 self.request_stop(stop, self.breaker.state.detail or stop)
@@ -292,6 +336,7 @@ class AsyncRunner:
                 self._write_status()
                 next_status = now + s.status_interval_sec
             self.journal.flush()
+            self._call_hooks("on_heartbeat")
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._stop_event.wait(), timeout=s.control_interval_sec)
 
@@ -312,6 +357,7 @@ class AsyncRunner:
     async def _shutdown(self, consumer: asyncio.Task[None]) -> None:
         self._shutdown_started.set()
         reason = self.stopped_reason or "error"
+        self._call_hooks("on_stopping")
         consumer.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await consumer
@@ -353,6 +399,7 @@ class AsyncRunner:
         self._write_status(running=False)
         log.info("session %s ended: %s (exit code %d), %d trades, equity %s", self.run_id, reason, self.exit_code,
                  len(trades), self.paper.equity)
+        self._call_hooks("on_finished")
         flush_logging()
         self.lock.release()
         self._finished.set()
