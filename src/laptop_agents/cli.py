@@ -158,7 +158,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     code = runner.run()
     print(
         f"session {runner.run_id} ended: {runner.stopped_reason} (exit {code}); "
-        f"{len(runner.paper.trades) - runner._run_trades_from} trades; equity {runner.paper.equity} USDT; "  # noqa: SLF001
+        f"{len(runner.recorder.run_trades)} trades; equity {runner.paper.equity} USDT; "
         f"artifacts {runner.run_dir.path}"
     )
     return code

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import signal
@@ -25,7 +26,6 @@ import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal
 from typing import Any
 
 import psutil
@@ -37,17 +37,16 @@ from laptop_agents.core.errors import ExitCode, StateError
 from laptop_agents.core.events import Event, EventBus, EventName
 from laptop_agents.core.logger import flush_logging, setup_logging
 from laptop_agents.core.models import utc_iso
-from laptop_agents.core.orchestrator import EventJournal, RunDirectory, new_run_id
+from laptop_agents.core.orchestrator import RunDirectory, new_run_id
 from laptop_agents.core.state import StateManager, atomic_write_text
 from laptop_agents.data.providers.base import FatalError, MarketDataProvider
 from laptop_agents.execution.broker import PaperBrokerPort
 from laptop_agents.paper.broker import PaperBroker
-from laptop_agents.reporting.summary_html import SessionSummary, write_summary
-from laptop_agents.reporting.trades_csv import write_trades_csv
 from laptop_agents.resilience.trading_circuit_breaker import BreakerState, TradingCircuitBreaker
 from laptop_agents.session.kill_switch import KillSwitch
 from laptop_agents.session.lock import PidLock
 from laptop_agents.session.pipeline import TradingPipeline
+from laptop_agents.session.recorder import RunRecorder
 from laptop_agents.session.state_store import BREAKER_KIND, BROKER_KIND, StateStore
 from laptop_agents.session.workspace import BREAKER_STATE_NAME, BROKER_STATE_NAME, Workspace
 
@@ -133,8 +132,6 @@ class AsyncRunner:
         self._watchdog_stop = threading.Event()
         self._started_mono = time.monotonic()
         self._started_at: datetime | None = None
-        self._equity_curve: list[tuple[str, Decimal]] = []
-        self._run_trades_from = 0
         self.exit_code: int = ExitCode.INTERNAL_ERROR
 
     # ------------------------------------------------------------------ start-up
@@ -187,16 +184,13 @@ class AsyncRunner:
         self.breaker = breaker
         self.supervisor = Supervisor(self.config.strategy, self.config.risk, self.config.settings.paper, breaker)
         self.pipeline = TradingPipeline(self.supervisor, self.broker, self.bus, self.clock)
-        self.journal = EventJournal(self.run_dir.events)
+        self.recorder = RunRecorder(
+            self.run_dir, self.bus, paper, self.config, mode="paper", source=self.options.source,
+            started_at=self._started_at, extra_snapshot={"duration_min": self.options.duration_min},
+        )
+        self.journal = self.recorder.journal
         self.store = StateStore(self.state, self.broker.to_state, lambda: self.breaker.state.to_dict())
-        self.bus.subscribe(self.journal)
         self.bus.subscribe(self.store)
-        self.bus.subscribe(self._observe)
-        self._run_trades_from = len(paper.trades)
-        self._equity_curve.append((utc_iso(self._started_at), paper.equity))
-        atomic_write_text(self.run_dir.config_snapshot, _json(self._config_snapshot()))
-        self.starting_equity = paper.equity
-        self._restored_fee = paper.position.entry_fee if paper.position is not None else Decimal(0)
         if self.lock.recovered_from is not None:
             prev = self.lock.recovered_from
             log.warning("recovered a stale lock left by pid %s (run %s): that session is not running", prev.pid, prev.run_id)
@@ -220,14 +214,6 @@ class AsyncRunner:
                          "mode": "paper", "source": self.options.source}).encode()
         os.ftruncate(fd, 0)
         os.pwrite(fd, payload, 0)
-
-    def _config_snapshot(self) -> dict[str, Any]:
-        return {"run_id": self.run_id, "config_hash": self.config.config_hash, "config_dir": str(self.config.config_dir),
-                "source": self.options.source, "duration_min": self.options.duration_min, **self.config.snapshot()}
-
-    def _observe(self, event: Event) -> None:
-        if event.name == EventName.EXECUTION_EXIT:
-            self._equity_curve.append((utc_iso(event.timestamp), self.paper.equity))
 
     def _call_hooks(self, name: str) -> None:
         for hook in self.hooks:
@@ -383,59 +369,23 @@ class AsyncRunner:
         except Exception:  # noqa: BLE001
             log.critical("could not persist state at shutdown", exc_info=True)
         ended = self.clock.now()
-        trades = self.paper.trades[self._run_trades_from:]
-        self.bus.publish(Event(
-            EventName.SESSION_END, ended, run_id=self.run_id, stopped_reason=reason, detail=self.stop_detail,
-            exit_code=self.exit_code, duration_sec=round(time.monotonic() - self._started_mono, 3),
-            candles_processed=self.pipeline.candles_processed, trades=len(trades),
-            starting_equity=self.starting_equity, ending_equity=self.paper.equity,
-            net_pnl=sum((t.pnl for t in trades), Decimal(0)), open_position=self.paper.position is not None,
-        ))
-        self.journal.close()
         try:
-            self._write_reports(reason, ended, trades)
+            summary = self.recorder.finish(
+                reason=reason, detail=self.stop_detail, exit_code=self.exit_code, ended=ended,
+                duration_sec=time.monotonic() - self._started_mono, candles_processed=self.pipeline.candles_processed,
+                breaker=self.breaker.state.to_dict(),
+            )
+            trade_count = len(summary.trades)
         except Exception:  # noqa: BLE001
-            log.critical("could not write reports", exc_info=True)
+            log.critical("could not write the run's reports", exc_info=True)
+            trade_count = len(self.recorder.run_trades)
         self._write_status(running=False)
         log.info("session %s ended: %s (exit code %d), %d trades, equity %s", self.run_id, reason, self.exit_code,
-                 len(trades), self.paper.equity)
+                 trade_count, self.paper.equity)
         self._call_hooks("on_finished")
         flush_logging()
         self.lock.release()
         self._finished.set()
-
-    def _write_reports(self, reason: str, ended: datetime, trades: list[Any]) -> None:
-        write_trades_csv(self.run_dir.trades_csv, trades)
-        ok, detail = self._accounting_check(trades)
-        summary = SessionSummary(
-            run_id=self.run_id, mode="paper", source=self.options.source, started_at=utc_iso(self._started_at),
-            ended_at=utc_iso(ended), stopped_reason=reason, exit_code=self.exit_code,
-            starting_equity=self.starting_equity, ending_equity=self.paper.equity, trades=trades,
-            equity_curve=self._equity_curve + [(utc_iso(ended), self.paper.equity)], config=self._config_snapshot(),
-            config_hash=self.config.config_hash, event_counts=dict(self.journal.counts),
-            candles_processed=self.pipeline.candles_processed, accounting_ok=ok, accounting_detail=detail,
-            breaker=self.breaker.state.to_dict(),
-        )
-        write_summary(self.run_dir.summary_html, self.run_dir.file("summary.json"), summary)
-
-    def _accounting_check(self, trades: list[Any]) -> tuple[bool, str]:
-        """No drift: ending = starting + sum(run pnl) + entry fee of a restored position - entry fee still open.
-
-        Both fee terms are zero for a normal run: it starts and ends flat. A
-        position restored at start paid its entry fee in an earlier run, and that
-        fee is part of its trade's pnl here.
-        """
-        try:
-            self.paper.verify_accounting()
-        except ValueError as exc:
-            return False, str(exc)
-        net = sum((t.pnl for t in trades), Decimal(0))
-        open_fee = self.paper.position.entry_fee if self.paper.position else Decimal(0)
-        expected = self.starting_equity + net + self._restored_fee - open_fee
-        detail = f"ending {self.paper.equity} vs starting {self.starting_equity} + sum(trade pnl) {net}"
-        if self._restored_fee or open_fee:
-            detail += f" + restored entry fee {self._restored_fee} - open entry fee {open_fee}"
-        return expected == self.paper.equity, detail
 
     def _write_status(self, running: bool = True) -> None:
         pos = self.paper.position
@@ -516,6 +466,4 @@ class AsyncRunner:
 
 
 def _json(data: Any) -> str:
-    import json
-
     return json.dumps(data, indent=2, default=str) + "\n"

@@ -1,0 +1,119 @@
+"""RunRecorder: everything a run leaves in its directory, shared by live sessions and replays.
+
+It owns the run directory's journal (events.jsonl), the config snapshot, the
+equity curve, and at the end SessionEnd, trades.csv, summary.html/json with the
+no-drift accounting check.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from laptop_agents.core.config_models import AppConfig
+from laptop_agents.core.events import Event, EventBus, EventName
+from laptop_agents.core.models import Trade, utc_iso
+from laptop_agents.core.orchestrator import EventJournal, RunDirectory
+from laptop_agents.core.state import atomic_write_text
+from laptop_agents.paper.broker import PaperBroker
+from laptop_agents.reporting.summary_html import SessionSummary, write_summary
+from laptop_agents.reporting.trades_csv import write_trades_csv
+
+log = logging.getLogger("laptop_agents.session.recorder")
+
+
+class RunRecorder:
+    def __init__(
+        self,
+        run_dir: RunDirectory,
+        bus: EventBus,
+        paper: PaperBroker,
+        config: AppConfig,
+        *,
+        mode: str,
+        source: str,
+        started_at: datetime,
+        extra_snapshot: dict[str, Any] | None = None,
+        candle_events: bool = True,
+    ) -> None:
+        self.run_dir = run_dir
+        self.paper = paper
+        self.config = config
+        self.mode = mode
+        self.source = source
+        self.started_at = started_at
+        self.bus = bus
+        self.journal = EventJournal(run_dir.events, candle_events=candle_events)
+        self.starting_equity = paper.equity
+        self.first_trade = len(paper.trades)
+        # a position restored at start paid its entry fee in an earlier run
+        self.restored_fee = paper.position.entry_fee if paper.position is not None else Decimal(0)
+        self.equity_curve: list[tuple[str, Decimal]] = [(utc_iso(started_at), paper.equity)]
+        self.snapshot = {"run_id": run_dir.run_id, "config_hash": config.config_hash, "config_dir": str(config.config_dir),
+                         "mode": mode, "source": source, **(extra_snapshot or {}), **config.snapshot()}
+        atomic_write_text(run_dir.config_snapshot, json.dumps(self.snapshot, indent=2, default=str) + "\n")
+        bus.subscribe(self.journal)
+        bus.subscribe(self._observe)
+
+    def _observe(self, event: Event) -> None:
+        if event.name == EventName.EXECUTION_EXIT:
+            self.equity_curve.append((utc_iso(event.timestamp), self.paper.equity))
+
+    @property
+    def run_trades(self) -> list[Trade]:
+        return self.paper.trades[self.first_trade:]
+
+    def finish(
+        self,
+        *,
+        reason: str,
+        detail: str,
+        exit_code: int,
+        ended: datetime,
+        duration_sec: float,
+        candles_processed: int,
+        breaker: dict[str, Any],
+    ) -> SessionSummary:
+        """SessionEnd, then trades.csv and summary.html/json. Returns the summary."""
+        trades = self.run_trades
+        self.bus.publish(Event(
+            EventName.SESSION_END, ended, run_id=self.run_dir.run_id, stopped_reason=reason, detail=detail,
+            exit_code=exit_code, duration_sec=round(duration_sec, 3), candles_processed=candles_processed,
+            trades=len(trades), starting_equity=self.starting_equity, ending_equity=self.paper.equity,
+            net_pnl=sum((t.pnl for t in trades), Decimal(0)), open_position=self.paper.position is not None,
+        ))
+        self.journal.close()
+        write_trades_csv(self.run_dir.trades_csv, trades)
+        ok, check = self.accounting_check(trades)
+        summary = SessionSummary(
+            run_id=self.run_dir.run_id, mode=self.mode, source=self.source, started_at=utc_iso(self.started_at),
+            ended_at=utc_iso(ended), stopped_reason=reason, exit_code=exit_code, starting_equity=self.starting_equity,
+            ending_equity=self.paper.equity, trades=trades,
+            equity_curve=self.equity_curve + [(utc_iso(ended), self.paper.equity)], config=self.snapshot,
+            config_hash=self.config.config_hash, event_counts=dict(self.journal.counts),
+            candles_processed=candles_processed, accounting_ok=ok, accounting_detail=check, breaker=breaker,
+        )
+        write_summary(self.run_dir.summary_html, self.run_dir.file("summary.json"), summary)
+        if not ok:
+            log.critical("ACCOUNTING DRIFT: %s", check)
+        return summary
+
+    def accounting_check(self, trades: list[Trade]) -> tuple[bool, str]:
+        """No drift: ending = starting + sum(run pnl) + restored entry fee - entry fee still open.
+
+        Both fee terms are zero for a normal run, which starts and ends flat.
+        """
+        try:
+            self.paper.verify_accounting()
+        except ValueError as exc:
+            return False, str(exc)
+        net = sum((t.pnl for t in trades), Decimal(0))
+        open_fee = self.paper.position.entry_fee if self.paper.position else Decimal(0)
+        expected = self.starting_equity + net + self.restored_fee - open_fee
+        detail = f"ending {self.paper.equity} vs starting {self.starting_equity} + sum(trade pnl) {net}"
+        if self.restored_fee or open_fee:
+            detail += f" + restored entry fee {self.restored_fee} - open entry fee {open_fee}"
+        return expected == self.paper.equity, detail
