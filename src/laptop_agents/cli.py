@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from laptop_agents import __version__
-from laptop_agents.core.errors import ExitCode, LaError
+from laptop_agents.core.errors import AlreadyRunningError, ExitCode, LaError, UsageError
 
 EXIT_CODES_HELP = """exit codes:
   0 completed, or stopped cleanly (SIGTERM/SIGINT/la stop)   1 internal error
@@ -68,11 +68,16 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run a paper trading session. Example: la run --mode live-session --duration 10 --source mock --async",
         epilog=EXIT_CODES_HELP, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--mode", choices=["live-session"], default="live-session",
-                   help="live-session: real-time session (paper broker)")
+    p.add_argument("--mode", choices=["live-session", "backtest"], default="live-session",
+                   help="live-session: real-time session (paper broker); backtest: fast-forward replay")
     p.add_argument("--duration", type=_positive_float, metavar="MIN",
                    help="minutes to run, fractions allowed (default: until stopped)")
-    p.add_argument("--source", choices=["mock"], default="mock", help="market data source (default mock)")
+    p.add_argument("--source", choices=["mock", "replay"], default="mock",
+                   help="market data: mock (seeded), replay (backtest only, --data FILE)")
+    p.add_argument("--candles", type=int, metavar="N", help="backtest with --source mock: how many candles (default 10000)")
+    p.add_argument("--data", type=Path, metavar="FILE", help="backtest with --source replay: OHLCV CSV file")
+    p.add_argument("--journal", choices=["full", "trades"], default="full",
+                   help="backtest: full (every event) or trades (no CandleProcessed lines)")
     p.add_argument("--async", dest="use_async", action="store_true",
                    help="accepted for compatibility: the asyncio runner is the only runner")
     p.add_argument("--detach", action="store_true", help="run in the background; `la status` / `la stop` manage it")
@@ -144,6 +149,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         overrides["session"] = {"stale_data_timeout_sec": args.stale_timeout}
     config = load_config(_config_dir(args), cli_settings=overrides)
     workspace = _workspace(args)
+    if args.mode == "backtest":
+        return _backtest(args, config, workspace)
+    if args.source == "replay":
+        raise UsageError("--source replay needs --mode backtest")
     if args.detach:
         return _detach(args, workspace)
 
@@ -164,13 +173,52 @@ def cmd_run(args: argparse.Namespace) -> int:
     return code
 
 
+def _backtest(args: argparse.Namespace, config: Any, workspace: Any) -> int:
+    import logging
+    from itertools import islice
+
+    from laptop_agents.core.logger import setup_logging
+    from laptop_agents.session.backtest import BacktestRunner
+
+    if args.detach:
+        raise UsageError("--detach is for live sessions; a backtest runs in the foreground")
+    level = logging.WARNING if args.quiet else logging.INFO
+    setup_logging(None, level)
+    if args.source == "replay":
+        if args.data is None:
+            raise UsageError("--source replay needs --data FILE (an OHLCV CSV)")
+        from laptop_agents.data.providers.replay import read_candles
+
+        if not args.data.is_file():
+            raise UsageError(f"replay file {args.data} does not exist")
+        candles: Any = read_candles(args.data, symbol=config.strategy.symbol)
+        total = None
+        source = f"replay:{args.data.name}"
+    else:
+        from laptop_agents.data.providers.mock import MockBarGenerator
+
+        total = args.candles if args.candles is not None else 10000
+        if total <= 0:
+            raise UsageError("--candles must be a positive number")
+        candles = islice(MockBarGenerator(config.settings.mock, symbol=config.strategy.symbol), total)
+        source = f"mock:seed={config.settings.mock.seed}"
+    runner = BacktestRunner(config, workspace, candles, source=source, total=total,
+                            candle_events=args.journal == "full", console_level=level)
+    code = runner.run()
+    n = runner.pipeline.candles_processed
+    print(f"backtest {runner.run_id} ended: {runner.stopped_reason} (exit {code}); {n} candles in "
+          f"{runner.wall_seconds:.2f}s ({n / max(runner.wall_seconds, 1e-9):,.0f}/s); "
+          f"{len(runner.recorder.run_trades)} trades; equity {runner.paper.equity} USDT; artifacts {runner.run_dir.path}")
+    return code
+
+
 def build_provider(config: Any, source: str) -> Any:
     """The market data provider for `--source` (shared by `la run` and `la serve`)."""
     if source == "mock":
         from laptop_agents.data.providers.mock import MockProvider
 
         return MockProvider(config.settings.mock, symbol=config.strategy.symbol)
-    raise LaError(f"unknown market data source {source!r}")
+    raise UsageError(f"unknown market data source {source!r}")
 
 
 def _detach(args: argparse.Namespace, workspace: Any) -> int:
@@ -275,7 +323,7 @@ def cmd_clean(args: argparse.Namespace) -> int:
 
     ws = _workspace(args)
     if lock_is_held(ws.lock_path):
-        raise LaError("a session is running; stop it first (`la stop`)")
+        raise AlreadyRunningError("a session is running; stop it first (`la stop`)")
     removed: list[str] = []
     if ws.runs_dir.exists():
         shutil.rmtree(ws.runs_dir)
@@ -301,7 +349,7 @@ def cmd_reset_breaker(args: argparse.Namespace) -> int:
 
     ws = _workspace(args)
     if lock_is_held(ws.lock_path):
-        raise LaError("a session is running; stop it first (`la stop`)")
+        raise AlreadyRunningError("a session is running; stop it first (`la stop`)")
     config = load_config(_config_dir(args))
     states = StateManager(ws.state_dir)
     data = states.load(BREAKER_STATE_NAME, BREAKER_KIND)

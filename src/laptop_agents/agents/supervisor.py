@@ -10,7 +10,7 @@ clock, a file or the environment: the caller passes `now` and the kill switch.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
 from laptop_agents.agents.strategy import EmaTrendBreakout, Signal
@@ -48,6 +48,7 @@ class Supervisor:
         self.breaker = breaker
         self.strategy = EmaTrendBreakout(strategy_config)
         self._bars_since_exit = strategy_config.cooldown_candles  # no cooldown at start
+        self._today: date | None = None
 
     # ------------------------------------------------------------------ lifecycle hooks
     def on_trade_closed(self, trade: Trade, equity_after: Decimal, now: datetime) -> Decision:
@@ -65,7 +66,10 @@ class Supervisor:
     # ------------------------------------------------------------------ per candle
     def on_candle(self, candle: Candle, account: AccountSnapshot, now: datetime, kill_switch: bool = False) -> Decision:
         decision = Decision()
-        decision.events += self.breaker.roll_day(now.strftime("%Y-%m-%d"), now)
+        today = now.date()
+        if today != self._today:  # string formatting only when the UTC day changes
+            self._today = today
+            decision.events += self.breaker.roll_day(today.isoformat(), now)
         signal = self.strategy.update(candle)
         self._bars_since_exit += 1
         position = account.position

@@ -32,6 +32,12 @@ class LaError(Exception):
     exit_code: ExitCode = ExitCode.INTERNAL_ERROR
 
 
+class UsageError(LaError):
+    """The command line asks for something impossible or incomplete."""
+
+    exit_code = ExitCode.USAGE
+
+
 class ConfigError(LaError):
     """A config file or setting is invalid."""
 

@@ -120,8 +120,9 @@ class AccountSnapshot:
 
 def utc_iso(ts: datetime) -> str:
     """ISO 8601 in UTC with a `Z` suffix and millisecond precision."""
-    ts = ts.astimezone(timezone.utc)
-    return ts.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ts.microsecond // 1000:03d}Z"
+    if ts.tzinfo is not timezone.utc:
+        ts = ts.astimezone(timezone.utc)
+    return ts.isoformat(timespec="milliseconds")[:-6] + "Z"  # C-fast; strips "+00:00"
 
 
 def parse_utc(text: str) -> datetime:
