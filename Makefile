@@ -4,7 +4,7 @@ PYTHON   ?= python3
 DURATION ?= 10
 BIN      := $(VENV)/bin
 
-.PHONY: setup paper test test-fast clean
+.PHONY: setup paper test test-fast bench clean
 
 setup: $(VENV)/.installed
 
@@ -26,6 +26,10 @@ test: setup
 ## the fast subset, for the edit-test loop
 test-fast: setup
 	$(BIN)/pytest -q -m "not slow and not docker"
+
+## benchmarks (issue 7): prints a table, writes bench/results/*.json; BENCH_ARGS=--quick for 100k candles
+bench: setup
+	$(BIN)/python -m bench $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

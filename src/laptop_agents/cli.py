@@ -90,17 +90,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="console shows warnings and errors only")
     _common(p)
 
+    p = sub.add_parser(
+        "serve", help="run a paper session as a service: systemd notify, /metrics, health, alerts",
+        description="Run a paper session until stopped, with systemd notify (READY/WATCHDOG/STATUS), an HTTP "
+                    "endpoint (/metrics /healthz /readyz /status, --dashboard) and alerts.",
+        epilog=EXIT_CODES_HELP, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    from laptop_agents.service.serve import add_arguments as _serve_arguments
+
+    _serve_arguments(p)
+    _common(p)
+
     _add_mock_exchange(sub)
     return parser
 
 
 def _add_mock_exchange(sub: Any) -> None:
-    try:
-        from laptop_agents.mock_exchange import cli as mock_cli
-    except ImportError:  # the mock exchange is optional tooling
-        return
-    p = sub.add_parser("mock-exchange", help="run the mock Bitunix exchange (for tests and offline runs)")
-    mock_cli.add_arguments(p)
+    """Registered without importing it (aiohttp would cost `la --help` half a second); its own parser
+    handles its flags and `--help`."""
+    p = sub.add_parser("mock-exchange", help="run the mock Bitunix exchange (for tests and offline runs)",
+                       add_help=False, description="run `la mock-exchange --help` for its options")
+    p.add_argument("mock_args", nargs=argparse.REMAINDER)
 
 
 def _positive_float(text: str) -> float:
@@ -370,7 +380,13 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return run_doctor(_workspace(args), _config_dir(args), fix=args.fix)
 
 
-COMMANDS = {"reset-breaker": cmd_reset_breaker, "run": cmd_run, "status": cmd_status, "stop": cmd_stop, "clean": cmd_clean, "doctor": cmd_doctor}
+def cmd_serve(args: argparse.Namespace) -> int:
+    from laptop_agents.service.serve import run_serve
+
+    return run_serve(args)
+
+
+COMMANDS = {"serve": cmd_serve, "reset-breaker": cmd_reset_breaker, "run": cmd_run, "status": cmd_status, "stop": cmd_stop, "clean": cmd_clean, "doctor": cmd_doctor}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -380,7 +396,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "mock-exchange":
             from laptop_agents.mock_exchange import cli as mock_cli
 
-            return int(mock_cli.run_from_args(args))
+            return int(mock_cli.main(args.mock_args))
         return int(COMMANDS[args.command](args))
     except LaError as err:
         print(f"la: error: {err}", file=sys.stderr)

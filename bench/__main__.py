@@ -1,0 +1,282 @@
+"""Benchmarks: `python -m bench` (or `make bench`). Prints a table and writes bench/results/<time>.json.
+
+Measures, on this machine:
+  replay      candles/s through the whole pipeline (CSV → Supervisor → PaperBroker → journal),
+              with full journaling and with trade events only
+  memory      tracemalloc growth across the replay; steady RSS of a real-time paper session
+  startup     `la --help`; `la run` to the first CandleProcessed event
+  shutdown    SIGTERM to process exit with an open position flattened (paper)
+Targets (issue 7) are printed beside each number; nothing here asserts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import tracemalloc
+from itertools import islice
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "bench" / "results"
+LA = [sys.executable, "-m", "laptop_agents"]
+
+
+def _scratch() -> Path:
+    root = Path(tempfile.mkdtemp(prefix="la-bench-"))
+    shutil.copytree(REPO / "config", root / "config")
+    return root
+
+
+def _la(root: Path, *args: str) -> list[str]:
+    return [*LA, *args, "--workspace", str(root / ".workspace"), "--config-dir", str(root / "config")]
+
+
+def _env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LA_")}
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+# ----------------------------------------------------------------------------- replay
+def make_replay_file(path: Path, n: int) -> float:
+    from laptop_agents.core.config_models import MockSettings
+    from laptop_agents.data.providers.mock import MockBarGenerator
+    from laptop_agents.data.providers.replay import write_candles
+
+    started = time.perf_counter()
+    write_candles(path, islice(MockBarGenerator(MockSettings(seed=26)), n))
+    return time.perf_counter() - started
+
+
+def bench_replay(data: Path, n: int, journal: str, trace_memory: bool) -> dict[str, Any]:
+    import logging
+
+    from laptop_agents.core.config_models import load_config
+    from laptop_agents.data.providers.replay import read_candles
+    from laptop_agents.session.backtest import BacktestRunner
+    from laptop_agents.session.workspace import Workspace
+
+    root = _scratch()
+    config = load_config(root / "config", env={})
+    samples: list[tuple[int, int]] = []
+
+    def traced(candles):  # type: ignore[no-untyped-def]
+        for i, c in enumerate(candles, 1):
+            if trace_memory and i % (n // 10 or 1) == 0:
+                samples.append((i, tracemalloc.get_traced_memory()[0]))
+            yield c
+
+    if trace_memory:
+        tracemalloc.start()
+    runner = BacktestRunner(config, Workspace(root / ".workspace"), traced(read_candles(data)), source="bench",
+                            total=n, candle_events=journal == "full", progress=False, console_level=logging.ERROR)
+    started = time.perf_counter()
+    runner.run()
+    wall = time.perf_counter() - started
+    out: dict[str, Any] = {"candles": runner.pipeline.candles_processed, "seconds": round(wall, 3),
+                           "candles_per_sec": round(runner.pipeline.candles_processed / wall),
+                           "trades": len(runner.recorder.run_trades)}
+    if trace_memory:
+        tracemalloc.stop()
+        if len(samples) >= 2:
+            (i0, m0), (i1, m1) = samples[0], samples[-1]
+            out["tracemalloc_growth_mb_per_1m"] = round((m1 - m0) / 1048576 / ((i1 - i0) / 1_000_000), 3)
+            out["tracemalloc_samples_mb"] = [round(m / 1048576, 2) for _, m in samples]
+    shutil.rmtree(root, ignore_errors=True)
+    return out
+
+
+def bench_pipeline_only(n: int) -> dict[str, Any]:
+    """Candles already in memory, journal to /dev/null-like temp: the pure pipeline's cost."""
+    import asyncio
+    from datetime import timedelta
+
+    from laptop_agents.agents.supervisor import Supervisor
+    from laptop_agents.core.clock import SimulatedClock
+    from laptop_agents.core.config_models import load_config
+    from laptop_agents.core.events import EventBus
+    from laptop_agents.data.providers.mock import MockBarGenerator
+    from laptop_agents.execution.broker import PaperBrokerPort
+    from laptop_agents.paper.broker import PaperBroker
+    from laptop_agents.resilience.trading_circuit_breaker import TradingCircuitBreaker
+    from laptop_agents.session.pipeline import TradingPipeline
+
+    config = load_config(REPO / "config", env={})
+    bars = list(islice(MockBarGenerator(config.settings.mock), n))
+    clock = SimulatedClock(bars[0].ts)
+    breaker = TradingCircuitBreaker(config.risk.circuit_breaker, config.risk.hard_limits())
+    pipeline = TradingPipeline(Supervisor(config.strategy, config.risk, config.settings.paper, breaker),
+                               PaperBrokerPort(PaperBroker(config.settings.paper)), EventBus(), clock)
+    minute = timedelta(minutes=1)
+
+    async def run() -> None:
+        for c in bars:
+            clock.advance_to(c.ts + minute)
+            await pipeline.process(c)
+
+    started = time.perf_counter()
+    asyncio.run(run())
+    wall = time.perf_counter() - started
+    return {"candles": n, "seconds": round(wall, 3), "candles_per_sec": round(n / wall)}
+
+
+# ----------------------------------------------------------------------------- processes
+def bench_help(repeat: int = 7) -> dict[str, Any]:
+    times = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        subprocess.run([*LA, "--help"], capture_output=True, check=True, env=_env())
+        times.append(time.perf_counter() - started)
+    return {"median_ms": round(statistics.median(times) * 1000, 1), "min_ms": round(min(times) * 1000, 1)}
+
+
+def _wait(predicate, timeout: float = 30.0, poll: float = 0.002) -> float:  # type: ignore[no-untyped-def]
+    started = time.perf_counter()
+    while time.perf_counter() - started < timeout:
+        if predicate():
+            return time.perf_counter() - started
+        time.sleep(poll)
+    raise TimeoutError("benchmark condition not reached")
+
+
+def _first_event(root: Path, name: str) -> bool:
+    events = root / ".workspace" / "runs" / "latest" / "events.jsonl"
+    try:
+        return f'"event":"{name}"' in events.read_text()
+    except FileNotFoundError:
+        return False
+
+
+def bench_first_candle(repeat: int = 5) -> dict[str, Any]:
+    times = []
+    for _ in range(repeat):
+        root = _scratch()
+        started = time.perf_counter()
+        proc = subprocess.Popen(_la(root, "run", "--duration", "1", "--candle-interval", "0.5"), env=_env(),
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        _wait(lambda: _first_event(root, "CandleProcessed"))  # noqa: B023
+        times.append(time.perf_counter() - started)
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+        shutil.rmtree(root, ignore_errors=True)
+    return {"median_ms": round(statistics.median(times) * 1000, 1), "min_ms": round(min(times) * 1000, 1)}
+
+
+def bench_shutdown(repeat: int = 5) -> dict[str, Any]:
+    times = []
+    for _ in range(repeat):
+        root = _scratch()
+        strategy = root / "config" / "strategies" / "default.json"
+        data = json.loads(strategy.read_text())
+        data["exits"].update(stop_atr_mult=20, take_profit_r=20, max_hold_candles=0)
+        strategy.write_text(json.dumps(data))
+        state = root / ".workspace" / "paper" / "async_broker_state.json"
+        proc = subprocess.Popen(_la(root, "run", "--duration", "5", "--candle-interval", "0.01"), env=_env(),
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+        def open_position() -> bool:
+            try:
+                return bool(json.loads(state.read_text())["positions"])
+            except (FileNotFoundError, json.JSONDecodeError, KeyError):
+                return False
+
+        _wait(open_position)
+        started = time.perf_counter()
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+        times.append(time.perf_counter() - started)
+        assert not json.loads(state.read_text())["positions"], "position not flattened"
+        shutil.rmtree(root, ignore_errors=True)
+    return {"median_ms": round(statistics.median(times) * 1000, 1), "max_ms": round(max(times) * 1000, 1)}
+
+
+def bench_session_rss(seconds: float = 20.0) -> dict[str, Any]:
+    root = _scratch()
+    proc = subprocess.Popen(_la(root, "run", "--duration", str(seconds / 60 + 1), "--candle-interval", "0.01"),
+                            env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    p = psutil.Process(proc.pid)
+    samples = []
+    started = time.monotonic()
+    while time.monotonic() - started < seconds:
+        time.sleep(0.5)
+        samples.append(p.memory_info().rss / 1048576)
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=30)
+    shutil.rmtree(root, ignore_errors=True)
+    steady = samples[len(samples) // 4:]
+    return {"steady_rss_mb": round(statistics.median(steady), 1), "max_rss_mb": round(max(samples), 1),
+            "first_last_mb": [round(samples[0], 1), round(samples[-1], 1)], "seconds": seconds}
+
+
+# ----------------------------------------------------------------------------- main
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--candles", type=int, default=1_000_000, help="replay size (default 1,000,000)")
+    parser.add_argument("--quick", action="store_true", help="100,000 candles and fewer repeats")
+    args = parser.parse_args()
+    n = 100_000 if args.quick else args.candles
+    results: dict[str, Any] = {
+        "machine": {"python": platform.python_version(), "platform": platform.platform(), "cpus": os.cpu_count(),
+                    "cpu": platform.processor() or platform.machine(),
+                    "memory_gb": round(psutil.virtual_memory().total / 2**30, 1)},
+        "candles": n,
+    }
+    work = Path(tempfile.mkdtemp(prefix="la-bench-data-"))
+    data = work / "replay.csv"
+    print(f"generating {n:,} mock candles...", file=sys.stderr)
+    results["generate_seconds"] = round(make_replay_file(data, n), 2)
+    print("replay (full journal)...", file=sys.stderr)
+    results["replay_full"] = bench_replay(data, n, "full", trace_memory=False)
+    print("replay (trade events only)...", file=sys.stderr)
+    results["replay_trades_only"] = bench_replay(data, n, "trades", trace_memory=False)
+    print("replay memory (tracemalloc)...", file=sys.stderr)
+    results["replay_memory"] = bench_replay(data, n, "trades", trace_memory=True)
+    print("pipeline only (in-memory candles, no journal)...", file=sys.stderr)
+    results["pipeline_only"] = bench_pipeline_only(min(n, 200_000))
+    shutil.rmtree(work, ignore_errors=True)
+    print("startup and shutdown...", file=sys.stderr)
+    repeat = 3 if args.quick else 7
+    results["la_help"] = bench_help(repeat)
+    results["first_candle"] = bench_first_candle(max(3, repeat // 2))
+    results["shutdown_paper"] = bench_shutdown(max(3, repeat // 2))
+    results["session_rss"] = bench_session_rss(10.0 if args.quick else 30.0)
+
+    rows = [
+        ("replay, full journal", f"{results['replay_full']['candles_per_sec']:,} candles/s", ">= 250,000"),
+        ("replay, trade events only", f"{results['replay_trades_only']['candles_per_sec']:,} candles/s", ">= 1,000,000"),
+        ("pipeline only (no I/O)", f"{results['pipeline_only']['candles_per_sec']:,} candles/s", "-"),
+        ("replay memory growth", f"{results['replay_memory'].get('tracemalloc_growth_mb_per_1m', 'n/a')} MB / 1M candles", "<= 1 MB"),
+        ("session steady RSS", f"{results['session_rss']['steady_rss_mb']} MB", "<= 80 MB"),
+        ("la --help", f"{results['la_help']['median_ms']} ms", "<= 150 ms"),
+        ("la run → first candle", f"{results['first_candle']['median_ms']} ms", "<= 1000 ms"),
+        ("SIGTERM → exit, paper, flattened", f"{results['shutdown_paper']['median_ms']} ms", "<= 500 ms"),
+        ("frame-to-order latency", "not measured: needs the live broker (issue 4)", "p50 <= 200 µs"),
+        ("la serve → READY=1", "not measured: needs service mode (issue 5)", "<= 1500 ms"),
+    ]
+    width = max(len(r[0]) for r in rows)
+    print(f"\n{'benchmark':<{width}}  {'result':<48}  target")
+    for name, value, target in rows:
+        print(f"{name:<{width}}  {value:<48}  {target}")
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    out = RESULTS / f"bench-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}.json"
+    out.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"\nwrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
