@@ -175,8 +175,16 @@ class AsyncRunner:
         except BaseException:
             self.lock.release()
             raise
+        try:
+            self._build(paper, breaker, restored, mode)
+        except BaseException:
+            self.lock.release()
+            raise
+
+    def _build(self, paper: PaperBroker, breaker: TradingCircuitBreaker, restored: bool, mode: str) -> None:
         self.run_id = new_run_id(self._started_at, mode)
-        self._rewrite_lock_info()
+        self.lock.update({"run_id": self.run_id, "started_at": utc_iso(self._started_at), "mode": mode,
+                          "source": self.options.source})
         self.run_dir = RunDirectory(self.workspace.runs_dir, self.run_id).create()
         setup_logging(self.run_dir.system)
         self.paper = paper
@@ -206,14 +214,6 @@ class AsyncRunner:
                 position_id=pos.position_id if pos else None, position_side=pos.side if pos else None,
                 position_qty=pos.qty if pos else None, breaker_tripped=breaker.state.tripped,
             ))
-
-    def _rewrite_lock_info(self) -> None:
-        fd = self.lock._fd  # noqa: SLF001 - the lock owns the fd; we only refresh its JSON
-        assert fd is not None
-        payload = _json({"pid": os.getpid(), "run_id": self.run_id, "started_at": utc_iso(self._started_at),
-                         "mode": "paper", "source": self.options.source}).encode()
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, payload, 0)
 
     def _call_hooks(self, name: str) -> None:
         for hook in self.hooks:

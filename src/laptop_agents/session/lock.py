@@ -91,6 +91,14 @@ class PidLock:
             return
         raise AlreadyRunningError(f"could not acquire {self.path}: it keeps changing under us")
 
+    def update(self, info: dict[str, Any]) -> None:
+        """Rewrite the JSON the lock carries (e.g. once the run id is known)."""
+        if self._fd is None:
+            raise RuntimeError("update() on a lock that is not held")
+        payload = json.dumps({"pid": os.getpid(), **info}).encode()
+        os.ftruncate(self._fd, 0)
+        os.pwrite(self._fd, payload, 0)
+
     def release(self) -> None:
         """Remove the file, then drop the flock (in that order: no window for a stale file)."""
         if self._fd is None:
