@@ -165,7 +165,7 @@ def bench_first_candle(repeat: int = 5) -> dict[str, Any]:
     for _ in range(repeat):
         root = _scratch()
         started = time.perf_counter()
-        proc = subprocess.Popen(_la(root, "run", "--duration", "1", "--candle-interval", "0.5"), env=_env(),
+        proc = subprocess.Popen(_la(root, "run", "--source", "mock", "--duration", "1", "--candle-interval", "0.5"), env=_env(),
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         _wait(lambda: _first_event(root, "CandleProcessed"))  # noqa: B023
         times.append(time.perf_counter() - started)
@@ -184,7 +184,7 @@ def bench_shutdown(repeat: int = 5) -> dict[str, Any]:
         data["exits"].update(stop_atr_mult=20, take_profit_r=20, max_hold_candles=0)
         strategy.write_text(json.dumps(data))
         state = root / ".workspace" / "paper" / "async_broker_state.json"
-        proc = subprocess.Popen(_la(root, "run", "--duration", "5", "--candle-interval", "0.01"), env=_env(),
+        proc = subprocess.Popen(_la(root, "run", "--source", "mock", "--duration", "5", "--candle-interval", "0.01"), env=_env(),
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
         def open_position() -> bool:
@@ -205,7 +205,7 @@ def bench_shutdown(repeat: int = 5) -> dict[str, Any]:
 
 def bench_session_rss(seconds: float = 20.0) -> dict[str, Any]:
     root = _scratch()
-    proc = subprocess.Popen(_la(root, "run", "--duration", str(seconds / 60 + 1), "--candle-interval", "0.01"),
+    proc = subprocess.Popen(_la(root, "run", "--source", "mock", "--duration", str(seconds / 60 + 1), "--candle-interval", "0.01"),
                             env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     p = psutil.Process(proc.pid)
     samples = []

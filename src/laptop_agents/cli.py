@@ -72,8 +72,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="live-session: real-time session (paper broker); backtest: fast-forward replay")
     p.add_argument("--duration", type=_positive_float, metavar="MIN",
                    help="minutes to run, fractions allowed (default: until stopped)")
-    p.add_argument("--source", choices=["mock", "replay"], default="mock",
-                   help="market data: mock (seeded), replay (backtest only, --data FILE)")
+    p.add_argument("--source", choices=["bitunix", "mock", "replay"],
+                   help="market data: bitunix (WebSocket; the live-session default), mock (seeded; the backtest "
+                        "default), replay (backtest only, --data FILE)")
+    p.add_argument("--rest-url", metavar="URL", help="Bitunix REST base URL (default https://fapi.bitunix.com)")
+    p.add_argument("--ws-url", metavar="URL", help="Bitunix public WebSocket URL (default wss://fapi.bitunix.com/public/)")
     p.add_argument("--candles", type=int, metavar="N", help="backtest with --source mock: how many candles (default 10000)")
     p.add_argument("--data", type=Path, metavar="FILE", help="backtest with --source replay: OHLCV CSV file")
     p.add_argument("--journal", choices=["full", "trades"], default="full",
@@ -157,6 +160,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         overrides["mock"] = mock
     if args.stale_timeout is not None:
         overrides["session"] = {"stale_data_timeout_sec": args.stale_timeout}
+    bitunix = {k: v for k, v in (("rest_url", args.rest_url), ("ws_url", args.ws_url)) if v is not None}
+    if bitunix:
+        overrides["bitunix"] = bitunix
+    if args.source is None:
+        args.source = "mock" if args.mode == "backtest" else "bitunix"
     config = load_config(_config_dir(args), cli_settings=overrides)
     workspace = _workspace(args)
     if args.mode == "backtest":
@@ -173,7 +181,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     setup_logging(None, logging.WARNING if args.quiet else logging.INFO)
     provider = build_provider(config, args.source)
-    runner = AsyncRunner(config, workspace, provider, RunOptions(duration_min=args.duration, source=args.source, mode=args.mode))
+    options = RunOptions(duration_min=args.duration, source=args.source, mode=args.mode,
+                         warmup=args.source == "bitunix" and config.settings.bitunix.warmup)
+    runner = AsyncRunner(config, workspace, provider, options)
     code = runner.run()
     print(
         f"session {runner.run_id} ended: {runner.stopped_reason} (exit {code}); "
@@ -228,6 +238,16 @@ def build_provider(config: Any, source: str) -> Any:
         from laptop_agents.data.providers.mock import MockProvider
 
         return MockProvider(config.settings.mock, symbol=config.strategy.symbol)
+    if source == "bitunix":
+        from laptop_agents.data.providers.bitunix_ws import BitunixWsConfig, BitunixWsProvider
+
+        b = config.settings.bitunix
+        return BitunixWsProvider(BitunixWsConfig(
+            symbol=config.strategy.symbol, interval=config.strategy.timeframe, ws_url=b.ws_url, rest_url=b.rest_url,
+            ping_interval_sec=b.ping_interval_sec, stall_timeout_sec=b.stall_timeout_sec,
+            max_reconnect_attempts=b.max_reconnect_attempts, backoff_base_sec=b.backoff_base_sec,
+            backoff_max_sec=b.backoff_max_sec,
+        ))
     raise UsageError(f"unknown market data source {source!r}")
 
 
@@ -390,13 +410,14 @@ COMMANDS = {"serve": cmd_serve, "reset-breaker": cmd_reset_breaker, "run": cmd_r
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["mock-exchange"]:  # its own parser owns every flag, --help included
+        from laptop_agents.mock_exchange import cli as mock_cli
+
+        return int(mock_cli.main(argv[1:]))
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        if args.command == "mock-exchange":
-            from laptop_agents.mock_exchange import cli as mock_cli
-
-            return int(mock_cli.main(args.mock_args))
         return int(COMMANDS[args.command](args))
     except LaError as err:
         print(f"la: error: {err}", file=sys.stderr)

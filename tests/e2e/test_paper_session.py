@@ -14,7 +14,7 @@ import pytest
 
 from tests.conftest import LaEnv
 
-FAST = ["--candle-interval", "0.01"]
+FAST = ["--source", "mock", "--candle-interval", "0.01"]
 
 
 def run_session(la_env: LaEnv, minutes: str = "0.05", *extra: str, extra_env: dict[str, str] | None = None):

@@ -155,12 +155,26 @@ class MockSettings(_Model):
     freeze_duration_sec: float = Field(60.0, gt=0, le=3600)
 
 
+class BitunixSettings(_Model):
+    """Where the Bitunix market data comes from (point these at the mock exchange for offline runs)."""
+
+    rest_url: str = Field("https://fapi.bitunix.com", pattern=r"^https?://[^\s]+$")
+    ws_url: str = Field("wss://fapi.bitunix.com/public/", pattern=r"^wss?://[^\s]+$")
+    ping_interval_sec: float = Field(15.0, gt=0, le=300)
+    stall_timeout_sec: float = Field(20.0, gt=0, le=3600, description="connected but no data this long → reconnect")
+    max_reconnect_attempts: int = Field(10, ge=1, le=1000, description="consecutive failures before FatalError")
+    backoff_base_sec: float = Field(0.5, ge=0, le=60)
+    backoff_max_sec: float = Field(10.0, ge=0, le=600)
+    warmup: bool = Field(True, description="fetch recent closed candles over REST so the strategy starts warm")
+
+
 class Settings(_Model):
     """`config/settings.yaml`: runtime settings."""
 
     paper: PaperSettings = PaperSettings()
     session: SessionSettings = SessionSettings()
     mock: MockSettings = MockSettings()
+    bitunix: BitunixSettings = BitunixSettings()
 
 
 # --------------------------------------------------------------------------- loading

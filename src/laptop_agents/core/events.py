@@ -22,6 +22,7 @@ class EventName:
     """Event names as they appear in events.jsonl (the seed's names)."""
 
     SESSION_START = "SessionStart"
+    WARMUP_COMPLETED = "WarmupCompleted"
     CANDLE_PROCESSED = "CandleProcessed"
     SIGNAL_GENERATED = "SignalGenerated"
     RISK_REJECTED = "RiskRejected"

@@ -96,6 +96,7 @@ class RunOptions:
     duration_min: float | None  # None: run until stopped (service mode)
     source: str = "mock"
     mode: str = "live-session"
+    warmup: bool = False  # feed the provider's recent history (warm_up) to the strategy before trading
 
 
 class AsyncRunner:
@@ -258,6 +259,8 @@ class AsyncRunner:
         log.info("session %s started: paper, source %s, duration %s min", self.run_id, self.options.source,
                  self.options.duration_min if self.options.duration_min is not None else "unlimited")
         self._call_hooks("on_started")
+        if self.options.warmup:
+            await self._warm_up()
         consumer = asyncio.create_task(self._consume(), name="market-data")
         try:
             await self._control_loop(consumer)
@@ -265,6 +268,20 @@ class AsyncRunner:
             log.critical("session loop failed", exc_info=True)
             self.request_stop("error", "unhandled exception in the control loop")
         await self._shutdown(consumer)
+
+    async def _warm_up(self) -> None:
+        """Prime the strategy's indicators with recent closed candles (no trading on them)."""
+        warm_up = getattr(self.provider, "warm_up", None)
+        if warm_up is None:
+            return
+        need = self.config.strategy.warmup_candles
+        try:
+            candles = await asyncio.wait_for(warm_up(need), timeout=self.settings.stale_data_timeout_sec)
+        except Exception as exc:  # noqa: BLE001 - a cold start is safe, just slower to trade
+            log.warning("warm-up failed (%s: %s); the strategy warms up on live data instead", type(exc).__name__, exc)
+            return
+        self.pipeline.warm_up(candles)
+        log.info("warm-up: %d closed candles from %s", len(candles), self.options.source)
 
     async def _consume(self) -> None:
         async for candle in self.provider.candles():

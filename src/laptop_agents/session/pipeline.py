@@ -64,6 +64,16 @@ class TradingPipeline:
         self.bus.publish_all(decision.events)
         return decision.stop_reason
 
+    def warm_up(self, candles: list[Candle]) -> None:
+        """Feed history to the strategy's indicators only: no signals, no orders."""
+        for candle in candles:
+            self.supervisor.strategy.update(candle)
+        if candles:
+            self.bus.publish(Event(
+                EventName.WARMUP_COMPLETED, self.clock.now(), candles=len(candles), first_candle_ts=candles[0].ts,
+                last_candle_ts=candles[-1].ts,
+            ))
+
     async def flatten(self, reason: str) -> Trade | None:
         """Close any open position (close_all) and account for it."""
         now = self.clock.now()
