@@ -1,0 +1,1 @@
+"""Tests of the mock Bitunix exchange (laptop_agents.mock_exchange)."""
