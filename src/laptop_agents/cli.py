@@ -104,6 +104,18 @@ def build_parser() -> argparse.ArgumentParser:
     _serve_arguments(p)
     _common(p)
 
+    p = sub.add_parser("data", help="market data tools (fetch klines for replays)")
+    data_sub = p.add_subparsers(dest="data_command", metavar="ACTION")
+    data_sub.required = True
+    f = data_sub.add_parser("fetch", help="download Bitunix klines into a replay CSV (paginated, rate-limited, resumable)")
+    f.add_argument("--symbol", default="BTCUSDT")
+    f.add_argument("--interval", default="1m", help="1m 5m 15m 30m 1h 2h 4h 6h 8h 12h 1d 3d 1w 1M")
+    f.add_argument("--start", required=True, help="ISO 8601 UTC, e.g. 2026-01-01T00:00:00Z")
+    f.add_argument("--end", required=True, help="ISO 8601 UTC (exclusive)")
+    f.add_argument("--out", type=Path, help="CSV file (default data/<symbol>-<interval>.csv); resumes if it exists")
+    f.add_argument("--rest-url", metavar="URL", help="Bitunix REST base URL (default from config)")
+    _common(f)
+
     _add_mock_exchange(sub)
     return parser
 
@@ -367,6 +379,25 @@ def cmd_clean(args: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
+def cmd_data(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from laptop_agents.core.config_models import load_config
+    from laptop_agents.core.models import parse_utc
+    from laptop_agents.data.fetch import fetch_klines
+
+    try:
+        start, end = parse_utc(args.start), parse_utc(args.end)
+    except ValueError as exc:
+        raise UsageError(f"bad --start/--end: {exc}") from None
+    rest_url = args.rest_url or load_config(_config_dir(args)).settings.bitunix.rest_url
+    out = args.out or Path("data") / f"{args.symbol}-{args.interval}.csv"
+    written, existing = asyncio.run(fetch_klines(symbol=args.symbol, interval=args.interval, start=start, end=end,
+                                                 out=out, rest_url=rest_url, progress=sys.stdout.isatty()))
+    print(f"wrote {written} bars to {out}" + (f" (after {existing} already there)" if existing else ""))
+    return ExitCode.OK
+
+
 def cmd_reset_breaker(args: argparse.Namespace) -> int:
     from datetime import datetime, timezone
 
@@ -406,7 +437,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return run_serve(args)
 
 
-COMMANDS = {"serve": cmd_serve, "reset-breaker": cmd_reset_breaker, "run": cmd_run, "status": cmd_status, "stop": cmd_stop, "clean": cmd_clean, "doctor": cmd_doctor}
+COMMANDS = {"serve": cmd_serve, "data": cmd_data, "reset-breaker": cmd_reset_breaker, "run": cmd_run, "status": cmd_status, "stop": cmd_stop, "clean": cmd_clean, "doctor": cmd_doctor}
 
 
 def main(argv: list[str] | None = None) -> int:
