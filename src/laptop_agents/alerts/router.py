@@ -1,0 +1,104 @@
+"""Which domain events become alerts: an EventBus subscriber plus session hooks.
+
+Derived from the same events that feed events.jsonl, so an alert always has a
+matching journal line. Also the API the live path calls for failures that
+happen before or outside a session (credentials, live opt-in).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from laptop_agents.alerts.model import Alert, AlertKind, Severity
+from laptop_agents.alerts.notifier import Notifier
+from laptop_agents.core.events import Event, EventName
+from laptop_agents.session.async_session import AsyncRunner, SessionHooks
+
+log = logging.getLogger("laptop_agents.alerts")
+
+FINAL_FLUSH_SEC = 5.0
+NOT_FLAT_EXIT = 10
+CRASH_EXIT = 1
+
+
+class AlertRouter(SessionHooks):
+    """Map events to alerts; flush pending alerts before the process exits."""
+
+    def __init__(self, notifier: Notifier, mode: str, symbol: str) -> None:
+        self.notifier = notifier
+        self.mode = mode
+        self.symbol = symbol
+        self.run_id: str | None = None
+
+    def _alert(self, kind: AlertKind, severity: Severity, title: str, body: str, key: str = "",
+               **fields: Any) -> str:
+        base = {"mode": self.mode, "symbol": self.symbol}
+        if self.run_id:
+            base["run_id"] = self.run_id
+        base.update({k: str(v) for k, v in fields.items() if v is not None})
+        return self.notifier.send(Alert(kind, severity, f"{title} ({self.mode} {self.symbol})", body, key, base))
+
+    # ------------------------------------------------------------------ bus subscriber
+    def __call__(self, event: Event) -> None:
+        d = event.data
+        name = event.name
+        if name == EventName.SESSION_START:
+            self.run_id = d.get("run_id")
+            if d.get("mode") == "live":
+                self._alert(AlertKind.LIVE_STARTED, Severity.WARNING, "Live trading session started",
+                            f"session {self.run_id} started trading real money", key=str(self.run_id),
+                            source=d.get("source"), starting_equity=d.get("starting_equity"))
+        elif name == EventName.KILL_SWITCH_ACTIVATED:
+            self._alert(AlertKind.KILL_SWITCH, Severity.CRITICAL, "Kill switch activated",
+                        f"{d.get('detail')}: flattening and stopping (exit 4); a new session refuses to trade "
+                        "until the kill switch is cleared", key=str(self.run_id))
+        elif name == EventName.CIRCUIT_BREAKER_TRIPPED:
+            self._alert(AlertKind.CIRCUIT_BREAKER, Severity.CRITICAL, "Circuit breaker tripped",
+                        f"{d.get('detail')}; action {d.get('action')}. Review, then `la reset-breaker`.",
+                        key=str(d.get("reason")), reason=d.get("reason"), equity=d.get("equity"),
+                        drawdown_pct=d.get("drawdown_pct"), consecutive_losses=d.get("consecutive_losses"))
+        elif name == EventName.STALE_DATA_DETECTED:
+            self._alert(AlertKind.STALE_DATA, Severity.CRITICAL, "Stale market data",
+                        f"no market data from {d.get('source')} for {d.get('data_age_sec')}s "
+                        f"(limit {d.get('stale_data_timeout_sec')}s): flattening and stopping (exit 6)",
+                        key=str(self.run_id), data_age_sec=d.get("data_age_sec"))
+        elif name == EventName.WATCHDOG_TRIGGERED:
+            self._alert(AlertKind.WATCHDOG, Severity.CRITICAL, "Watchdog killed the session",
+                        f"{d.get('detail')}: flattening and exiting (exit 7)", key=str(d.get("reason")),
+                        reason=d.get("reason"))
+        elif name == EventName.SESSION_END:
+            code = d.get("exit_code")
+            if code == CRASH_EXIT or d.get("stopped_reason") == "error":
+                self._alert(AlertKind.CRASH, Severity.CRITICAL, "Session crashed",
+                            f"internal error: {d.get('detail')}; see system.jsonl of run {self.run_id}",
+                            key=str(self.run_id))
+            if code == NOT_FLAT_EXIT or d.get("open_position"):
+                self._alert(AlertKind.NOT_FLAT, Severity.CRITICAL, "Shutdown NOT flat",
+                            f"the session stopped ({d.get('stopped_reason')}) without verifying the account is flat: "
+                            "check positions on the exchange now", key=str(self.run_id))
+
+    # ------------------------------------------------------------------ API for other paths
+    def crash(self, detail: str) -> None:
+        """A failure outside the session loop (e.g. during start-up)."""
+        self._alert(AlertKind.CRASH, Severity.CRITICAL, "Service crashed", detail, key=detail[:80])
+
+    def refused(self, detail: str, exit_code: int) -> None:
+        """The service refused to start (config, lock, corrupted state): systemd will not restart it."""
+        self._alert(AlertKind.CRASH, Severity.CRITICAL, "Service refused to start",
+                    f"{detail} (exit {exit_code}); it stays down until someone fixes this", key=f"refused:{exit_code}",
+                    exit_code=exit_code)
+
+    def credential_failure(self, detail: str) -> None:
+        """The live path could not load or decrypt the exchange credentials."""
+        self._alert(AlertKind.CREDENTIAL_FAILURE, Severity.CRITICAL, "Credential failure", detail, key=detail[:80])
+
+    def optin_failure(self, detail: str) -> None:
+        """The signed live opt-in is missing, invalid or does not match the config."""
+        self._alert(AlertKind.OPTIN_FAILURE, Severity.CRITICAL, "Live opt-in refused", detail, key=detail[:80])
+
+    # ------------------------------------------------------------------ hooks
+    def on_finished(self, runner: AsyncRunner) -> None:
+        """Give queued alerts a bounded chance to go out (the watchdog path exits right after)."""
+        if not self.notifier.flush(FINAL_FLUSH_SEC):
+            log.error("alerts: gave up waiting for delivery after %.0fs at shutdown", FINAL_FLUSH_SEC)

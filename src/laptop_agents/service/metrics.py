@@ -1,0 +1,317 @@
+"""Every Prometheus metric of the service, declared once, in one place.
+
+Why one module: dashboards, alert rules and the runbook all refer to these
+names, so they must not drift or be redeclared ad hoc. Names follow
+`laptop_agents_<what>_<unit>`, counters end in `_total`, and every series
+carries the two bounded labels `mode` (paper/live) and `symbol`. Other labels
+are bounded vocabularies (rejection reasons, breaker reasons, error kinds,
+event names), never ids.
+
+Each `ServiceMetrics` owns its own `CollectorRegistry`, so two sessions in one
+process (tests) never collide and nothing leaks into the global registry.
+
+Sources: counters are driven by the domain events on the session's EventBus
+(`MetricsObserver`), the very events that feed events.jsonl; gauges are sampled
+from the runner on each loop heartbeat (`sample`). WebSocket reconnects follow
+the provider's own `reconnects` count (bitunix_ws). Metrics whose source is not
+wired yet (API errors, rate-limit waits: the live Bitunix broker) are declared
+and exported at 0 with every label value they will use; `record_*` methods are
+the API the live path calls.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable, Iterator
+from decimal import Decimal
+from typing import Any
+
+import psutil
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+)
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from laptop_agents.core.events import Event, EventName
+
+log = logging.getLogger("laptop_agents.service.metrics")
+
+NAMESPACE = "laptop_agents"
+BASE_LABELS = ("mode", "symbol")
+
+BREAKER_REASONS = ("max_drawdown", "consecutive_losses", "daily_loss")
+REJECT_REASONS = (
+    "kill_switch_active", "circuit_breaker_tripped", "cooldown", "equity", "stop_distance",
+    "daily_loss_budget", "below_min_qty", "sizing", "other",
+)
+API_ERROR_CODES = (
+    "network", "unavailable", "auth", "rate_limit", "invalid_request", "insufficient_balance",
+    "order_rejected", "order_not_found", "duplicate_client_id", "malformed", "other",
+)
+ALERT_KINDS = (
+    "kill_switch", "circuit_breaker", "stale_data", "watchdog", "crash", "not_flat", "live_started",
+    "credential_failure", "optin_failure",
+)
+ALERT_DROP_REASONS = ("duplicate", "rate_limited", "queue_full")
+EVENT_NAMES = tuple(v for k, v in vars(EventName).items() if k.isupper())
+LATENCY_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+def reject_reason_label(reason: str) -> str:
+    """Map a RiskRejected reason (free text from sizing) onto the bounded label set."""
+    head = reason.split(":", 1)[0].strip()
+    if head in REJECT_REASONS:
+        return head
+    text = reason.lower()
+    for needle, label in (("equity", "equity"), ("stop price", "stop_distance"),
+                          ("daily loss budget", "daily_loss_budget"), ("below exchange minimum", "below_min_qty")):
+        if needle in text:
+            return label
+    return "other"
+
+
+def _f(value: Any) -> float:
+    return float(value) if isinstance(value, (int, float, Decimal)) else float(str(value))
+
+
+class ServiceMetrics:
+    """The metric objects of one session, bound to (mode, symbol)."""
+
+    def __init__(self, mode: str, symbol: str, registry: CollectorRegistry | None = None) -> None:
+        # `_created` series double every counter and no dashboard uses them (process-wide switch)
+        disable_created_metrics()
+        self.mode = mode
+        self.symbol = symbol
+        self.registry = registry or CollectorRegistry(auto_describe=True)
+        r = self.registry
+        L = BASE_LABELS
+        n = NAMESPACE
+
+        def counter(name: str, doc: str, extra: tuple[str, ...] = ()) -> Counter:
+            return Counter(f"{n}_{name}", doc, L + extra, registry=r)
+
+        def gauge(name: str, doc: str, extra: tuple[str, ...] = ()) -> Gauge:
+            return Gauge(f"{n}_{name}", doc, L + extra, registry=r)
+
+        # market data
+        self.candles = counter("candles_processed", "Closed candles run through the trading pipeline")
+        self.data_age = gauge("market_data_age_seconds", "Seconds since the last market data arrived")
+        self.last_candle_ts = gauge("last_candle_timestamp_seconds", "Open time of the last processed candle (unix)")
+        self.ws_reconnects = counter("ws_reconnects", "WebSocket market-data reconnects (live feed)")
+        # orders
+        self.orders_submitted = counter("orders_submitted", "Orders sent to the broker")
+        self.orders_filled = counter("orders_filled", "Order fills reported by the broker")
+        self.orders_rejected = counter("orders_rejected", "Entries refused before or by the broker", ("reason",))
+        self.order_latency = Histogram(
+            f"{n}_order_roundtrip_seconds", "Order submit to fill, as seen on the event bus", L,
+            buckets=LATENCY_BUCKETS, registry=r,
+        )
+        self.exits = counter("position_exits", "Positions closed, by exit reason", ("reason",))
+        self.api_errors = counter("api_errors", "Exchange API errors by error kind", ("code",))
+        self.rate_limit_waits = counter("rate_limit_waits", "Times a request waited for the client-side rate limiter")
+        # account
+        self.position_size = gauge("position_size_base_units", "Open position size in the base asset, signed (short < 0)")
+        self.position_notional = gauge("position_notional_usdt", "Open position notional at the last price")
+        self.equity = gauge("equity_usdt", "Realized account equity (cash after fees)")
+        self.mtm_equity = gauge("mark_to_market_equity_usdt", "Equity including the open position's unrealized PnL")
+        self.realized_pnl = gauge("realized_pnl_usdt", "Realized PnL since the account's starting equity")
+        self.daily_pnl = gauge("daily_pnl_usdt", "Realized PnL of the current UTC trading day")
+        self.daily_loss_limit = gauge("daily_loss_limit_usdt", "Configured maximum daily loss")
+        self.drawdown = gauge("drawdown_percent", "Drawdown of realized equity from its peak, percent")
+        self.drawdown_limit = gauge("drawdown_limit_percent", "Circuit breaker drawdown limit, percent")
+        self.consecutive_losses = gauge("consecutive_losing_trades", "Losing trades in a row")
+        self.trades = counter("trades_closed", "Round-trip trades closed")
+        # safety
+        self.breaker_tripped = gauge("breaker_tripped", "1 while the trading circuit breaker is tripped for this reason",
+                                     ("reason",))
+        self.breaker_trips = counter("breaker_trips", "Circuit breaker trips", ("reason",))
+        self.kill_switch = gauge("kill_switch_active", "1 once the kill switch is active")
+        self.heartbeat_age = gauge("loop_heartbeat_age_seconds", "Seconds since the trading loop last beat")
+        self.session_start = gauge("session_start_time_seconds", "Unix time the session started")
+        self.events = counter("events", "Domain events published on the session bus", ("event",))
+        # alerts
+        self.alerts_sent = counter("alerts_sent", "Alerts delivered to every target", ("kind",))
+        self.alert_failures = counter("alert_delivery_failures", "Alert deliveries that failed", ("kind",))
+        self.alerts_dropped = counter("alerts_dropped", "Alerts not sent (duplicate, rate limited, queue full)",
+                                      ("reason",))
+        r.register(ProcessCollector(mode, symbol))
+        self._reconnects_seen = 0
+        self._init_children()
+
+    def _init_children(self) -> None:
+        """Create every bounded label child at 0, so series exist before their first event."""
+        b = (self.mode, self.symbol)
+        for m in (self.candles, self.ws_reconnects, self.orders_submitted, self.orders_filled, self.rate_limit_waits,
+                  self.trades, self.data_age, self.position_size, self.position_notional, self.kill_switch,
+                  self.heartbeat_age, self.consecutive_losses, self.daily_pnl, self.drawdown):
+            m.labels(*b)
+        self.order_latency.labels(*b)
+        for reason in REJECT_REASONS:
+            self.orders_rejected.labels(*b, reason)
+        for code in API_ERROR_CODES:
+            self.api_errors.labels(*b, code)
+        for reason in BREAKER_REASONS:
+            self.breaker_tripped.labels(*b, reason).set(0)
+            self.breaker_trips.labels(*b, reason)
+        for reason in ("take_profit", "stop_loss", "time_exit", "kill_switch", "shutdown", "session_end"):
+            self.exits.labels(*b, reason)
+        for kind in ALERT_KINDS:
+            self.alerts_sent.labels(*b, kind)
+            self.alert_failures.labels(*b, kind)
+        for reason in ALERT_DROP_REASONS:
+            self.alerts_dropped.labels(*b, reason)
+        for name in EVENT_NAMES:
+            self.events.labels(*b, name)
+
+    def lab(self, metric: Any, *extra: str) -> Any:
+        return metric.labels(self.mode, self.symbol, *extra)
+
+    # ------------------------------------------------------------------ API for the live path
+    def record_ws_reconnect(self) -> None:
+        self.lab(self.ws_reconnects).inc()
+
+    def record_api_error(self, code: str) -> None:
+        self.lab(self.api_errors, code if code in API_ERROR_CODES else "other").inc()
+
+    def record_rate_limit_wait(self) -> None:
+        self.lab(self.rate_limit_waits).inc()
+
+    def record_alert(self, kind: str, outcome: str) -> None:
+        """outcome: sent | failed | duplicate | rate_limited | queue_full (called by the alerts Notifier)."""
+        kind = kind if kind in ALERT_KINDS else "crash"
+        if outcome == "sent":
+            self.lab(self.alerts_sent, kind).inc()
+        elif outcome == "failed":
+            self.lab(self.alert_failures, kind).inc()
+        elif outcome in ALERT_DROP_REASONS:
+            self.lab(self.alerts_dropped, outcome).inc()
+
+    # ------------------------------------------------------------------ sampling
+    def sample(self, runner: Any) -> None:
+        """Refresh the gauges from the runner (called on every loop heartbeat)."""
+        paper = runner.paper
+        breaker = runner.breaker
+        self.lab(self.heartbeat_age).set(runner.heartbeat_age_sec)
+        age = runner.data_age_sec
+        if age is not None:
+            self.lab(self.data_age).set(age)
+        equity = paper.equity
+        self.lab(self.equity).set(_f(equity))
+        self.lab(self.mtm_equity).set(_f(paper.mark_to_market()))
+        self.lab(self.realized_pnl).set(_f(equity - paper.starting_equity))
+        self.lab(self.daily_pnl).set(_f(breaker.state.daily_realized_pnl))
+        self.lab(self.drawdown).set(_f(breaker.drawdown_pct(equity)))
+        self.lab(self.drawdown_limit).set(_f(breaker.config.max_drawdown_pct))
+        self.lab(self.daily_loss_limit).set(_f(breaker.limits.max_daily_loss_usd))
+        self.lab(self.consecutive_losses).set(breaker.state.consecutive_losses)
+        for reason in BREAKER_REASONS:
+            self.lab(self.breaker_tripped, reason).set(1 if breaker.state.tripped and breaker.state.reason == reason else 0)
+        pos = paper.position
+        if pos is None:
+            self.lab(self.position_size).set(0)
+            self.lab(self.position_notional).set(0)
+        else:
+            price = paper.last_price or pos.entry_price
+            self.lab(self.position_size).set(_f(pos.qty) * pos.side.sign)
+            self.lab(self.position_notional).set(_f(pos.notional(price)))
+        last = runner.pipeline.last_candle
+        if last is not None:
+            self.lab(self.last_candle_ts).set(last.ts.timestamp())
+        if runner.pipeline.kill_switch_active:
+            self.lab(self.kill_switch).set(1)
+        self._follow_reconnects(runner.provider)
+
+    def _follow_reconnects(self, provider: Any) -> None:
+        """Providers that reconnect (bitunix_ws) keep a plain `reconnects` count; mirror its increase."""
+        seen = getattr(provider, "reconnects", None)
+        if isinstance(seen, int) and seen > self._reconnects_seen:
+            self.lab(self.ws_reconnects).inc(seen - self._reconnects_seen)
+            self._reconnects_seen = seen
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+class MetricsObserver:
+    """EventBus subscriber: turns domain events into counter increments.
+
+    Runs synchronously on the publisher's thread, so it only does O(1) work.
+    Order round-trip latency pairs OrderSubmitted and ExecutionFill by order id
+    using the monotonic time at which each event was observed.
+    """
+
+    _MAX_PENDING = 1000
+
+    def __init__(self, metrics: ServiceMetrics) -> None:
+        self.m = metrics
+        self._pending: dict[str, float] = {}
+
+    def __call__(self, event: Event) -> None:
+        m = self.m
+        d = event.data
+        name = event.name
+        if name in EVENT_NAMES:
+            m.lab(m.events, name).inc()
+        if name == EventName.CANDLE_PROCESSED:
+            m.lab(m.candles).inc()
+        elif name == EventName.ORDER_SUBMITTED:
+            m.lab(m.orders_submitted).inc()
+            if len(self._pending) < self._MAX_PENDING:
+                self._pending[str(d.get("order_id"))] = time.monotonic()
+        elif name == EventName.EXECUTION_FILL:
+            m.lab(m.orders_filled).inc()
+            started = self._pending.pop(str(d.get("order_id")), None)
+            if started is not None:
+                m.lab(m.order_latency).observe(time.monotonic() - started)
+        elif name == EventName.RISK_REJECTED:
+            m.lab(m.orders_rejected, reject_reason_label(str(d.get("reason", "")))).inc()
+        elif name == EventName.EXECUTION_EXIT:
+            m.lab(m.exits, str(d.get("reason", "other"))).inc()
+            m.lab(m.trades).inc()
+        elif name == EventName.CIRCUIT_BREAKER_TRIPPED:
+            reason = str(d.get("reason"))
+            if reason in BREAKER_REASONS:
+                m.lab(m.breaker_trips, reason).inc()
+                m.lab(m.breaker_tripped, reason).set(1)
+        elif name == EventName.CIRCUIT_BREAKER_RESET:
+            for reason in BREAKER_REASONS:
+                m.lab(m.breaker_tripped, reason).set(0)
+        elif name == EventName.KILL_SWITCH_ACTIVATED:
+            m.lab(m.kill_switch).set(1)
+        elif name == EventName.SESSION_START:
+            m.lab(m.session_start).set(event.timestamp.timestamp())
+            if "starting_equity" in d:
+                m.lab(m.equity).set(_f(d["starting_equity"]))
+
+
+class ProcessCollector(Collector):
+    """RSS and CPU of this process, read from psutil at scrape time (cheap, always current)."""
+
+    def __init__(self, mode: str, symbol: str) -> None:
+        self._labels = [mode, symbol]
+        self._proc = psutil.Process()
+
+    def collect(self) -> Iterator[Metric]:
+        try:
+            rss = self._proc.memory_info().rss
+            cpu = self._proc.cpu_times()
+        except psutil.Error:  # pragma: no cover - the process is reading itself
+            return
+        g = GaugeMetricFamily(f"{NAMESPACE}_process_resident_memory_bytes", "Resident set size of the process",
+                              labels=list(BASE_LABELS))
+        g.add_metric(self._labels, float(rss))
+        c = CounterMetricFamily(f"{NAMESPACE}_process_cpu_seconds", "User plus system CPU time of the process",
+                                labels=list(BASE_LABELS))
+        c.add_metric(self._labels, float(cpu.user + cpu.system))
+        yield g
+        yield c
+
+    def describe(self) -> Iterable[Metric]:
+        return []

@@ -1,0 +1,151 @@
+"""systemd notify protocol (sd_notify) as session hooks.
+
+Why hooks, not a timer: `WATCHDOG=1` is sent from the trading loop's own
+heartbeat (`on_heartbeat`), so when the event loop freezes the pings stop and
+systemd (WatchdogSec=) kills and restarts the service. A separate thread or
+timer would keep pinging for a dead loop and defeat the watchdog.
+
+Messages: `READY=1` once market data flows (not merely when the process is up:
+a service that cannot get data is not ready), `STATUS=` lines a person reads in
+`systemctl status`, `STOPPING=1` when shutdown begins. Without `NOTIFY_SOCKET`
+every call is a no-op. The socket is non-blocking: a full or vanished socket
+drops a message rather than stall trading.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import sdnotify
+
+from laptop_agents.session.async_session import AsyncRunner, SessionHooks
+
+log = logging.getLogger("laptop_agents.service.notify")
+
+DEFAULT_PING_INTERVAL_SEC = 1.0
+STATUS_INTERVAL_SEC = 5.0
+
+
+class SdNotifier:
+    """sd_notify through the `sdnotify` package, with its socket made non-blocking.
+
+    `sdnotify` connects a blocking datagram socket; a stalled systemd must never
+    block the trading loop, so we switch it to non-blocking and count what is
+    dropped instead of waiting.
+    """
+
+    def __init__(self, env: Mapping[str, str] | None = None) -> None:
+        env = os.environ if env is None else env
+        self.address = env.get("NOTIFY_SOCKET") or None
+        self._notifier: sdnotify.SystemdNotifier | None = None
+        self.sent = 0
+        self.dropped = 0
+        if self.address is None:
+            return
+        saved = os.environ.get("NOTIFY_SOCKET")
+        try:
+            os.environ["NOTIFY_SOCKET"] = self.address  # sdnotify reads the address from the environment only
+            notifier = sdnotify.SystemdNotifier(debug=True)
+            notifier.socket.setblocking(False)
+            self._notifier = notifier
+        except Exception as exc:  # noqa: BLE001 - sdnotify(debug=True) re-raises anything
+            log.warning("NOTIFY_SOCKET %s is set but unusable (%s); systemd notifications disabled", self.address, exc)
+        finally:
+            if saved is None:
+                os.environ.pop("NOTIFY_SOCKET", None)
+            else:
+                os.environ["NOTIFY_SOCKET"] = saved
+
+    @property
+    def enabled(self) -> bool:
+        return self._notifier is not None
+
+    def notify(self, *lines: str) -> bool:
+        """Send one datagram of newline-separated `KEY=value` lines; False if it was dropped."""
+        if self._notifier is None:
+            return False
+        try:
+            self._notifier.notify("\n".join(lines))
+        except OSError as exc:
+            self.dropped += 1
+            log.debug("sd_notify dropped %r: %s", lines, exc)
+            return False
+        self.sent += 1
+        return True
+
+    def close(self) -> None:
+        if self._notifier is not None and self._notifier.socket is not None:
+            self._notifier.socket.close()
+        self._notifier = None
+
+
+def watchdog_ping_interval(env: Mapping[str, str]) -> float:
+    """Ping at a third of WatchdogSec (systemd recommends at least twice per period)."""
+    usec = env.get("WATCHDOG_USEC", "")
+    pid = env.get("WATCHDOG_PID", "")
+    if pid and pid != str(os.getpid()):
+        return DEFAULT_PING_INTERVAL_SEC
+    try:
+        return max(0.05, int(usec) / 1_000_000 / 3)
+    except ValueError:
+        return DEFAULT_PING_INTERVAL_SEC
+
+
+def describe(runner: AsyncRunner) -> str:
+    """One human-readable status line: what `systemctl status` shows."""
+    paper = runner.paper
+    pos = paper.position
+    pos_text = "flat" if pos is None else f"{pos.side.value} {pos.qty} @ {pos.entry_price}"
+    age = runner.data_age_sec
+    data = "no data yet" if age is None else f"data {age:.1f}s old"
+    breaker = runner.breaker.state
+    brk = f"; BREAKER TRIPPED ({breaker.reason})" if breaker.tripped else ""
+    return (f"{runner.options.source} {runner.config.strategy.symbol}: {runner.pipeline.candles_processed} candles, "
+            f"{data}, equity {paper.equity} USDT, {pos_text}{brk}")
+
+
+class SystemdNotifyHooks(SessionHooks):
+    """READY/WATCHDOG/STATUS/STOPPING for a session run under systemd (Type=notify)."""
+
+    def __init__(self, env: Mapping[str, str] | None = None, notifier: SdNotifier | None = None) -> None:
+        env = os.environ if env is None else env
+        self.notifier = notifier or SdNotifier(env)
+        self.ping_interval = watchdog_ping_interval(env)
+        self._last_ping = float("-inf")
+        self._last_status = float("-inf")
+        self.ready = False
+
+    def _status(self, text: str) -> None:
+        self.notifier.notify(f"STATUS={text}")
+        self._last_status = time.monotonic()
+
+    def on_started(self, runner: AsyncRunner) -> None:
+        self._status(f"session {runner.run_id} started; waiting for market data from {runner.options.source}")
+
+    def on_first_candle(self, runner: AsyncRunner) -> None:
+        self.ready = True
+        self.notifier.notify("READY=1", f"STATUS=trading: {describe(runner)}", f"MAINPID={os.getpid()}")
+        self._last_status = time.monotonic()
+
+    def on_heartbeat(self, runner: AsyncRunner) -> None:
+        now = time.monotonic()
+        if now - self._last_ping >= self.ping_interval:
+            self.notifier.notify("WATCHDOG=1")
+            self._last_ping = now
+        if self.ready and now - self._last_status >= STATUS_INTERVAL_SEC:
+            self._status(f"trading: {describe(runner)}")
+
+    def on_stopping(self, runner: AsyncRunner) -> None:
+        reason = runner.stopped_reason or "error"
+        detail = f" ({runner.stop_detail})" if runner.stop_detail else ""
+        self.notifier.notify("STOPPING=1", f"STATUS=stopping: {reason}{detail}; flattening and writing reports")
+
+    def on_finished(self, runner: AsyncRunner) -> None:
+        self._status(f"stopped: {runner.stopped_reason} (exit {runner.exit_code}); equity {runner.paper.equity} USDT")
+
+    def extra(self) -> dict[str, Any]:
+        return {"enabled": self.notifier.enabled, "sent": self.notifier.sent, "dropped": self.notifier.dropped}

@@ -1,0 +1,185 @@
+"""`la serve`: a paper session run as a long-lived service.
+
+The same session as `la run` (same data and broker options, same artifacts,
+same exit codes), with no deadline, wrapped by the service shell: systemd
+notify, the HTTP endpoint (metrics, health, status, dashboard) and alerts.
+Everything here is an observer on the session (hooks and bus subscribers);
+none of it can stop trading by failing.
+
+Only argument parsing (`add_arguments`) is imported when `la` builds its parser;
+the heavy imports happen when the command runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from typing import Any
+
+from laptop_agents.core.errors import ExitCode
+
+log = logging.getLogger("laptop_agents.service")
+
+ENV_HTTP_HOST = "LA_HTTP_HOST"
+ENV_HTTP_PORT = "LA_HTTP_PORT"
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a port number, got {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"port must be 0..65535 (0 = any free port), got {value}")
+    return value
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The options of `la serve`: `la run`'s data options, plus the HTTP endpoint's."""
+    from laptop_agents.cli import _non_negative_float, _positive_float
+
+    p.add_argument("--source", choices=["bitunix", "mock"], default="bitunix",
+                   help="market data: bitunix (WebSocket, the default, as for `la run`), mock (seeded, offline)")
+    p.add_argument("--rest-url", metavar="URL", help="Bitunix REST base URL (default https://fapi.bitunix.com)")
+    p.add_argument("--ws-url", metavar="URL", help="Bitunix public WebSocket URL (default wss://fapi.bitunix.com/public/)")
+    p.add_argument("--seed", type=int, help="mock data seed")
+    p.add_argument("--candle-interval", type=_positive_float, metavar="SEC", help="mock: real seconds between candles")
+    p.add_argument("--scenario", choices=["random_walk", "losing_streak"], help="mock price path")
+    p.add_argument("--inject-gap-at", type=_non_negative_float, metavar="SEC", help="mock: stop data this many seconds in")
+    p.add_argument("--gap-duration", type=_positive_float, metavar="SEC", help="mock: length of the injected gap (default 35)")
+    p.add_argument("--stale-timeout", type=_positive_float, metavar="SEC", help="override session.stale_data_timeout_sec")
+    p.add_argument("--http-host", default=os.environ.get(ENV_HTTP_HOST) or "127.0.0.1", metavar="HOST",
+                   help=f"address of the metrics/health endpoint (default ${ENV_HTTP_HOST} or 127.0.0.1)")
+    p.add_argument("--http-port", type=_port, default=None, metavar="PORT",
+                   help=f"port of the endpoint; 0 picks a free one (default ${ENV_HTTP_PORT} or 9478)")
+    p.add_argument("--no-http", action="store_true", help="do not serve /metrics, /healthz, /readyz, /status")
+    p.add_argument("--dashboard", action="store_true", help="also serve a live dashboard page at / on the endpoint")
+    p.add_argument("--quiet", action="store_true", help="console shows warnings and errors only")
+
+
+def _http_port(args: argparse.Namespace) -> int:
+    """Flag > $LA_HTTP_PORT > 9478; a bad environment value is a usage error (exit 2), named."""
+    if args.http_port is not None:
+        return int(args.http_port)
+    text = os.environ.get(ENV_HTTP_PORT, "").strip()
+    if not text:
+        return 9478
+    try:
+        return _port(text)
+    except argparse.ArgumentTypeError as exc:
+        from laptop_agents.core.errors import ConfigError
+
+        raise ConfigError(f"{ENV_HTTP_PORT}={text!r}: {exc}") from None
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    overrides: dict[str, Any] = {}
+    mock = {key: getattr(args, flag) for flag, key in (
+        ("seed", "seed"), ("candle_interval", "candle_interval_sec"), ("scenario", "scenario"),
+        ("inject_gap_at", "gap_at_sec"), ("gap_duration", "gap_duration_sec")) if getattr(args, flag) is not None}
+    if mock:
+        overrides["mock"] = mock
+    if args.stale_timeout is not None:
+        overrides["session"] = {"stale_data_timeout_sec": args.stale_timeout}
+    bitunix = {k: v for k, v in (("rest_url", args.rest_url), ("ws_url", args.ws_url)) if v is not None}
+    if bitunix:
+        overrides["bitunix"] = bitunix
+    return overrides
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    """Build the service shell around one AsyncRunner and run it; returns the session's exit code.
+
+    Alerts are set up first (they depend only on the config directory), so that a
+    service that refuses to start (bad config, corrupted state, lock held: exit
+    codes systemd will not restart) still tells the operator why.
+    """
+    from laptop_agents.alerts import AlertRouter, Notifier, load_alert_settings
+    from laptop_agents.cli import _config_dir
+    from laptop_agents.core.errors import LaError
+    from laptop_agents.core.logger import setup_logging
+
+    setup_logging(None, logging.WARNING if args.quiet else logging.INFO)
+    config_dir = _config_dir(args)
+    alert_settings = load_alert_settings(config_dir)
+    outcome_sink: list[Any] = []  # the metrics, once the config (symbol) is known
+
+    def on_outcome(kind: str, outcome: str) -> None:
+        for metrics in outcome_sink:
+            metrics.record_alert(kind, outcome)
+
+    notifier = Notifier(alert_settings, on_outcome=on_outcome)
+    router = AlertRouter(notifier, "paper", "unknown")
+    try:
+        return _serve(args, config_dir, router, alert_settings, outcome_sink)
+    except LaError as err:
+        router.refused(str(err), int(err.exit_code))
+        raise
+    except Exception as exc:
+        router.crash(f"{type(exc).__name__}: {exc}")
+        raise
+    finally:
+        notifier.close(timeout=5.0)
+
+
+def _serve(args: argparse.Namespace, config_dir: Any, router: Any, alert_settings: Any, outcome_sink: list[Any]) -> int:
+    from laptop_agents.cli import _workspace, build_provider
+    from laptop_agents.core.config_models import load_config
+    from laptop_agents.service.http import HttpOptions, ServiceHttp, bind
+    from laptop_agents.service.metrics import MetricsObserver, ServiceMetrics
+    from laptop_agents.service.notify import SystemdNotifyHooks
+    from laptop_agents.service.status import RecentEvents
+    from laptop_agents.session.async_session import (
+        AsyncRunner,
+        RunOptions,
+        SessionHooks,
+    )
+
+    config = load_config(config_dir, cli_settings=_overrides(args))
+    workspace = _workspace(args)
+    symbol = config.strategy.symbol
+    mode = "paper"
+    router.mode, router.symbol = mode, symbol
+
+    metrics = ServiceMetrics(mode, symbol)
+    outcome_sink.append(metrics)
+    notify = SystemdNotifyHooks()
+    recent = RecentEvents()
+
+    class SampleMetrics(SessionHooks):
+        """Gauges follow the loop's own heartbeat (a frozen loop freezes them too: `up` tells the rest)."""
+
+        def on_heartbeat(self, runner: AsyncRunner) -> None:
+            metrics.sample(runner)
+
+        on_first_candle = on_heartbeat
+        on_finished = on_heartbeat
+
+    hooks: list[SessionHooks] = [notify, SampleMetrics()]
+    http: ServiceHttp | None = None
+    if not args.no_http:
+        options = HttpOptions(host=args.http_host, port=_http_port(args), dashboard=args.dashboard)
+        sock = bind(options)
+        http = ServiceHttp(sock, options, metrics, recent,
+                           extra=lambda: {"systemd_notify": notify.extra(), "alerts_targets": len(alert_settings.urls)})
+        hooks.append(http)
+        print(f"la serve: endpoint {http.url}" + (f" (dashboard {http.url}/)" if args.dashboard else ""), flush=True)
+    hooks.append(router)
+
+    try:
+        provider = build_provider(config, args.source)
+        options_ = RunOptions(duration_min=None, source=args.source, mode="service",
+                              warmup=args.source == "bitunix" and config.settings.bitunix.warmup)
+        runner = AsyncRunner(config, workspace, provider, options_, hooks=hooks)
+        for subscriber in (MetricsObserver(metrics), recent, router):
+            runner.bus.subscribe(subscriber)
+        code = runner.run()
+    finally:
+        if http is not None and http.sock.fileno() != -1 and not http.started:
+            http.sock.close()
+    print(f"session {runner.run_id} ended: {runner.stopped_reason} (exit {code}); "
+          f"{len(runner.recorder.run_trades)} trades; equity {runner.paper.equity} USDT; "
+          f"artifacts {runner.run_dir.path}", file=sys.stdout, flush=True)
+    return code if code is not None else ExitCode.INTERNAL_ERROR
