@@ -122,14 +122,15 @@ def test_kill_switch_by_file_mid_position(la_env: LaEnv) -> None:
     assert not any(e["event"] == "OrderSubmitted" for e in la_env.events())
 
 
-def test_sigterm_mid_position_flattens_and_exits_zero(la_env: LaEnv) -> None:
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_signal_mid_position_flattens_and_exits_zero(la_env: LaEnv, sig: signal.Signals) -> None:
     la_env.hold_positions()
     proc = la_env.start("run", "--duration", "5", *FAST)
     la_env.wait_for(lambda: la_env.broker_state.exists() and la_env.state()["positions"], what="an open position")
-    proc.send_signal(signal.SIGTERM)
+    proc.send_signal(sig)
     assert proc.wait(timeout=20) == 0
     events = la_env.events()
-    assert session_end(la_env)["stopped_reason"] == "sigterm"
+    assert session_end(la_env)["stopped_reason"] == sig.name.lower()
     assert events[-2]["event"] == "ExecutionExit" and events[-2]["reason"] == "shutdown"
     assert any("close_all()" in r["message"] for r in la_env.system_log())
     assert la_env.state()["positions"] == []
