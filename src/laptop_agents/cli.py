@@ -22,7 +22,8 @@ EXIT_CODES_HELP = """exit codes:
   0 completed, or stopped cleanly (SIGTERM/SIGINT/la stop)   1 internal error
   2 usage or config error        3 another session is running     4 kill switch
   5 circuit breaker stop         6 stale market data              7 watchdog (frozen loop / memory)
-  8 corrupted or unknown state   9 market data failed for good    10 could not verify flat at shutdown"""
+  8 corrupted or unknown state   9 market data failed for good    10 could not verify flat at shutdown
+  11 la audit: a critical gap"""
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -91,6 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gap-duration", type=_positive_float, metavar="SEC", help="mock: length of the injected gap (default 35)")
     p.add_argument("--stale-timeout", type=_positive_float, metavar="SEC", help="override session.stale_data_timeout_sec")
     p.add_argument("--quiet", action="store_true", help="console shows warnings and errors only")
+    p.add_argument("--dashboard", action="store_true",
+                   help="serve a live dashboard (and /metrics /healthz /status) on 127.0.0.1, port $LA_HTTP_PORT or free")
     _common(p)
 
     p = sub.add_parser(
@@ -115,6 +118,14 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--out", type=Path, help="CSV file (default data/<symbol>-<interval>.csv); resumes if it exists")
     f.add_argument("--rest-url", metavar="URL", help="Bitunix REST base URL (default from config)")
     _common(f)
+
+    p = sub.add_parser("audit", help="the QA autonomy audit of a run: rubric, checklist, gaps (audit.md/html)",
+                       description="Audit the latest run (or --run ID) against shared/spec/qa-autonomy-audit.md. "
+                                   "Exit 11 when a critical gap exists.")
+    from laptop_agents.audit.cli import add_arguments as _audit_arguments
+
+    _audit_arguments(p)
+    _common(p)
 
     _add_mock_exchange(sub)
     return parser
@@ -195,7 +206,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     provider = build_provider(config, args.source)
     options = RunOptions(duration_min=args.duration, source=args.source, mode=args.mode,
                          warmup=args.source == "bitunix" and config.settings.bitunix.warmup)
-    runner = AsyncRunner(config, workspace, provider, options)
+    hooks, subscribers = [], []
+    if args.dashboard:
+        from laptop_agents.service.serve import dashboard_for_run
+
+        hooks, subscribers = dashboard_for_run(args, config)
+    runner = AsyncRunner(config, workspace, provider, options, hooks=hooks)
+    for subscriber in subscribers:
+        runner.bus.subscribe(subscriber)
     code = runner.run()
     print(
         f"session {runner.run_id} ended: {runner.stopped_reason} (exit {code}); "
@@ -398,6 +416,12 @@ def cmd_data(args: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
+def cmd_audit(args: argparse.Namespace) -> int:
+    from laptop_agents.audit.cli import run_from_args
+
+    return run_from_args(args, _workspace(args), _config_dir(args))
+
+
 def cmd_reset_breaker(args: argparse.Namespace) -> int:
     from datetime import datetime, timezone
 
@@ -437,7 +461,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return run_serve(args)
 
 
-COMMANDS = {"serve": cmd_serve, "data": cmd_data, "reset-breaker": cmd_reset_breaker, "run": cmd_run, "status": cmd_status, "stop": cmd_stop, "clean": cmd_clean, "doctor": cmd_doctor}
+COMMANDS = {"serve": cmd_serve, "data": cmd_data, "audit": cmd_audit, "reset-breaker": cmd_reset_breaker, "run": cmd_run, "status": cmd_status, "stop": cmd_stop, "clean": cmd_clean, "doctor": cmd_doctor}
 
 
 def main(argv: list[str] | None = None) -> int:

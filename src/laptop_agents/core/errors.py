@@ -24,6 +24,7 @@ class ExitCode(IntEnum):
     STATE_ERROR = 8        # a state file is corrupted or of an unknown version
     DATA_ERROR = 9         # the market data provider failed for good (FatalError)
     NOT_FLAT = 10          # shutdown could not verify the account is flat
+    AUDIT_CRITICAL = 11    # `la audit` found a critical gap (or a failed edge case)
 
 
 class LaError(Exception):

@@ -1,0 +1,51 @@
+"""`la audit`: wiring of evidence → checks → report, plus edge cases and a run-then-audit mode."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from laptop_agents.core.errors import ExitCode
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--run", metavar="ID", help="audit this run id (default: the latest run)")
+    p.add_argument("--json", action="store_true", help="print the report as JSON instead of the table")
+    p.add_argument("--edge-cases", action="store_true",
+                   help="also run the spec's edge cases (kill switch, stale data, breaker, SIGTERM, memory) "
+                        "in a scratch workspace on mock data (about 1.5 minutes)")
+    p.add_argument("--run-session", type=float, metavar="MIN",
+                   help="first run a paper session of MIN minutes on mock data, then audit it")
+
+
+def run_from_args(args: argparse.Namespace, workspace, config_dir: Path) -> int:  # type: ignore[no-untyped-def]
+    from laptop_agents.audit.checks import all_findings, live_not_assessed
+    from laptop_agents.audit.edge_cases import run_edge_cases
+    from laptop_agents.audit.evidence import load_run, resolve_run_dir
+    from laptop_agents.audit.report import build_report, render_terminal, write_outputs
+
+    if args.run_session is not None:
+        cmd = [sys.executable, "-m", "laptop_agents", "run", "--mode", "live-session", "--duration",
+               str(args.run_session), "--source", "mock", "--async", "--workspace", str(workspace.root),
+               "--config-dir", str(config_dir)]
+        print(f"running a {args.run_session:g}-minute paper session on mock data before the audit...", file=sys.stderr)
+        subprocess.run(cmd, env=os.environ.copy(), check=False)
+    run_dir = resolve_run_dir(workspace, args.run)
+    evidence = load_run(run_dir, workspace)
+    findings = all_findings(evidence) + live_not_assessed()
+    edge = []
+    if args.edge_cases:
+        edge = run_edge_cases(config_dir, progress=lambda name: print(f"edge case: {name}...", file=sys.stderr))
+    report = build_report(evidence, findings, edge)
+    write_outputs(report, run_dir)
+    if args.json:
+        print(json.dumps(report.to_json(), indent=2))
+    else:
+        print(render_terminal(report))
+        print(f"\nwrote {run_dir / 'audit.md'}, {run_dir / 'audit.html'}, {run_dir / 'audit.json'}")
+    failed_edges = any(c["status"] != "PASS" for c in edge)
+    return ExitCode.AUDIT_CRITICAL if report.has_critical or failed_edges else ExitCode.OK

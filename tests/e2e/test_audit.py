@@ -1,0 +1,126 @@
+"""`la audit`: healthy runs pass, runs with known defects are caught with the right verdict and evidence."""
+
+from __future__ import annotations
+
+import json
+import signal
+
+import pytest
+
+from tests.conftest import LaEnv
+
+FAST = ["--source", "mock", "--candle-interval", "0.01"]
+
+
+def session(la_env: LaEnv, *extra: str) -> None:
+    la_env.run("run", "--mode", "live-session", "--duration", "0.04", *FAST, *extra)
+
+
+def audit(la_env: LaEnv, *args: str) -> tuple[int, dict]:
+    r = la_env.run("audit", "--json", *args)
+    assert "Traceback" not in r.stderr, r.stderr
+    return r.returncode, json.loads(r.stdout)
+
+
+def finding(report: dict, fid: str) -> dict:
+    return next(f for f in report["findings"] if f["id"] == fid)
+
+
+def rubric(report: dict, category: str) -> str:
+    return next(r["verdict"] for r in report["rubric"] if r["category"] == category)
+
+
+def test_healthy_short_run(la_env: LaEnv) -> None:
+    session(la_env)
+    code, report = audit(la_env)
+    assert code == 0 and report["critical"] is False
+    for fid in ("S2", "S3", "S4", "S5", "S6", "S7", "F1", "F2", "F4", "F7", "F8", "R1", "L1", "L2", "D1"):
+        assert finding(report, fid)["status"] == "PASS", finding(report, fid)
+    # a 3-second run is not the 10-minute autonomy run the rubric asks for
+    assert finding(report, "S1")["status"] == "FAIL" and "10-minute" in finding(report, "S1")["evidence"]
+    assert [c["status"] for c in report["checklist"]].count("PASS") == 10
+    run_dir = la_env.latest.resolve()
+    for name in ("audit.md", "audit.html", "audit.json"):
+        assert (run_dir / name).exists()
+    assert "Pass/fail rubric" in (run_dir / "audit.md").read_text()
+    table = la_env.run("audit")
+    assert "Pass/fail rubric" in table.stdout and "Autonomy verification checklist" in table.stdout
+
+
+def test_critical_log_line_is_caught(la_env: LaEnv) -> None:
+    session(la_env)
+    with (la_env.latest / "system.jsonl").open("a") as fh:
+        fh.write(json.dumps({"timestamp": "2026-01-01T00:00:00.000Z", "level": "CRITICAL", "component": "test",
+                             "message": "injected defect"}) + "\n")
+    code, report = audit(la_env)
+    s3 = finding(report, "S3")
+    assert code == 11 and s3["status"] == "FAIL" and "injected defect" in s3["evidence"]
+    assert s3["priority"] == "critical" and rubric(report, "Logging") == "FAIL"
+
+
+def test_missing_summary_is_caught(la_env: LaEnv) -> None:
+    session(la_env)
+    (la_env.latest / "summary.html").unlink()
+    _, report = audit(la_env)
+    s4 = finding(report, "S4")
+    assert s4["status"] == "FAIL" and "summary.html" in s4["evidence"] and rubric(report, "Logging") == "FAIL"
+
+
+def test_equity_drift_is_caught(la_env: LaEnv) -> None:
+    session(la_env)
+    path = la_env.latest / "trades.csv"
+    lines = path.read_text().splitlines()
+    header = lines[0].split(",")
+    row = lines[1].split(",")
+    i = header.index("pnl")
+    row[i] = str(float(row[i]) + 0.01)
+    lines[1] = ",".join(row)
+    path.write_text("\n".join(lines) + "\n")
+    code, report = audit(la_env)
+    s6 = finding(report, "S6")
+    assert code == 11 and s6["status"] == "FAIL" and "drift" in s6["evidence"] and s6["priority"] == "critical"
+
+
+def test_left_over_lock_is_caught(la_env: LaEnv) -> None:
+    proc = la_env.start("run", "--duration", "1", *FAST)
+    la_env.wait_for(lambda: la_env.lock.exists() and la_env.latest.exists(), what="running")
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=10)
+    code, report = audit(la_env)
+    assert code == 11
+    assert finding(report, "S7")["status"] == "FAIL" and "left over" in finding(report, "S7")["evidence"]
+    assert finding(report, "F1")["status"] == "FAIL" and "no SessionEnd" in finding(report, "F1")["evidence"]
+    assert rubric(report, "Shutdown") == "FAIL"
+
+
+def test_breaker_trip_is_reported(la_env: LaEnv) -> None:
+    la_env.run("run", "--duration", "0.06", "--source", "mock", "--scenario", "losing_streak", "--candle-interval", "0.005")
+    _, report = audit(la_env)
+    f4 = finding(report, "F4")
+    assert f4["status"] == "WARN" and "consecutive_losses" in f4["evidence"] and "CIRCUIT_BREAKER_TRIPPED" in f4["evidence"]
+    assert any(g["id"] == "F4" for g in report["gaps"])
+
+
+def test_stale_data_stop_is_caught(la_env: LaEnv) -> None:
+    la_env.run("run", "--duration", "1", *FAST, "--inject-gap-at", "0.5", "--gap-duration", "5", "--stale-timeout", "1")
+    code, report = audit(la_env)
+    f2 = finding(report, "F2")
+    assert f2["status"] == "FAIL" and "StaleDataDetected" in f2["evidence"]
+    assert rubric(report, "Data Stability") == "FAIL" and finding(report, "S2")["status"] == "FAIL"
+    assert code == 11  # exit reason not completed is a critical gap
+
+
+def test_no_runs_is_a_clear_error(la_env: LaEnv) -> None:
+    r = la_env.run("audit")
+    assert r.returncode == 2 and "no runs" in r.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_edge_cases_all_pass(la_env: LaEnv) -> None:
+    session(la_env)
+    code, report = audit(la_env, "--edge-cases")
+    cases = {c["name"]: c for c in report["edge_cases"]}
+    assert len(cases) == 6
+    assert all(c["status"] == "PASS" for c in cases.values()), cases
+    assert code == 0
