@@ -59,13 +59,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="console shows warnings and errors only")
 
 
-def _http_port(args: argparse.Namespace) -> int:
-    """Flag > $LA_HTTP_PORT > 9478; a bad environment value is a usage error (exit 2), named."""
-    if args.http_port is not None:
+def _http_port(args: argparse.Namespace, default: int = 9478) -> int:
+    """Flag > $LA_HTTP_PORT > default; a bad environment value is a usage error (exit 2), named."""
+    if getattr(args, "http_port", None) is not None:
         return int(args.http_port)
     text = os.environ.get(ENV_HTTP_PORT, "").strip()
     if not text:
-        return 9478
+        return default
     try:
         return _port(text)
     except argparse.ArgumentTypeError as exc:
@@ -130,6 +130,7 @@ def _serve(args: argparse.Namespace, config_dir: Any, router: Any, alert_setting
     from laptop_agents.service.http import HttpOptions, ServiceHttp, bind
     from laptop_agents.service.metrics import MetricsObserver, ServiceMetrics
     from laptop_agents.service.notify import SystemdNotifyHooks
+    from laptop_agents.service.sampler import MetricsSampler
     from laptop_agents.service.status import RecentEvents
     from laptop_agents.session.async_session import (
         AsyncRunner,
@@ -148,16 +149,7 @@ def _serve(args: argparse.Namespace, config_dir: Any, router: Any, alert_setting
     notify = SystemdNotifyHooks()
     recent = RecentEvents()
 
-    class SampleMetrics(SessionHooks):
-        """Gauges follow the loop's own heartbeat (a frozen loop freezes them too: `up` tells the rest)."""
-
-        def on_heartbeat(self, runner: AsyncRunner) -> None:
-            metrics.sample(runner)
-
-        on_first_candle = on_heartbeat
-        on_finished = on_heartbeat
-
-    hooks: list[SessionHooks] = [notify, SampleMetrics()]
+    hooks: list[SessionHooks] = [notify, MetricsSampler(metrics)]
     http: ServiceHttp | None = None
     if not args.no_http:
         options = HttpOptions(host=args.http_host, port=_http_port(args), dashboard=args.dashboard)
@@ -183,3 +175,23 @@ def _serve(args: argparse.Namespace, config_dir: Any, router: Any, alert_setting
           f"{len(runner.recorder.run_trades)} trades; equity {runner.paper.equity} USDT; "
           f"artifacts {runner.run_dir.path}", file=sys.stdout, flush=True)
     return code if code is not None else ExitCode.INTERNAL_ERROR
+
+
+def dashboard_for_run(args: argparse.Namespace, config: Any) -> tuple[list[Any], list[Any]]:
+    """`la run --dashboard`: the endpoint and live page for an ordinary session (no notify, no alerts).
+
+    Returns (session hooks, bus subscribers) for the caller to hand to its AsyncRunner.
+    The port is $LA_HTTP_PORT or a free one (printed), so it never collides with a running service.
+    """
+    from laptop_agents.service.http import HttpOptions, ServiceHttp, bind
+    from laptop_agents.service.metrics import MetricsObserver, ServiceMetrics
+    from laptop_agents.service.sampler import MetricsSampler
+    from laptop_agents.service.status import RecentEvents
+
+    metrics = ServiceMetrics("paper", config.strategy.symbol)
+    recent = RecentEvents()
+    options = HttpOptions(host=os.environ.get(ENV_HTTP_HOST) or "127.0.0.1", port=_http_port(args, default=0),
+                          dashboard=True)
+    http = ServiceHttp(bind(options), options, metrics, recent)
+    print(f"la run: dashboard {http.url}/ (also /metrics /healthz /readyz /status)", flush=True)
+    return [MetricsSampler(metrics), http], [MetricsObserver(metrics), recent]
