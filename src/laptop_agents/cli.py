@@ -170,22 +170,27 @@ def _config_dir(args: argparse.Namespace) -> Path:
     return Path(args.config_dir or os.environ.get("LA_CONFIG_DIR") or "config")
 
 
+def settings_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """Command-line flags that override settings.yaml (the top of the precedence order); shared by run and serve."""
+    overrides: dict[str, Any] = {}
+    mock = {key: getattr(args, flag) for flag, key in (
+        ("seed", "seed"), ("candle_interval", "candle_interval_sec"), ("scenario", "scenario"),
+        ("inject_gap_at", "gap_at_sec"), ("gap_duration", "gap_duration_sec")) if getattr(args, flag, None) is not None}
+    if mock:
+        overrides["mock"] = mock
+    if getattr(args, "stale_timeout", None) is not None:
+        overrides["session"] = {"stale_data_timeout_sec": args.stale_timeout}
+    bitunix = {k: v for k, v in (("rest_url", getattr(args, "rest_url", None)), ("ws_url", getattr(args, "ws_url", None)))
+               if v is not None}
+    if bitunix:
+        overrides["bitunix"] = bitunix
+    return overrides
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from laptop_agents.core.config_models import load_config
 
-    overrides: dict[str, Any] = {}
-    mock: dict[str, Any] = {}
-    for flag, key in (("seed", "seed"), ("candle_interval", "candle_interval_sec"), ("scenario", "scenario"),
-                      ("inject_gap_at", "gap_at_sec"), ("gap_duration", "gap_duration_sec")):
-        if getattr(args, flag) is not None:
-            mock[key] = getattr(args, flag)
-    if mock:
-        overrides["mock"] = mock
-    if args.stale_timeout is not None:
-        overrides["session"] = {"stale_data_timeout_sec": args.stale_timeout}
-    bitunix = {k: v for k, v in (("rest_url", args.rest_url), ("ws_url", args.ws_url)) if v is not None}
-    if bitunix:
-        overrides["bitunix"] = bitunix
+    overrides = settings_overrides(args)
     if args.source is None:
         args.source = "mock" if args.mode == "backtest" else "bitunix"
     config = load_config(_config_dir(args), cli_settings=overrides)

@@ -74,21 +74,6 @@ def _http_port(args: argparse.Namespace, default: int = 9478) -> int:
         raise ConfigError(f"{ENV_HTTP_PORT}={text!r}: {exc}") from None
 
 
-def _overrides(args: argparse.Namespace) -> dict[str, Any]:
-    overrides: dict[str, Any] = {}
-    mock = {key: getattr(args, flag) for flag, key in (
-        ("seed", "seed"), ("candle_interval", "candle_interval_sec"), ("scenario", "scenario"),
-        ("inject_gap_at", "gap_at_sec"), ("gap_duration", "gap_duration_sec")) if getattr(args, flag) is not None}
-    if mock:
-        overrides["mock"] = mock
-    if args.stale_timeout is not None:
-        overrides["session"] = {"stale_data_timeout_sec": args.stale_timeout}
-    bitunix = {k: v for k, v in (("rest_url", args.rest_url), ("ws_url", args.ws_url)) if v is not None}
-    if bitunix:
-        overrides["bitunix"] = bitunix
-    return overrides
-
-
 def run_serve(args: argparse.Namespace) -> int:
     """Build the service shell around one AsyncRunner and run it; returns the session's exit code.
 
@@ -125,7 +110,7 @@ def run_serve(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace, config_dir: Any, router: Any, alert_settings: Any, outcome_sink: list[Any]) -> int:
-    from laptop_agents.cli import _workspace, build_provider
+    from laptop_agents.cli import _workspace, build_provider, settings_overrides
     from laptop_agents.core.config_models import load_config
     from laptop_agents.service.http import HttpOptions, ServiceHttp, bind
     from laptop_agents.service.metrics import MetricsObserver, ServiceMetrics
@@ -138,7 +123,7 @@ def _serve(args: argparse.Namespace, config_dir: Any, router: Any, alert_setting
         SessionHooks,
     )
 
-    config = load_config(config_dir, cli_settings=_overrides(args))
+    config = load_config(config_dir, cli_settings=settings_overrides(args))
     workspace = _workspace(args)
     symbol = config.strategy.symbol
     mode = "paper"

@@ -18,7 +18,7 @@ import math
 import random
 import time
 from collections.abc import AsyncIterator, Iterator
-from datetime import datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 
 from laptop_agents.core.config_models import MockSettings
