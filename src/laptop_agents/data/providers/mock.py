@@ -24,7 +24,6 @@ from decimal import Decimal
 from laptop_agents.core.config_models import MockSettings
 from laptop_agents.core.models import Candle, parse_utc
 
-TICK = Decimal("0.1")
 _SUBSTEPS = 12
 
 # regime: (drift per bar, volatility per bar) as fractions of price
