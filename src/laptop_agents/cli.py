@@ -131,12 +131,35 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+DELEGATED_HELP = {
+    "mock-exchange": "run the mock Bitunix exchange (for tests and offline runs)",
+    "secrets": "encrypt, verify or rotate the exchange credentials file",
+    "live": "live-trading consent: la live optin keygen|create|sign|verify",
+}
+
+
 def _add_mock_exchange(sub: Any) -> None:
-    """Registered without importing it (aiohttp would cost `la --help` half a second); its own parser
-    handles its flags and `--help`."""
-    p = sub.add_parser("mock-exchange", help="run the mock Bitunix exchange (for tests and offline runs)",
-                       add_help=False, description="run `la mock-exchange --help` for its options")
-    p.add_argument("mock_args", nargs=argparse.REMAINDER)
+    """Subcommands with parsers of their own, listed here but built only when used: importing them
+    (aiohttp, cryptography) would cost `la --help` a large share of its time."""
+    for name, text in DELEGATED_HELP.items():
+        p = sub.add_parser(name, help=text, add_help=False, description=f"run `la {name} --help` for its options")
+        p.add_argument("rest", nargs=argparse.REMAINDER)
+
+
+def _run_delegated(name: str, argv: list[str]) -> int:
+    if name == "mock-exchange":
+        from laptop_agents.mock_exchange import cli as mock_cli
+
+        return int(mock_cli.main(argv))
+    from laptop_agents.security import cli as security_cli
+
+    # allow_abbrev=False: an abbreviation must never turn `--passphrase X` into an accepted flag
+    parser = argparse.ArgumentParser(prog=f"la {name}", allow_abbrev=False, description=DELEGATED_HELP[name])
+    if name == "secrets":
+        security_cli.add_secrets_arguments(parser)
+        return int(security_cli.run_secrets(parser.parse_args(argv)))
+    security_cli.add_live_arguments(parser)
+    return int(security_cli.run_live(parser.parse_args(argv)))
 
 
 def _positive_float(text: str) -> float:
@@ -469,15 +492,22 @@ def cmd_serve(args: argparse.Namespace) -> int:
 COMMANDS = {"serve": cmd_serve, "data": cmd_data, "audit": cmd_audit, "reset-breaker": cmd_reset_breaker, "run": cmd_run, "status": cmd_status, "stop": cmd_stop, "clean": cmd_clean, "doctor": cmd_doctor}
 
 
+def _mask_secrets_in_logs() -> None:
+    """Every log handler masks every secret value the process learns (API keys, passphrases)."""
+    from laptop_agents.core.logger import add_handler_filter
+    from laptop_agents.security.secret import SecretMaskingFilter
+
+    add_handler_filter(SecretMaskingFilter())
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["mock-exchange"]:  # its own parser owns every flag, --help included
-        from laptop_agents.mock_exchange import cli as mock_cli
-
-        return int(mock_cli.main(argv[1:]))
+    _mask_secrets_in_logs()
     parser = build_parser()
-    args = parser.parse_args(argv)
     try:
+        if argv[:1] and argv[0] in DELEGATED_HELP:  # their own parsers own every flag, --help included
+            return _run_delegated(argv[0], argv[1:])
+        args = parser.parse_args(argv)
         return int(COMMANDS[args.command](args))
     except LaError as err:
         print(f"la: error: {err}", file=sys.stderr)

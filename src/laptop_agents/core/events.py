@@ -27,6 +27,7 @@ class EventName:
     SIGNAL_GENERATED = "SignalGenerated"
     RISK_REJECTED = "RiskRejected"
     ORDER_SUBMITTED = "OrderSubmitted"
+    ORDER_REJECTED = "OrderRejected"
     EXECUTION_FILL = "ExecutionFill"
     EXECUTION_EXIT = "ExecutionExit"
     CIRCUIT_BREAKER_TRIPPED = "CircuitBreakerTripped"

@@ -17,6 +17,19 @@ from pythonjsonlogger.json import JsonFormatter
 
 ROOT = "laptop_agents"
 _OWNED = "_la_owned"
+_HANDLER_FILTERS: list[logging.Filter] = []
+
+
+def add_handler_filter(flt: logging.Filter) -> None:
+    """Attach `flt` to every handler setup_logging makes, now and later (e.g. secret masking).
+
+    Handler-level, so records propagated from child loggers pass through it too.
+    """
+    if flt not in _HANDLER_FILTERS:
+        _HANDLER_FILTERS.append(flt)
+    for handler in logging.getLogger(ROOT).handlers:
+        if getattr(handler, _OWNED, False) and flt not in handler.filters:
+            handler.addFilter(flt)
 
 
 class _SystemJsonFormatter(JsonFormatter):
@@ -53,6 +66,8 @@ def setup_logging(system_log: Path | None, console_level: int = logging.INFO) ->
     console.setLevel(console_level)
     console.setFormatter(logging.Formatter("%(asctime)s %(levelname)-8s %(name)s: %(message)s", "%H:%M:%S"))
     setattr(console, _OWNED, True)
+    for flt in _HANDLER_FILTERS:
+        console.addFilter(flt)
     root.addHandler(console)
     if system_log is not None:
         system_log.parent.mkdir(parents=True, exist_ok=True)
@@ -60,6 +75,8 @@ def setup_logging(system_log: Path | None, console_level: int = logging.INFO) ->
         fh.setLevel(logging.DEBUG)
         fh.setFormatter(_ordered_formatter())
         setattr(fh, _OWNED, True)
+        for flt in _HANDLER_FILTERS:
+            fh.addFilter(flt)
         root.addHandler(fh)
 
 

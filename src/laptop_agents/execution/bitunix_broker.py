@@ -1,0 +1,709 @@
+"""BitunixBroker: the Broker protocol on a real (or mock) Bitunix futures account.
+
+Same face as :class:`~laptop_agents.execution.broker.PaperBrokerPort` and the same
+events (OrderSubmitted, ExecutionFill, ExecutionExit with PaperBroker's fields),
+so the session, journal, metrics and reports cannot tell them apart. The
+differences are where the truth lives and what can go wrong:
+
+* **The exchange is the truth.** :meth:`start` reads the contract rules, sets
+  leverage and margin mode, and reconciles local state with the exchange's
+  positions and open orders. A failed query raises: "I could not ask" is never
+  read as "flat".
+* **Idempotent orders.** Every order carries a deterministic clientId
+  (``<prefix><tag><seq>``; tag and sequence persist in ``to_state()``). The
+  REST client retries with the same clientId, so a lost response meets 30042
+  and resolves to the existing order instead of a duplicate.
+* **Checks before sending** (:mod:`order_checks`): quantity bounds and
+  precision, TP/SL sides, price protection. A failed check or an exchange
+  rejection becomes an ``OrderRejected`` event, not a crash.
+* **TP/SL live on the exchange** (attached to the entry as ``tpPrice``/
+  ``slPrice``), so they hold while this process is down. ``on_candle`` polls the
+  position; when the exchange closed it, the exit is rebuilt from its trade
+  history.
+* **Money** comes from the exchange's fills (price, fee, realized PnL), so
+  ``equity == starting_equity + sum(trade.pnl) + adjustments`` and the
+  exchange's wallet agree; any difference is logged and booked as an
+  adjustment, never silently absorbed.
+* **Shutdown** cancels every order, closes every position and verifies the
+  account is flat by querying; otherwise :class:`NotFlatError` (exit code 10).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets as _secrets
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, TypeVar
+
+from laptop_agents.core.errors import ExitCode, LaError
+from laptop_agents.core.events import Event, EventName
+from laptop_agents.core.models import (
+    ZERO,
+    AccountSnapshot,
+    Candle,
+    OrderIntent,
+    Position,
+    Side,
+    Trade,
+)
+from laptop_agents.execution.bitunix.enums import (
+    MarginMode,
+    OrderSide,
+    OrderType,
+    PositionMode,
+    PositionSide,
+    StopType,
+    TradeSide,
+)
+from laptop_agents.execution.bitunix.errors import (
+    BitunixError,
+    ExchangeUnavailableError,
+    InsufficientBalanceError,
+    InvalidRequestError,
+    OrderNotFoundError,
+    OrderRejectedError,
+    PositionNotFoundError,
+    RateLimitError,
+    TransportError,
+)
+from laptop_agents.execution.bitunix.rest import BitunixRestClient
+from laptop_agents.execution.bitunix.schemas import (
+    AccountInfo,
+    OrderInfo,
+    PlaceOrderRequest,
+    PositionInfo,
+    TradeInfo,
+)
+from laptop_agents.execution.bitunix_private_stream import PrivateStream
+from laptop_agents.execution.order_checks import (
+    OrderCheckFailed,
+    SymbolRules,
+    check_entry,
+)
+from laptop_agents.paper.broker import (
+    EXIT_STOP_LOSS,
+    EXIT_TAKE_PROFIT,
+    _position_from_dict,
+    _position_to_dict,
+    _trade_from_dict,
+    _trade_to_dict,
+    money,
+)
+
+log = logging.getLogger("laptop_agents.execution.bitunix_broker")
+
+STATE_KIND = "bitunix_broker"
+ORDER_REJECTED = EventName.ORDER_REJECTED
+"""Event name for an entry refused by our checks or by the exchange (add to core.events.EventName)."""
+EXIT_EXCHANGE_CLOSE = "exchange_close"
+"""Exit reason when the exchange closed the position for a reason we cannot attribute (liquidation, manual)."""
+
+Closed = tuple[list[Event], Trade | None]
+T = TypeVar("T")
+
+
+class LiveBrokerError(LaError):
+    """The live broker cannot continue safely (start-up, reconciliation, ambiguous order state)."""
+
+    exit_code = ExitCode.INTERNAL_ERROR
+
+
+class ReconcileError(LiveBrokerError):
+    """Local and exchange state disagree in a way we must not guess about."""
+
+    exit_code = ExitCode.STATE_ERROR
+
+
+class NotFlatError(LiveBrokerError):
+    """Shutdown could not verify that the account has no position and no open order."""
+
+    exit_code = ExitCode.NOT_FLAT
+
+
+@dataclass(frozen=True)
+class LiveBrokerSettings:
+    """How the broker trades; values the operator chooses (leverage is capped by the hard limits upstream)."""
+
+    symbol: str = "BTCUSDT"
+    leverage: int = 5
+    margin_mode: MarginMode = MarginMode.ISOLATION
+    margin_coin: str = "USDT"
+    client_id_prefix: str = "la"
+    stop_type: StopType = StopType.LAST_PRICE
+    fill_poll_interval_sec: float = 0.1
+    fill_timeout_sec: float = 10.0
+    flat_verify_attempts: int = 5
+    flat_verify_interval_sec: float = 0.2
+    history_page_limit: int = 100
+
+    def __post_init__(self) -> None:
+        if not self.client_id_prefix.isalnum() or len(self.client_id_prefix) > 8:
+            raise ValueError("client_id_prefix must be 1-8 alphanumeric characters")
+        if self.leverage < 1:
+            raise ValueError("leverage must be >= 1")
+
+
+_SIDE_OF_POSITION = {PositionSide.LONG: Side.LONG, PositionSide.SHORT: Side.SHORT}
+
+
+class BitunixBroker:
+    """One symbol, one-way position mode, at most one open position (like PaperBroker)."""
+
+    name = "bitunix"
+
+    def __init__(
+        self,
+        client: BitunixRestClient,
+        settings: LiveBrokerSettings | None = None,
+        *,
+        client_factory: Callable[[], BitunixRestClient] | None = None,
+        stream: PrivateStream | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        monotonic: Callable[[], float] | None = None,
+    ) -> None:
+        self.client = client
+        self.settings = settings or LiveBrokerSettings()
+        self.symbol = self.settings.symbol
+        self._client_factory = client_factory
+        self.stream = stream
+        self.fill_notices: Counter[str] = Counter()
+        """How each order's end was noticed: ``ws`` (private push) or ``poll`` (REST fallback)."""
+        self._sleep = sleep
+        self._monotonic = monotonic or (lambda: asyncio.get_running_loop().time())
+        self.rules: SymbolRules | None = None
+        self.starting_equity: Decimal = ZERO
+        self.cash: Decimal = ZERO
+        self.adjustments: Decimal = ZERO
+        self.position: Position | None = None
+        self.trades: list[Trade] = []
+        self.last_price: Decimal | None = None
+        self._seq = 0
+        self._tag = _secrets.token_hex(4)
+        self._entry_order_id: str | None = None
+        self._restored = False
+        self.started = False
+
+    # ------------------------------------------------------------------ protocol queries
+    @property
+    def equity(self) -> Decimal:
+        """Realized equity: wallet balance after fees (unrealized PnL excluded), as PaperBroker."""
+        return self.cash
+
+    def snapshot(self, daily_realized_pnl: Decimal = ZERO, peak_equity: Decimal | None = None) -> AccountSnapshot:
+        return AccountSnapshot(
+            equity=self.cash,
+            peak_equity=peak_equity if peak_equity is not None else self.cash,
+            position=self.position,
+            daily_realized_pnl=daily_realized_pnl,
+        )
+
+    def __repr__(self) -> str:
+        pos = f"{self.position.side.value} {self.position.qty}" if self.position else "flat"
+        return f"BitunixBroker({self.symbol}, equity={self.cash}, {pos}, trades={len(self.trades)})"
+
+    # ------------------------------------------------------------------ ids
+    def _next_client_id(self) -> str:
+        """Deterministic and unique across restarts: the tag and sequence live in the state file."""
+        self._seq += 1
+        return f"{self.settings.client_id_prefix}{self._tag}{self._seq:06d}"
+
+    def _is_ours(self, client_id: str | None) -> bool:
+        return bool(client_id) and str(client_id).startswith(self.settings.client_id_prefix)
+
+    # ------------------------------------------------------------------ start-up
+    async def start(self, now: datetime) -> list[Event]:
+        """Read rules, reconcile with the exchange, set leverage/margin mode. Raises on any doubt."""
+        s = self.settings
+        pairs = await self.client.trading_pairs([self.symbol])
+        pair = next((p for p in pairs if p.symbol == self.symbol), None)
+        if pair is None:
+            raise LiveBrokerError(f"exchange does not list {self.symbol}")
+        self.rules = SymbolRules.from_pair(pair)
+        if not self.rules.tradable:
+            raise LiveBrokerError(f"{self.symbol} is not open for trading on the exchange ({pair.status})")
+        if not self.rules.min_leverage <= s.leverage <= self.rules.max_leverage:
+            raise LiveBrokerError(
+                f"leverage {s.leverage} is outside {self.symbol}'s range {self.rules.min_leverage}-{self.rules.max_leverage}"
+            )
+        account = await self.client.account(s.margin_coin)
+        if account.position_mode is PositionMode.HEDGE:
+            raise LiveBrokerError("the account is in HEDGE position mode; this broker trades ONE_WAY only")
+        positions = [p for p in await self.client.get_pending_positions(self.symbol) if p.symbol == self.symbol]
+        orders = [o for o in (await self.client.get_pending_orders(self.symbol, limit=100)).orders if o.status.is_open]
+        events: list[Event] = []
+        details: dict[str, Any] = {}
+        foreign = [o for o in orders if not self._is_ours(o.client_id)]
+        if foreign:
+            raise ReconcileError(
+                f"{len(foreign)} open order(s) on {self.symbol} not placed by la (e.g. orderId {foreign[0].order_id}); "
+                "cancel them on the exchange before starting a live session"
+            )
+        if orders:
+            result = await self.client.cancel_orders(self.symbol, order_ids=[o.order_id for o in orders])
+            if result.failed:
+                first = result.failed[0]
+                raise ReconcileError(
+                    f"could not cancel stale order {first.order_id} on {self.symbol}: {first.error_msg}"
+                )
+            details["cancelled_stale_orders"] = [o.client_id for o in orders]
+            log.warning("cancelled %d stale la order(s) left open on %s", len(orders), self.symbol)
+        if len(positions) > 1:
+            raise ReconcileError(f"{len(positions)} positions open on {self.symbol}; expected at most one")
+        exchange_pos = positions[0] if positions else None
+        events += await self._reconcile_position(exchange_pos, now, details)
+        if exchange_pos is None:
+            await self.client.change_margin_mode(self.symbol, s.margin_mode, s.margin_coin)
+            await self.client.change_leverage(self.symbol, s.leverage, s.margin_coin)
+        else:
+            log.warning(
+                "position open on %s: leverage/margin mode left as the exchange has them (%s, %sx)",
+                self.symbol, exchange_pos.margin_mode, exchange_pos.leverage,
+            )
+        wallet = _wallet(account)  # cancelling stale orders frees margin but does not change the wallet
+        if not self._restored:
+            # an adopted position's entry fee is already out of the wallet: equity "before" it is wallet + fee
+            self.cash = money(wallet)
+            self.starting_equity = money(wallet + (self.position.entry_fee if self.position else ZERO))
+        else:
+            self._book_difference(wallet, "start-up")
+        self.started = True
+        events.append(
+            Event(
+                EventName.STATE_RESTORED, now, source="exchange", broker=self.name, symbol=self.symbol,
+                equity=self.cash, position_id=self.position.position_id if self.position else None,
+                position_side=self.position.side if self.position else None,
+                qty=self.position.qty if self.position else None, **details,
+            )
+        )
+        return events
+
+    async def _reconcile_position(self, exch: PositionInfo | None, now: datetime, details: dict[str, Any]) -> list[Event]:
+        local = self.position
+        if exch is None:
+            if local is None:
+                return []
+            # closed while we were away (TP/SL, liquidation, manual): book it from the exchange's history
+            details["closed_while_offline"] = local.position_id
+            events, _ = await self._book_exit(local, None, "closed_while_offline", now, now)
+            return events
+        side = _SIDE_OF_POSITION[exch.side]
+        entry_price = exch.avg_open_price or (exch.entry_value / exch.qty if exch.entry_value and exch.qty else None)
+        if entry_price is None:
+            raise ReconcileError(f"position {exch.position_id} has no entry price; cannot adopt it")
+        if local is not None and local.position_id == exch.position_id:
+            local.qty = exch.qty
+            local.entry_price = entry_price
+            details["resumed_position"] = exch.position_id
+            return []
+        if local is not None:
+            # ours closed, another one opened (by hand?) meanwhile: book ours, then adopt the new one
+            events, _ = await self._book_exit(local, None, "closed_while_offline", now, now)
+        else:
+            events = []
+        stop, target = ZERO, ZERO
+        self.position = Position(
+            position_id=exch.position_id, side=side, qty=exch.qty, entry_price=entry_price,
+            entry_ts=exch.created or now, entry_fee=money(exch.fee or ZERO), stop_loss=stop, take_profit=target,
+        )
+        self._entry_order_id = None
+        details["adopted_position"] = exch.position_id
+        log.warning(
+            "adopted %s position %s (%s @ %s) from the exchange; its TP/SL are unknown to la and stay as the "
+            "exchange has them; the strategy's exits (max hold, kill switch, shutdown) manage it",
+            side.value, exch.position_id, exch.qty, entry_price,
+        )
+        if self._restored:
+            # the adopted position's entry fee is already out of the wallet: book it like an entry
+            self.cash = money(self.cash - self.position.entry_fee)
+        return events
+
+    # ------------------------------------------------------------------ entries
+    async def submit(self, intent: OrderIntent, candle: Candle, now: datetime) -> list[Event]:
+        """Market entry with exchange-side TP/SL. Rejections become an OrderRejected event."""
+        self._require_started()
+        if self.position is not None:
+            raise RuntimeError("BitunixBroker.submit called with a position already open")
+        assert self.rules is not None
+        order_side = intent.side.entry_order_side
+        client_id = self._next_client_id()
+        base: dict[str, Any] = {
+            "client_id": client_id, "symbol": self.symbol, "side": order_side, "position_side": intent.side,
+            "order_type": "MARKET", "qty": intent.qty, "reference_price": intent.reference_price,
+        }
+        try:
+            tickers = await self.client.tickers([self.symbol])
+            last = next(t.last_price for t in tickers if t.symbol == self.symbol)
+            checked = check_entry(self.rules, intent, last)
+        except OrderCheckFailed as exc:
+            log.warning("entry refused before sending: %s", exc)
+            return [Event(ORDER_REJECTED, now, **base, reason=exc.code, message=str(exc), sent=False)]
+        except BitunixError as exc:
+            # no current price, no price protection: skip this entry rather than trade blind (nothing was sent)
+            reason = "exchange_unavailable" if isinstance(exc, ExchangeUnavailableError) else "price_unavailable"
+            log.warning("entry skipped, cannot read the current price: %s", exc)
+            return [Event(ORDER_REJECTED, now, **base, reason=reason, code=exc.code, message=str(exc), sent=False)]
+        except StopIteration:
+            raise LiveBrokerError(f"tickers did not include {self.symbol}") from None
+        request = PlaceOrderRequest(
+            symbol=self.symbol, side=OrderSide(order_side), qty=checked.qty, order_type=OrderType.MARKET,
+            client_id=client_id, tp_price=checked.take_profit, tp_stop_type=self.settings.stop_type,
+            tp_order_type=OrderType.MARKET, sl_price=checked.stop_loss, sl_stop_type=self.settings.stop_type,
+            sl_order_type=OrderType.MARKET,
+        )
+        try:
+            ack = await self.client.place_order(request)
+            order_id = ack.order_id
+        except (InsufficientBalanceError, OrderRejectedError, InvalidRequestError, ExchangeUnavailableError) as exc:
+            reason = _rejection_reason(exc)
+            log.warning("entry %s rejected: %s", client_id, exc)
+            return [Event(ORDER_REJECTED, now, **base, reason=reason, code=exc.code, message=str(exc), sent=True)]
+        except (TransportError, RateLimitError) as exc:
+            found = await self._lookup_after_failure(client_id, exc)
+            if found is None:
+                return [Event(ORDER_REJECTED, now, **base, reason="not_placed", code=exc.code, message=str(exc), sent=True)]
+            order_id = found.order_id
+        events = [
+            Event(
+                EventName.ORDER_SUBMITTED, now, order_id=order_id, **{**base, "qty": checked.qty},
+                stop_loss=checked.stop_loss, take_profit=checked.take_profit,
+            )
+        ]
+        order = await self._await_terminal(order_id)
+        if order.filled_qty <= 0:
+            events.append(Event(ORDER_REJECTED, now, **base, order_id=order_id, reason="not_filled",
+                                message=f"order ended {order.status.value} without a fill", sent=True))
+            return events
+        pos = await self._exchange_position()
+        if pos is None:
+            # filled and already closed (TP/SL hit at once): book the round trip from history
+            raise ReconcileError(f"entry {order_id} filled but no position is open on {self.symbol}")
+        fee = money(order.fee or ZERO)
+        price = order.avg_price or pos.avg_open_price or checked.take_profit
+        self.cash = money(self.cash - fee)
+        self.position = Position(
+            position_id=pos.position_id, side=intent.side, qty=order.filled_qty, entry_price=price,
+            entry_ts=candle.ts, entry_fee=fee, stop_loss=checked.stop_loss, take_profit=checked.take_profit,
+        )
+        self._entry_order_id = order_id
+        self.last_price = candle.close
+        events.append(
+            Event(
+                EventName.EXECUTION_FILL, now, order_id=order_id, client_id=client_id, symbol=self.symbol,
+                side=order_side, position_side=intent.side, qty=order.filled_qty, price=price, fee=fee,
+                liquidity="taker", position_id=pos.position_id, stop_loss=checked.stop_loss,
+                take_profit=checked.take_profit, equity=self.cash,
+            )
+        )
+        return events
+
+    async def _lookup_after_failure(self, client_id: str, exc: BitunixError) -> OrderInfo | None:
+        """After retries ran out on place_order: did it land? Ask by clientId (the exchange is the truth)."""
+        try:
+            order = await self.client.get_order_detail(client_id=client_id)
+        except OrderNotFoundError:
+            log.warning("order %s not placed after transport failure (%s)", client_id, exc)
+            return None
+        except BitunixError as lookup_exc:
+            raise LiveBrokerError(
+                f"order {client_id}: placement failed ({exc}) and the lookup failed too ({lookup_exc}); "
+                "order state unknown, stopping"
+            ) from None
+        log.warning("order %s was placed despite the failed response (orderId %s)", client_id, order.order_id)
+        return order
+
+    async def _await_terminal(self, order_id: str) -> OrderInfo:
+        """Wait for the order to finish: the private push rings first if the stream is up, REST confirms."""
+        deadline = self._monotonic() + self.settings.fill_timeout_sec
+        source = "poll"
+        if self.stream is not None and self.stream.connected:
+            push = await self.stream.wait_order_terminal(order_id, self.settings.fill_timeout_sec / 2)
+            source = "ws" if push is not None else "poll"
+        while True:
+            order = await self.client.get_order_detail(order_id=order_id)
+            if not order.status.is_open:
+                self.fill_notices[source] += 1
+                return order
+            source = "poll"
+            if self._monotonic() >= deadline:
+                raise LiveBrokerError(f"order {order_id} still {order.status.value} after {self.settings.fill_timeout_sec}s")
+            await self._sleep(self.settings.fill_poll_interval_sec)
+
+    async def _exchange_position(self) -> PositionInfo | None:
+        positions = [p for p in await self.client.get_pending_positions(self.symbol) if p.symbol == self.symbol]
+        if len(positions) > 1:
+            raise ReconcileError(f"{len(positions)} positions open on {self.symbol}; expected at most one")
+        return positions[0] if positions else None
+
+    # ------------------------------------------------------------------ exits
+    async def on_candle(self, candle: Candle, now: datetime) -> Closed:
+        """Age the position; if the exchange closed it (TP/SL/liquidation), book the exit."""
+        self.last_price = candle.close
+        pos = self.position
+        if pos is None:
+            return [], None
+        pos.bars_held += 1
+        exch = await self._exchange_position()
+        if exch is not None and exch.position_id == pos.position_id:
+            pos.qty = exch.qty
+            return [], None
+        return await self._book_exit(pos, None, None, candle.ts, now)
+
+    async def close_position(self, reason: str, price: Decimal, exit_ts: datetime, now: datetime) -> Closed:
+        """Market-close the open position (reduce-only); ``price`` is only a reference here."""
+        pos = self.position
+        if pos is None:
+            return [], None
+        client_id = self._next_client_id()
+        request = PlaceOrderRequest(
+            symbol=self.symbol, side=OrderSide(pos.side.exit_order_side), qty=pos.qty, order_type=OrderType.MARKET,
+            trade_side=TradeSide.CLOSE, position_id=pos.position_id, reduce_only=True, client_id=client_id,
+        )
+        close_order_id: str | None = None
+        try:
+            ack = await self.client.place_order(request)
+            close_order_id = ack.order_id
+        except (PositionNotFoundError, OrderRejectedError) as exc:
+            if await self._exchange_position() is not None:
+                raise LiveBrokerError(f"closing position {pos.position_id} was rejected: {exc}") from None
+            log.info("position %s was already closed on the exchange (%s)", pos.position_id, exc)
+        except (TransportError, RateLimitError) as exc:
+            found = await self._lookup_after_failure(client_id, exc)
+            if found is None and await self._exchange_position() is not None:
+                raise LiveBrokerError(f"closing position {pos.position_id} failed: {exc}") from None
+            close_order_id = found.order_id if found else None
+        if close_order_id is not None:
+            await self._await_terminal(close_order_id)
+        return await self._book_exit(pos, close_order_id, reason, exit_ts, now)
+
+    async def _book_exit(
+        self, pos: Position, close_order_id: str | None, reason: str | None, exit_ts: datetime, now: datetime
+    ) -> Closed:
+        """Rebuild the exit from the exchange's trades of this position; update equity; emit ExecutionExit."""
+        closing = await self._closing_trades(pos)
+        if not closing:
+            if await self._exchange_position() is not None:
+                return [], None  # still open after all (e.g. a partial close): nothing to book yet
+            raise ReconcileError(
+                f"position {pos.position_id} is gone from the exchange but its closing trades were not found"
+            )
+        qty = sum((t.qty for t in closing), ZERO)
+        exit_price = money(sum((t.price * t.qty for t in closing), ZERO) / qty) if qty else ZERO
+        exit_fee = money(sum((t.fee or ZERO for t in closing), ZERO))
+        gross = money(sum((t.realized_pnl or ZERO for t in closing), ZERO))
+        ours = close_order_id is not None and any(t.order_id == close_order_id for t in closing)
+        if not ours:
+            # the exchange closed it (TP/SL, liquidation, by hand): name what fired if the prices tell
+            inferred = _infer_exit_reason(pos, exit_price)
+            reason = inferred if inferred != EXIT_EXCHANGE_CLOSE or reason is None else reason
+        assert reason is not None
+        self.cash = money(self.cash + gross - exit_fee)
+        trade = Trade(
+            trade_id=pos.position_id, side=pos.side, qty=pos.qty, entry_ts=pos.entry_ts, exit_ts=exit_ts,
+            entry_price=pos.entry_price, exit_price=exit_price, gross_pnl=gross, fees=pos.entry_fee + exit_fee,
+            pnl=gross - pos.entry_fee - exit_fee, exit_reason=reason,
+        )
+        self.trades.append(trade)
+        self.position = None
+        self._entry_order_id = None
+        await self._check_wallet("exit " + pos.position_id)
+        event = Event(
+            EventName.EXECUTION_EXIT, now, trade_id=trade.trade_id, position_id=pos.position_id, symbol=self.symbol,
+            side=pos.side.exit_order_side, position_side=pos.side, reason=reason, qty=pos.qty,
+            entry_price=pos.entry_price, exit_price=exit_price, gross_pnl=gross, fees=trade.fees, pnl=trade.pnl,
+            bars_held=pos.bars_held, equity=self.cash,
+        )
+        return [event], trade
+
+    async def _closing_trades(self, pos: Position) -> list[TradeInfo]:
+        """The position's fills that reduced it: every trade of this position except the entry order's."""
+        page = await self.client.get_history_trades(
+            self.symbol, position_id=pos.position_id, limit=self.settings.history_page_limit
+        )
+        exit_side = OrderSide(pos.side.exit_order_side)
+        return [
+            t for t in page.trades
+            if t.side is exit_side and t.order_id != self._entry_order_id
+        ]
+
+    async def _check_wallet(self, when: str) -> None:
+        account = await self.client.account(self.settings.margin_coin)
+        self._book_difference(_wallet(account), when)
+
+    def _book_difference(self, wallet: Decimal, when: str) -> None:
+        """The exchange's wallet wins; a difference (funding, manual trades) is logged and kept apart."""
+        wallet = money(wallet)
+        diff = wallet - self.cash
+        if diff:
+            log.warning("exchange wallet %s differs from booked equity %s by %s (%s); adopting the exchange's",
+                        wallet, self.cash, diff, when)
+            self.adjustments = money(self.adjustments + diff)
+            self.cash = wallet
+
+    # ------------------------------------------------------------------ flatten and shutdown
+    async def close_all(self, reason: str, now: datetime) -> Closed:
+        """Close our position, then cancel every order and close every position of the symbol; verify flat."""
+        events: list[Event] = []
+        trade: Trade | None = None
+        pos = self.position
+        if pos is not None:
+            price = self.last_price if self.last_price is not None else pos.entry_price
+            try:
+                events, trade = await self.close_position(reason, price, now, now)
+            except (BitunixError, LiveBrokerError) as exc:
+                # keep going: the exchange-wide flatten below is the second line; verify_flat is the judge
+                log.error("closing position %s failed (%s); flattening the whole symbol", pos.position_id, exc)
+        await self.flatten_exchange()
+        if self.position is not None:  # closed by the flatten, not by our order: book it from history
+            events, trade = await self._book_exit(self.position, None, reason, now, now)
+        return events, trade
+
+    async def flatten_exchange(self) -> None:
+        """Cancel all orders and close all positions on the symbol, then prove it by querying."""
+        try:
+            await self.client.cancel_all_orders(self.symbol)
+            if await self._exchange_position() is not None:
+                await self.client.close_all_position(self.symbol)
+        except BitunixError as exc:
+            log.error("flatten request failed (%s); verifying and retrying", exc)
+        await self.verify_flat()
+
+    async def verify_flat(self) -> None:
+        """Query until no position and no open order remain; NotFlatError after the attempts run out."""
+        problem = "unknown"
+        for attempt in range(self.settings.flat_verify_attempts):
+            try:
+                positions = [p for p in await self.client.get_pending_positions(self.symbol) if p.symbol == self.symbol]
+                orders = [o for o in (await self.client.get_pending_orders(self.symbol, limit=100)).orders
+                          if o.status.is_open]
+            except BitunixError as exc:
+                problem = f"cannot query the account ({exc})"
+            else:
+                if not positions and not orders:
+                    return
+                problem = f"{len(positions)} position(s) and {len(orders)} open order(s) remain"
+                try:
+                    if orders:
+                        await self.client.cancel_all_orders(self.symbol)
+                    if positions:
+                        await self.client.close_all_position(self.symbol)
+                except BitunixError as exc:
+                    problem += f"; flatten request failed ({exc})"
+            if attempt + 1 < self.settings.flat_verify_attempts:
+                await self._sleep(self.settings.flat_verify_interval_sec)
+        raise NotFlatError(f"account is NOT flat on {self.symbol}: {problem}; close it on the exchange now")
+
+    async def shutdown(self, reason: str, now: datetime) -> Closed:
+        """close_all + verification; closes the HTTP session whatever happens."""
+        try:
+            return await self.close_all(reason, now)
+        finally:
+            if self.stream is not None:
+                await self.stream.close()
+            await self.client.close()
+
+    def close_all_blocking(self, reason: str, now: datetime) -> Closed:
+        """For the watchdog thread when the event loop is frozen: flatten through a fresh client on a fresh loop."""
+        if self._client_factory is None:
+            raise LiveBrokerError("close_all_blocking needs a client_factory")
+
+        async def run() -> Closed:
+            original = self.client
+            self.client = self._client_factory()  # type: ignore[misc]
+            saved_stream, self.stream = self.stream, None  # bound to the frozen loop: poll instead
+            saved_monotonic = self._monotonic
+            self._monotonic = lambda: asyncio.get_running_loop().time()
+            try:
+                return await self.close_all(reason, now)
+            finally:
+                await self.client.close()
+                self.client = original
+                self.stream = saved_stream
+                self._monotonic = saved_monotonic
+
+        return asyncio.run(run())
+
+    # ------------------------------------------------------------------ persistence
+    def to_state(self) -> dict[str, Any]:
+        """Plain data for the live state file; holds no credential (not even a fingerprint of the secret)."""
+        return {
+            "broker": self.name,
+            "symbol": self.symbol,
+            "starting_equity": str(self.starting_equity),
+            "equity": str(self.cash),
+            "adjustments": str(self.adjustments),
+            "positions": [] if self.position is None else [_position_to_dict(self.position)],
+            "entry_order_id": self._entry_order_id,
+            "trades": [_trade_to_dict(t) for t in self.trades],
+            "last_price": None if self.last_price is None else str(self.last_price),
+            "seq": self._seq,
+            "client_tag": self._tag,
+        }
+
+    def restore(self, data: dict[str, Any]) -> None:
+        """Load a previous ``to_state()``; :meth:`start` then reconciles it with the exchange."""
+        if data.get("symbol") != self.symbol:
+            raise ReconcileError(f"live state is for {data.get('symbol')}, this broker trades {self.symbol}")
+        try:
+            self.starting_equity = Decimal(data["starting_equity"])
+            self.cash = Decimal(data["equity"])
+            self.adjustments = Decimal(data.get("adjustments", "0"))
+            positions = data["positions"]
+            if len(positions) > 1:
+                raise ValueError("more than one open position")
+            self.position = _position_from_dict(positions[0]) if positions else None
+            self._entry_order_id = data.get("entry_order_id")
+            self.trades = [_trade_from_dict(t) for t in data["trades"]]
+            self.last_price = None if data.get("last_price") is None else Decimal(data["last_price"])
+            self._seq = int(data["seq"])
+            self._tag = str(data["client_tag"])
+        except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
+            raise ReconcileError(f"live broker state is malformed: {type(exc).__name__}: {exc}") from None
+        self._restored = True
+
+    def verify_accounting(self) -> None:
+        """equity == starting + sum(trade pnl) + adjustments - entry fee of the open position."""
+        open_fee = self.position.entry_fee if self.position else ZERO
+        expected = self.starting_equity + sum((t.pnl for t in self.trades), ZERO) + self.adjustments - open_fee
+        if expected != self.cash:
+            raise ReconcileError(f"equity {self.cash} disagrees with trades (expected {expected})")
+
+    def _require_started(self) -> None:
+        if not self.started:
+            raise LiveBrokerError("BitunixBroker.start() must run before trading")
+
+
+def _wallet(account: AccountInfo) -> Decimal:
+    """Wallet balance = available + frozen (orders) + margin (positions); unrealized PnL excluded."""
+    return account.available + (account.frozen or ZERO) + (account.margin or ZERO)
+
+
+def _rejection_reason(exc: BitunixError) -> str:
+    if isinstance(exc, InsufficientBalanceError):
+        return "insufficient_balance"
+    if isinstance(exc, ExchangeUnavailableError):
+        return "exchange_unavailable"
+    if isinstance(exc, InvalidRequestError):
+        return "invalid_request"
+    return "rejected"
+
+
+def _infer_exit_reason(pos: Position, exit_price: Decimal) -> str:
+    """Which exchange-side exit fired, judged from the fill price against the TP/SL we attached."""
+    if pos.stop_loss <= 0 or pos.take_profit <= 0:
+        return EXIT_EXCHANGE_CLOSE
+    if pos.side is Side.LONG:
+        if exit_price >= pos.take_profit:
+            return EXIT_TAKE_PROFIT
+        if exit_price <= pos.stop_loss:
+            return EXIT_STOP_LOSS
+    else:
+        if exit_price <= pos.take_profit:
+            return EXIT_TAKE_PROFIT
+        if exit_price >= pos.stop_loss:
+            return EXIT_STOP_LOSS
+    return EXIT_EXCHANGE_CLOSE

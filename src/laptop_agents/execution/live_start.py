@@ -1,0 +1,101 @@
+"""Composition of a live broker: gate first, then client, then broker start-up.
+
+The order is the safety property: :func:`check_live_gate` runs before any
+:class:`BitunixRestClient` exists, so a refused start cannot have sent a single
+request. The session runner (`la run --live`, `la serve --live`) calls
+:func:`start_live_broker` and nothing else.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from laptop_agents.core.config_models import AppConfig
+from laptop_agents.core.events import Event
+from laptop_agents.core.state import StateManager
+from laptop_agents.execution.bitunix.rest import BitunixRestClient
+from laptop_agents.execution.bitunix.transport import RestConfig
+from laptop_agents.execution.bitunix_broker import (
+    STATE_KIND,
+    BitunixBroker,
+    LiveBrokerSettings,
+)
+from laptop_agents.execution.bitunix_private_stream import PrivateStream
+from laptop_agents.security.optin import LiveGrant, check_live_gate
+from laptop_agents.security.passphrase import PassphraseSource
+from laptop_agents.session.workspace import BROKER_STATE_NAME, Workspace
+
+
+@dataclass(frozen=True)
+class LiveStart:
+    """Everything needed to start live trading; paths and flags only, no secret values."""
+
+    flag: bool
+    optin_path: Path | None
+    pinned_pubkey: str | None
+    credentials_path: Path | None
+    config: AppConfig
+    passphrase_source: PassphraseSource = field(default_factory=PassphraseSource)
+    rest: RestConfig = field(default_factory=RestConfig)
+    broker: LiveBrokerSettings | None = None
+    state: dict[str, Any] | None = None
+    """A previous ``BitunixBroker.to_state()`` (from the *live* state directory), or None."""
+    private_ws_url: str | None = None
+    """``wss://fapi.bitunix.com/private/`` (or the mock's); None = fills by REST polling only."""
+
+
+def load_live_state(workspace: Workspace) -> dict[str, Any] | None:
+    """The previous live broker state from ``.workspace/live/`` (never the paper directory), or None."""
+    if workspace.mode != "live":
+        raise ValueError("live broker state lives only in the live workspace (Workspace(mode='live'))")
+    return StateManager(workspace.state_dir).load(BROKER_STATE_NAME, STATE_KIND)
+
+
+def broker_settings_for(config: AppConfig, leverage: int | None = None, **overrides: Any) -> LiveBrokerSettings:
+    """Broker settings bound to the config: symbol from the strategy, leverage capped by the risk limits."""
+    cap = int(config.risk.hard_limits().max_leverage)
+    chosen = min(leverage or cap, cap)
+    return LiveBrokerSettings(symbol=config.strategy.symbol, leverage=max(1, chosen), **overrides)
+
+
+async def start_live_broker(
+    request: LiveStart, *, now: datetime | None = None
+) -> tuple[BitunixBroker, LiveGrant, list[Event]]:
+    """Gate → client → broker.start(). Raises LiveGateRefused (no request sent) or a start-up error."""
+    now = now or datetime.now(UTC)
+    grant = check_live_gate(
+        request.flag,
+        request.optin_path,
+        request.pinned_pubkey,
+        request.credentials_path,
+        request.passphrase_source,
+        request.config,
+        now=now,
+    )
+    rest = request.rest
+    credentials = grant.credentials
+
+    def factory() -> BitunixRestClient:
+        return BitunixRestClient(rest, credentials)
+
+    settings = request.broker or broker_settings_for(request.config)
+    if settings.symbol != grant.payload.symbol:
+        raise ValueError(f"broker symbol {settings.symbol} differs from the opt-in's {grant.payload.symbol}")
+    client = factory()
+    stream = PrivateStream(request.private_ws_url, credentials) if request.private_ws_url else None
+    broker = BitunixBroker(client, settings, client_factory=factory, stream=stream)
+    try:
+        if request.state is not None:
+            broker.restore(request.state)
+        events = await broker.start(now)
+        if stream is not None:
+            await stream.start()  # not logged in in time: the broker polls until it is
+    except BaseException:
+        if stream is not None:
+            await stream.close()
+        await client.close()
+        raise
+    return broker, grant, events
