@@ -33,3 +33,16 @@ def test_serve_on_bitunix_data_counts_ws_reconnects(la_env: LaEnv, fast_exchange
     assert metric(served, "laptop_agents_candles_processed_total") > 0
     served.proc.send_signal(signal.SIGTERM)
     assert served.proc.wait(timeout=30) == 0
+
+
+def test_serve_counts_market_data_api_errors(la_env: LaEnv, fast_exchange: MockExchangeHandle) -> None:
+    """REST failures during backfill (the market-data REST client) show up as api_errors_total by kind."""
+    served = start_serve(la_env, "--source", "bitunix", "--rest-url", fast_exchange.rest_url,
+                         "--ws-url", fast_exchange.public_ws_url, source="bitunix")
+    wait_until(lambda: served.get("/readyz")[0] == 200, 30, "ready on Bitunix data")
+    fast_exchange.admin.set_faults(rest_error_next=2, rest_error_status=503,
+                                   rest_fault_paths=["/api/v1/futures/market/kline"])
+    fast_exchange.admin.drop_ws("abort")  # the reconnect backfills over REST and meets the 503s
+    wait_until(lambda: metric(served, "laptop_agents_api_errors_total", code="network") >= 1, 30, "api errors counted")
+    served.proc.send_signal(signal.SIGTERM)
+    assert served.proc.wait(timeout=30) == 0

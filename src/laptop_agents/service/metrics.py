@@ -13,10 +13,10 @@ process (tests) never collide and nothing leaks into the global registry.
 Sources: counters are driven by the domain events on the session's EventBus
 (`MetricsObserver`), the very events that feed events.jsonl; gauges are sampled
 from the runner on each loop heartbeat (`sample`). WebSocket reconnects follow
-the provider's own `reconnects` count (bitunix_ws). Metrics whose source is not
-wired yet (API errors, rate-limit waits: the live Bitunix broker) are declared
-and exported at 0 with every label value they will use; `record_*` methods are
-the API the live path calls.
+the provider's own `reconnects` count (bitunix_ws); API errors and rate-limit
+waits follow the market-data REST transport's own counters (warm-up, backfill).
+Every label value is exported from the start (at 0); `record_*` methods are the
+API the live broker calls for its own requests.
 """
 
 from __future__ import annotations
@@ -51,6 +51,13 @@ REJECT_REASONS = (
     "kill_switch_active", "circuit_breaker_tripped", "cooldown", "equity", "stop_distance",
     "daily_loss_budget", "below_min_qty", "sizing", "other",
 )
+API_ERROR_BY_CLASS = {
+    "TransportError": "network", "ExchangeNetworkError": "network", "ExchangeUnavailableError": "unavailable",
+    "AuthError": "auth", "RateLimitError": "rate_limit", "InvalidRequestError": "invalid_request",
+    "InsufficientBalanceError": "insufficient_balance", "OrderRejectedError": "order_rejected",
+    "OrderNotFoundError": "order_not_found", "DuplicateClientIdError": "duplicate_client_id",
+    "MalformedMessage": "malformed",
+}
 API_ERROR_CODES = (
     "network", "unavailable", "auth", "rate_limit", "invalid_request", "insufficient_balance",
     "order_rejected", "order_not_found", "duplicate_client_id", "malformed", "other",
@@ -143,6 +150,8 @@ class ServiceMetrics:
                                       ("reason",))
         r.register(ProcessCollector(mode, symbol))
         self._reconnects_seen = 0
+        self._api_errors_seen: dict[str, int] = {}
+        self._rate_waits_seen = 0
         self._init_children()
 
     def _init_children(self) -> None:
@@ -227,6 +236,21 @@ class ServiceMetrics:
         if runner.pipeline.kill_switch_active:
             self.lab(self.kill_switch).set(1)
         self._follow_reconnects(runner.provider)
+        self._follow_rest(getattr(runner.provider, "rest_transport", None))
+
+    def _follow_rest(self, transport: Any) -> None:
+        """Mirror the increase of a Bitunix REST transport's error codes and rate-limit waits."""
+        if transport is None:
+            return
+        for name, count in transport.stats.errors.items():  # keyed by exception class name
+            seen = self._api_errors_seen.get(name, 0)
+            if count > seen:
+                self.lab(self.api_errors, API_ERROR_BY_CLASS.get(name, "other")).inc(count - seen)
+                self._api_errors_seen[name] = count
+        waits = sum(transport.limiter.stats(group).waits for group in transport.config.rate_limits)
+        if waits > self._rate_waits_seen:
+            self.lab(self.rate_limit_waits).inc(waits - self._rate_waits_seen)
+            self._rate_waits_seen = waits
 
     def _follow_reconnects(self, provider: Any) -> None:
         """Providers that reconnect (bitunix_ws) keep a plain `reconnects` count; mirror its increase."""

@@ -192,6 +192,11 @@ class BitunixWsProvider:
         return self._last_data
 
     @property
+    def rest_transport(self) -> Any:
+        """The REST transport used for warm-up and backfill (its `stats` and `limiter` feed metrics), or None."""
+        return None if self._rest is None else self._rest.transport
+
+    @property
     def stale_pushes(self) -> int:
         return self._assembler.stale_pushes
 
