@@ -54,10 +54,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("status", help="RUNNING or STOPPED, with pid, run id, uptime, equity, position")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--live", action="store_true", help="the live session (<workspace>/live/) instead of paper")
     _common(p)
 
     p = sub.add_parser("stop", help="SIGTERM the running session and wait until it has finished cleanly")
     p.add_argument("--timeout", type=float, default=60.0, metavar="SEC", help="how long to wait (default 60)")
+    p.add_argument("--live", action="store_true", help="stop the live session (<workspace>/live/) instead of paper")
     _common(p)
 
     p = sub.add_parser("reset-breaker", help="clear a tripped trading circuit breaker (after reviewing why it tripped)",
@@ -94,6 +96,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="console shows warnings and errors only")
     p.add_argument("--dashboard", action="store_true",
                    help="serve a live dashboard (and /metrics /healthz /status) on 127.0.0.1, port $LA_HTTP_PORT or free")
+    p.add_argument("--live", action="store_true",
+                   help="trade REAL money on the exchange (live-session, --source bitunix only); needs the signed opt-in "
+                        "(settings live.optin_file, live.optin_public_key) and the encrypted credentials "
+                        "(live.credentials_file); state in <workspace>/live/")
     _common(p)
 
     p = sub.add_parser(
@@ -186,7 +192,7 @@ def _non_negative_float(text: str) -> float:
 def _workspace(args: argparse.Namespace) -> Any:
     from laptop_agents.session.workspace import Workspace
 
-    return Workspace.resolve(args.workspace)
+    return Workspace.resolve(args.workspace, "live" if getattr(args, "live", False) else "paper")
 
 
 def _config_dir(args: argparse.Namespace) -> Path:
@@ -218,6 +224,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         args.source = "mock" if args.mode == "backtest" else "bitunix"
     config = load_config(_config_dir(args), cli_settings=overrides)
     workspace = _workspace(args)
+    if args.live and args.mode != "live-session":
+        raise UsageError("--live is for --mode live-session; a backtest never trades on the exchange")
+    check_live_source(args)
     if args.mode == "backtest":
         return _backtest(args, config, workspace)
     if args.source == "replay":
@@ -239,7 +248,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         from laptop_agents.service.serve import dashboard_for_run
 
         hooks, subscribers = dashboard_for_run(args, config)
-    runner = AsyncRunner(config, workspace, provider, options, hooks=hooks)
+    runner = AsyncRunner(config, workspace, provider, options, hooks=hooks, broker_factory=broker_factory(args, config))
     for subscriber in subscribers:
         runner.bus.subscribe(subscriber)
     code = runner.run()
@@ -288,6 +297,21 @@ def _backtest(args: argparse.Namespace, config: Any, workspace: Any) -> int:
           f"{runner.wall_seconds:.2f}s ({n / max(runner.wall_seconds, 1e-9):,.0f}/s); "
           f"{len(runner.recorder.run_trades)} trades; equity {runner.paper.equity} USDT; artifacts {runner.run_dir.path}")
     return code
+
+
+def check_live_source(args: argparse.Namespace) -> None:
+    if getattr(args, "live", False) and args.source != "bitunix":
+        raise UsageError(f"--live needs --source bitunix (the exchange's market data), not --source {args.source}")
+
+
+def broker_factory(args: argparse.Namespace, config: Any) -> Any:
+    """Paper (None: the runner's default) or, with --live, the live broker behind the signed opt-in gate
+    (shared by `la run` and `la serve`). The gate itself runs when the session opens the broker."""
+    if not getattr(args, "live", False):
+        return None
+    from laptop_agents.session.brokers import LiveBrokerFactory
+
+    return LiveBrokerFactory(config, flag=True)
 
 
 def build_provider(config: Any, source: str) -> Any:

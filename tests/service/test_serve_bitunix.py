@@ -40,9 +40,10 @@ def test_serve_counts_market_data_api_errors(la_env: LaEnv, fast_exchange: MockE
     served = start_serve(la_env, "--source", "bitunix", "--rest-url", fast_exchange.rest_url,
                          "--ws-url", fast_exchange.public_ws_url, source="bitunix")
     wait_until(lambda: served.get("/readyz")[0] == 200, 30, "ready on Bitunix data")
-    fast_exchange.admin.set_faults(rest_error_next=2, rest_error_status=503,
+    # every reconnect backfills over REST and meets a 503 until the faults are lifted
+    fast_exchange.admin.set_faults(rest_error_share=1.0, rest_error_status=503, ws_drop_every_s=1,
                                    rest_fault_paths=["/api/v1/futures/market/kline"])
-    fast_exchange.admin.drop_ws("abort")  # the reconnect backfills over REST and meets the 503s
-    wait_until(lambda: metric(served, "laptop_agents_api_errors_total", code="network") >= 1, 30, "api errors counted")
+    wait_until(lambda: metric(served, "laptop_agents_api_errors_total", code="network") >= 1, 60, "api errors counted")
+    fast_exchange.admin.reset(accounts=False, ledger=False)
     served.proc.send_signal(signal.SIGTERM)
     assert served.proc.wait(timeout=30) == 0

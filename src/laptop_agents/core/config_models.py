@@ -166,6 +166,24 @@ class BitunixSettings(_Model):
     backoff_base_sec: float = Field(0.5, ge=0, le=60)
     backoff_max_sec: float = Field(10.0, ge=0, le=600)
     warmup: bool = Field(True, description="fetch recent closed candles over REST so the strategy starts warm")
+    private_ws_url: str = Field("wss://fapi.bitunix.com/private/", pattern=r"^wss?://[^\s]+$",
+                                description="live trading: the private WebSocket (order and position pushes)")
+
+
+class LiveSettings(_Model):
+    """Live trading (`la run --live`): where the signed opt-in and the encrypted credentials are, how to trade."""
+
+    optin_public_key: str | None = Field(
+        None, pattern=r"^ed25519:[A-Za-z0-9+/]{43}=$",
+        description="the operator's Ed25519 public key (`la live optin keygen`); live trading refuses without it",
+    )
+    optin_file: str = Field("config/live_optin.json", description="the signed opt-in (`la live optin create|sign`)")
+    credentials_file: str = Field("secrets/bitunix.credentials.enc", description="`la secrets encrypt` output")
+    passphrase_name: str = Field("la_passphrase", pattern=r"^[A-Za-z0-9_.-]{1,64}$",
+                                 description="systemd credential / Docker secret name of the credentials passphrase")
+    leverage: int = Field(5, ge=1, le=20, description="exchange leverage (also capped by risk.max_leverage)")
+    margin_mode: Literal["ISOLATION", "CROSS"] = "ISOLATION"
+    fill_timeout_sec: float = Field(10.0, gt=0, le=300, description="how long to wait for a market order to fill")
 
 
 class Settings(_Model):
@@ -175,6 +193,7 @@ class Settings(_Model):
     session: SessionSettings = SessionSettings()
     mock: MockSettings = MockSettings()
     bitunix: BitunixSettings = BitunixSettings()
+    live: LiveSettings = LiveSettings()
 
 
 # --------------------------------------------------------------------------- loading

@@ -194,6 +194,13 @@ class BitunixBroker:
         """Realized equity: wallet balance after fees (unrealized PnL excluded), as PaperBroker."""
         return self.cash
 
+    def mark_to_market(self, price: Decimal | None = None) -> Decimal:
+        """Equity plus the open position's unrealized PnL at ``price`` (default: the last candle's close)."""
+        price = price if price is not None else self.last_price
+        if self.position is None or price is None:
+            return self.cash
+        return self.cash + self.position.unrealized_pnl(price)
+
     def snapshot(self, daily_realized_pnl: Decimal = ZERO, peak_equity: Decimal | None = None) -> AccountSnapshot:
         return AccountSnapshot(
             equity=self.cash,

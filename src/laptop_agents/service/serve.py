@@ -57,6 +57,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-http", action="store_true", help="do not serve /metrics, /healthz, /readyz, /status")
     p.add_argument("--dashboard", action="store_true", help="also serve a live dashboard page at / on the endpoint")
     p.add_argument("--quiet", action="store_true", help="console shows warnings and errors only")
+    p.add_argument("--live", action="store_true",
+                   help="trade REAL money on the exchange (--source bitunix only), behind the signed opt-in; "
+                        "state in <workspace>/live/")
 
 
 def _http_port(args: argparse.Namespace, default: int = 9478) -> int:
@@ -110,7 +113,7 @@ def run_serve(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace, config_dir: Any, router: Any, alert_settings: Any, outcome_sink: list[Any]) -> int:
-    from laptop_agents.cli import _workspace, build_provider, settings_overrides
+    from laptop_agents.cli import _workspace, broker_factory, build_provider, check_live_source, settings_overrides
     from laptop_agents.core.config_models import load_config
     from laptop_agents.service.http import HttpOptions, ServiceHttp, bind
     from laptop_agents.service.metrics import MetricsObserver, ServiceMetrics
@@ -124,9 +127,10 @@ def _serve(args: argparse.Namespace, config_dir: Any, router: Any, alert_setting
     )
 
     config = load_config(config_dir, cli_settings=settings_overrides(args))
+    check_live_source(args)
     workspace = _workspace(args)
     symbol = config.strategy.symbol
-    mode = "paper"
+    mode = workspace.mode
     router.mode, router.symbol = mode, symbol
 
     metrics = ServiceMetrics(mode, symbol)
@@ -149,7 +153,8 @@ def _serve(args: argparse.Namespace, config_dir: Any, router: Any, alert_setting
         provider = build_provider(config, args.source)
         options_ = RunOptions(duration_min=None, source=args.source, mode="service",
                               warmup=args.source == "bitunix" and config.settings.bitunix.warmup)
-        runner = AsyncRunner(config, workspace, provider, options_, hooks=hooks)
+        runner = AsyncRunner(config, workspace, provider, options_, hooks=hooks,
+                             broker_factory=broker_factory(args, config))
         for subscriber in (MetricsObserver(metrics), recent, router):
             runner.bus.subscribe(subscriber)
         code = runner.run()
@@ -173,7 +178,7 @@ def dashboard_for_run(args: argparse.Namespace, config: Any) -> tuple[list[Any],
     from laptop_agents.service.sampler import MetricsSampler
     from laptop_agents.service.status import RecentEvents
 
-    metrics = ServiceMetrics("paper", config.strategy.symbol)
+    metrics = ServiceMetrics("live" if getattr(args, "live", False) else "paper", config.strategy.symbol)
     recent = RecentEvents()
     options = HttpOptions(host=os.environ.get(ENV_HTTP_HOST) or "127.0.0.1", port=_http_port(args, default=0),
                           dashboard=True)

@@ -73,8 +73,9 @@ def readiness(runner: AsyncRunner, th: Thresholds) -> tuple[bool, dict[str, Any]
     if not hb_ok:
         problems.append("trading loop heartbeat is stale")
     ok = not problems
+    broker = getattr(getattr(runner, "broker", None), "name", "paper")
     return ok, {"ready": ok, "problems": problems, "data_age_sec": None if age is None else round(age, 3),
-                "data_max_age_sec": th.data_max_age_sec, "broker": "paper", "broker_healthy": True}
+                "data_max_age_sec": th.data_max_age_sec, "broker": broker, "broker_healthy": True}
 
 
 def status_payload(runner: AsyncRunner, th: Thresholds, recent: RecentEvents | None = None,

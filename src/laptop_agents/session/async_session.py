@@ -1,15 +1,18 @@
 """AsyncRunner: the composition root and lifecycle of one trading session.
 
 Start-up: PID lock → load and verify persisted state (refuse if corrupted) →
-run directory, logging, journal → SessionStart → watchdog thread → signal
-handlers → market data consumer + control loop.
+open the broker (session/brokers.py: paper by default; live = signed opt-in gate,
+exchange client, reconciliation) → run directory, logging, journal → SessionStart
+→ watchdog thread → signal handlers → market data consumer + control loop.
+Paper and live differ only in the broker factory and the workspace mode.
 
 The control loop ticks every `control_interval_sec`: it beats the heartbeat the
 watchdog watches, and stops the session on its deadline (`completed`), the kill
 switch, stale market data, a provider failure, a breaker stop or a signal.
 
 Every stop goes through one shutdown path: stop market data, `close_all()`
-the position, persist state, SessionEnd, trades.csv and summary.html, then
+the position, release the broker (live: cancel all, close all, verify flat, or
+exit 10), persist state, SessionEnd, trades.csv and summary.html, then
 release the lock. The watchdog thread has its own emergency version of that
 path for when the event loop itself is frozen.
 """
@@ -40,15 +43,14 @@ from laptop_agents.core.models import utc_iso
 from laptop_agents.core.orchestrator import RunDirectory, new_run_id
 from laptop_agents.core.state import StateManager, atomic_write_text
 from laptop_agents.data.providers.base import FatalError, MarketDataProvider
-from laptop_agents.execution.broker import PaperBrokerPort
-from laptop_agents.paper.broker import PaperBroker
 from laptop_agents.resilience.trading_circuit_breaker import BreakerState, TradingCircuitBreaker
+from laptop_agents.session.brokers import BrokerFactory, PaperBrokerFactory
 from laptop_agents.session.kill_switch import KillSwitch
 from laptop_agents.session.lock import PidLock
 from laptop_agents.session.pipeline import TradingPipeline
 from laptop_agents.session.recorder import RunRecorder
-from laptop_agents.session.state_store import BREAKER_KIND, BROKER_KIND, StateStore
-from laptop_agents.session.workspace import BREAKER_STATE_NAME, BROKER_STATE_NAME, Workspace
+from laptop_agents.session.state_store import BREAKER_KIND, StateStore
+from laptop_agents.session.workspace import BREAKER_STATE_NAME, Workspace
 
 log = logging.getLogger("laptop_agents.session")
 
@@ -65,6 +67,7 @@ STOP_REASONS: dict[str, tuple[ExitCode, str]] = {
     "data_error": (ExitCode.DATA_ERROR, "data_error"),
     "data_exhausted": (ExitCode.OK, "session_end"),
     "error": (ExitCode.INTERNAL_ERROR, "error"),
+    "optin_expired": (ExitCode.USAGE, "optin_expired"),
 }
 
 
@@ -111,7 +114,13 @@ class AsyncRunner:
         clock: Clock | None = None,
         env: dict[str, str] | None = None,
         hooks: list[SessionHooks] | None = None,
+        broker_factory: BrokerFactory | None = None,
     ) -> None:
+        self.factory: BrokerFactory = broker_factory or PaperBrokerFactory(config)
+        if workspace.mode != self.factory.mode:
+            raise ValueError(f"a {self.factory.mode} session needs the {self.factory.mode} workspace, "
+                             f"got {workspace.mode}")
+        self.mode = self.factory.mode
         self.config = config
         self.workspace = workspace
         self.provider = provider
@@ -136,26 +145,13 @@ class AsyncRunner:
         self.exit_code: int = ExitCode.INTERNAL_ERROR
 
     # ------------------------------------------------------------------ start-up
-    def _load_state(self) -> tuple[PaperBroker, TradingCircuitBreaker, bool]:
-        paper_settings = self.config.settings.paper
-        symbol = self.config.strategy.symbol
-        data = self.state.load(BROKER_STATE_NAME, BROKER_KIND)
-        restored = data is not None
-        if data is None:
-            paper = PaperBroker(paper_settings, symbol=symbol)
-        else:
-            try:
-                paper = PaperBroker.from_state(paper_settings, data)
-            except (KeyError, ValueError, TypeError, ArithmeticError) as exc:
-                raise StateError(
-                    f"corrupted state file {self.workspace.broker_state_path}: {exc!s}; "
-                    "move it aside or restore a backup (`la clean --all` starts from scratch); it was left untouched"
-                ) from None
-            if paper.symbol != symbol:
-                raise StateError(
-                    f"state file {self.workspace.broker_state_path} is for {paper.symbol}, config trades {symbol}; "
-                    "use another workspace or `la clean --all`"
-                )
+    @property
+    def paper(self) -> Any:
+        """The account the session reports on (PaperBroker, or BitunixBroker when live); name kept for callers."""
+        return self.account
+
+    def _load_state(self) -> tuple[TradingCircuitBreaker, bool]:
+        restored = self.factory.load(self.state, self.workspace)
         breaker_data = self.state.load(BREAKER_STATE_NAME, BREAKER_KIND)
         try:
             breaker_state = BreakerState.from_dict(breaker_data) if breaker_data else BreakerState()
@@ -165,46 +161,56 @@ class AsyncRunner:
                 "`la clean --all`; it was left untouched"
             ) from None
         breaker = TradingCircuitBreaker(self.config.risk.circuit_breaker, self.config.risk.hard_limits(), breaker_state)
-        return paper, breaker, restored
+        return breaker, restored
 
     def _setup(self) -> None:
         self._started_at = self.clock.now()
-        mode = "paper"
-        self.lock.acquire({"run_id": None, "started_at": utc_iso(self._started_at), "mode": mode})
+        self.lock.acquire({"run_id": None, "started_at": utc_iso(self._started_at), "mode": self.mode})
         try:
-            paper, breaker, restored = self._load_state()
-        except BaseException:
-            self.lock.release()
-            raise
-        try:
-            self._build(paper, breaker, restored, mode)
+            self._loaded = self._load_state()
         except BaseException:
             self.lock.release()
             raise
 
-    def _build(self, paper: PaperBroker, breaker: TradingCircuitBreaker, restored: bool, mode: str) -> None:
+    async def _open(self) -> None:
+        """Open the broker (live: gate, client, reconciliation) and build the session; release the lock on failure."""
+        breaker, restored = self._loaded
+        try:
+            broker, start_events = await self.factory.open(self.clock.now())
+            self._build(broker, start_events, breaker, restored, self.mode)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await self.factory.shutdown("start_failed", self.clock.now())
+            self.lock.release()
+            raise
+
+    def _build(self, broker: Any, start_events: list[Event], breaker: TradingCircuitBreaker, restored: bool,
+               mode: str) -> None:
         self.run_id = new_run_id(self._started_at, mode)
         self.lock.update({"run_id": self.run_id, "started_at": utc_iso(self._started_at), "mode": mode,
                           "source": self.options.source})
         self.run_dir = RunDirectory(self.workspace.runs_dir, self.run_id).create()
         setup_logging(self.run_dir.system)
-        self.paper = paper
-        self.broker = PaperBrokerPort(paper)
+        self.account = account = self.factory.account
+        self.broker = broker
         self.breaker = breaker
         self.supervisor = Supervisor(self.config.strategy, self.config.risk, self.config.settings.paper, breaker)
         self.pipeline = TradingPipeline(self.supervisor, self.broker, self.bus, self.clock)
         self.recorder = RunRecorder(
-            self.run_dir, self.bus, paper, self.config, mode="paper", source=self.options.source,
+            self.run_dir, self.bus, account, self.config, mode=mode, source=self.options.source,
             started_at=self._started_at, extra_snapshot={"duration_min": self.options.duration_min},
         )
         self.journal = self.recorder.journal
-        self.store = StateStore(self.state, self.broker.to_state, lambda: self.breaker.state.to_dict())
+        self.store = StateStore(self.state, self.broker.to_state, lambda: self.breaker.state.to_dict(),
+                                broker_kind=self.factory.state_kind)
         self.bus.subscribe(self.store)
         if self.lock.recovered_from is not None:
             prev = self.lock.recovered_from
             log.warning("recovered a stale lock left by pid %s (run %s): that session is not running", prev.pid, prev.run_id)
             self.bus.publish(Event(EventName.LOCK_RECOVERED, self.clock.now(), previous_pid=prev.pid, previous_run_id=prev.run_id))
-        if restored:
+        self.bus.publish_all(start_events)
+        if restored and mode == "paper":
+            paper = account
             pos = paper.position
             log.info(
                 "restored paper state: equity %s, %d trades, open position %s",
@@ -244,19 +250,20 @@ class AsyncRunner:
 
     async def _main(self) -> None:
         self._loop = asyncio.get_running_loop()
+        await self._open()
         self._stop_event = asyncio.Event()
         self._started_mono = time.monotonic()
         for sig, name in ((signal.SIGTERM, "sigterm"), (signal.SIGINT, "sigint")):
             self._loop.add_signal_handler(sig, self.request_stop, name, f"received {name.upper()}")
         threading.Thread(target=self._threaded_watchdog, name="la-watchdog", daemon=True).start()
-        pos = self.paper.position
+        pos = self.account.position
         self.bus.publish(Event(
-            EventName.SESSION_START, self.clock.now(), run_id=self.run_id, mode="paper", session_mode=self.options.mode,
+            EventName.SESSION_START, self.clock.now(), run_id=self.run_id, mode=self.mode, session_mode=self.options.mode,
             source=self.options.source, symbol=self.config.strategy.symbol, duration_min=self.options.duration_min,
             pid=os.getpid(), config_hash=self.config.config_hash, strategy=self.config.strategy.name,
-            starting_equity=self.paper.equity, open_position=pos.position_id if pos else None,
+            starting_equity=self.account.equity, open_position=pos.position_id if pos else None,
         ))
-        log.info("session %s started: paper, source %s, duration %s min", self.run_id, self.options.source,
+        log.info("session %s started: %s, source %s, duration %s min", self.run_id, self.mode, self.options.source,
                  self.options.duration_min if self.options.duration_min is not None else "unlimited")
         self._call_hooks("on_started")
         if self.options.warmup:
@@ -320,6 +327,10 @@ class AsyncRunner:
                 log.warning("KILL SWITCH: %s", reason)
                 self.request_stop("kill_switch", reason)
                 break
+            broker_stop = self.factory.check(self.clock.now())
+            if broker_stop is not None:
+                self.request_stop(*broker_stop)
+                break
             if deadline is not None and now >= deadline:
                 self.request_stop("completed", f"ran the full {self.options.duration_min} min")
                 break
@@ -376,6 +387,14 @@ class AsyncRunner:
         except Exception:  # noqa: BLE001
             log.critical("close_all() failed during shutdown", exc_info=True)
             exit_code = ExitCode.NOT_FLAT
+        try:
+            events, trade = await self.factory.shutdown(exit_reason, self.clock.now())
+            self.bus.publish_all(events)
+            if trade is not None:
+                self.bus.publish_all(self.supervisor.on_trade_closed(trade, self.account.equity, self.clock.now()).events)
+        except Exception as exc:  # noqa: BLE001 - NotFlatError above all: the operator must act now
+            log.critical("shutdown could not verify the account is flat: %s", exc, exc_info=True)
+            exit_code = ExitCode.NOT_FLAT
         self._finish(reason, exit_code)
 
     def _finish(self, reason: str, exit_code: int) -> None:
@@ -398,20 +417,20 @@ class AsyncRunner:
             trade_count = len(self.recorder.run_trades)
         self._write_status(running=False)
         log.info("session %s ended: %s (exit code %d), %d trades, equity %s", self.run_id, reason, self.exit_code,
-                 trade_count, self.paper.equity)
+                 trade_count, self.account.equity)
         self._call_hooks("on_finished")
         flush_logging()
         self.lock.release()
         self._finished.set()
 
     def _write_status(self, running: bool = True) -> None:
-        pos = self.paper.position
+        pos = self.account.position
         last = self.pipeline.last_candle
         status = {
-            "running": running, "pid": os.getpid(), "run_id": self.run_id, "mode": "paper", "source": self.options.source,
+            "running": running, "pid": os.getpid(), "run_id": self.run_id, "mode": self.mode, "source": self.options.source,
             "started_at": utc_iso(self._started_at), "uptime_sec": round(time.monotonic() - self._started_mono, 1),
-            "updated_at": utc_iso(self.clock.now()), "equity": str(self.paper.equity),
-            "mark_to_market_equity": str(self.paper.mark_to_market()),
+            "updated_at": utc_iso(self.clock.now()), "equity": str(self.account.equity),
+            "mark_to_market_equity": str(self.account.mark_to_market()),
             "position": None if pos is None else {"side": pos.side.value, "qty": str(pos.qty),
                                                   "entry_price": str(pos.entry_price), "stop_loss": str(pos.stop_loss),
                                                   "take_profit": str(pos.take_profit)},
@@ -464,7 +483,7 @@ class AsyncRunner:
             events, trade = self.broker.close_all_blocking("watchdog", self.clock.now())
             self.bus.publish_all(events)
             if trade is not None:
-                self.bus.publish_all(self.supervisor.on_trade_closed(trade, self.paper.equity, self.clock.now()).events)
+                self.bus.publish_all(self.supervisor.on_trade_closed(trade, self.account.equity, self.clock.now()).events)
             self._finish(reason, ExitCode.WATCHDOG)
         finally:
             if acquired:

@@ -11,18 +11,31 @@ import json
 import logging
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
 
 from laptop_agents.core.config_models import AppConfig
+from laptop_agents.core.errors import LaError
 from laptop_agents.core.events import Event, EventBus, EventName
-from laptop_agents.core.models import Trade, utc_iso
+from laptop_agents.core.models import Position, Trade, utc_iso
 from laptop_agents.core.orchestrator import EventJournal, RunDirectory
 from laptop_agents.core.state import atomic_write_text
-from laptop_agents.paper.broker import PaperBroker
 from laptop_agents.reporting.summary_html import SessionSummary, write_summary
 from laptop_agents.reporting.trades_csv import write_trades_csv
 
 log = logging.getLogger("laptop_agents.session.recorder")
+
+
+class Account(Protocol):
+    """What the recorder reads from a broker: PaperBroker, or BitunixBroker (whose equity is the exchange's wallet)."""
+
+    @property
+    def equity(self) -> Decimal: ...
+    @property
+    def position(self) -> Position | None: ...
+    @property
+    def trades(self) -> list[Trade]: ...
+
+    def verify_accounting(self) -> None: ...
 
 
 class RunRecorder:
@@ -30,7 +43,7 @@ class RunRecorder:
         self,
         run_dir: RunDirectory,
         bus: EventBus,
-        paper: PaperBroker,
+        paper: Account,
         config: AppConfig,
         *,
         mode: str,
@@ -49,6 +62,8 @@ class RunRecorder:
         self.journal = EventJournal(run_dir.events, candle_events=candle_events)
         self.starting_equity = paper.equity
         self.first_trade = len(paper.trades)
+        # a live broker's equity is the exchange's wallet; differences our trades do not explain are "adjustments"
+        self.start_adjustments: Decimal | None = getattr(paper, "adjustments", None)
         # a position restored at start paid its entry fee in an earlier run
         self.restored_fee = paper.position.entry_fee if paper.position is not None else Decimal(0)
         self.equity_curve: list[tuple[str, Decimal]] = [(utc_iso(started_at), paper.equity)]
@@ -108,7 +123,7 @@ class RunRecorder:
         """
         try:
             self.paper.verify_accounting()
-        except ValueError as exc:
+        except (ValueError, LaError) as exc:
             return False, str(exc)
         net = sum((t.pnl for t in trades), Decimal(0))
         open_fee = self.paper.position.entry_fee if self.paper.position else Decimal(0)
@@ -116,4 +131,7 @@ class RunRecorder:
         detail = f"ending {self.paper.equity} vs starting {self.starting_equity} + sum(trade pnl) {net}"
         if self.restored_fee or open_fee:
             detail += f" + restored entry fee {self.restored_fee} - open entry fee {open_fee}"
+        if self.start_adjustments is not None:
+            unexplained = getattr(self.paper, "adjustments", self.start_adjustments) - self.start_adjustments
+            detail += f" (ending equity is the exchange wallet; unexplained by our trades: {unexplained})"
         return expected == self.paper.equity, detail
