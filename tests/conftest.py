@@ -105,9 +105,6 @@ class LaEnv:
         while time.monotonic() < deadline:
             if predicate():
                 return
-            for proc in self.procs:
-                if proc.poll() is not None and proc.returncode not in (0, None):
-                    pass
             time.sleep(0.02)
         raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import signal
 import time
 from decimal import Decimal
@@ -48,7 +49,7 @@ def test_completed_run_meets_success_criteria(la_env: LaEnv) -> None:
     result = run_session(la_env, "0.05")
     assert result.returncode == 0, result.stderr
     run_dir = la_env.latest.resolve()
-    assert run_dir.parent.name == "runs" and run_dir.name.endswith(run_dir.name)
+    assert run_dir.parent.name == "runs" and re.fullmatch(r"\d{8}T\d{6}Z-paper-[0-9a-f]{6}", run_dir.name)
     for name in ("events.jsonl", "system.jsonl", "trades.csv", "summary.html", "config_snapshot.json"):
         assert (run_dir / name).is_file(), name
     events = la_env.events()
