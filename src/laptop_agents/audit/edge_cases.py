@@ -85,6 +85,12 @@ class _Scratch:
     def close(self) -> None:
         shutil.rmtree(self.root, ignore_errors=True)
 
+    def __enter__(self) -> _Scratch:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
 
 def _case(name: str, expected: str, observed: str, ok: bool) -> dict[str, Any]:
     return {"name": name, "expected": expected, "observed": observed, "status": PASS if ok else FAIL}
@@ -109,8 +115,7 @@ def _exit_reasons(s: _Scratch) -> list[str]:
 
 
 def kill_switch_env(config_dir: Path) -> dict[str, Any]:
-    s = _Scratch(config_dir)
-    try:
+    with _Scratch(config_dir) as s:
         code, problem = _open_then(s, lambda p: (p.send_signal(signal.SIGKILL), p.wait()))
         held = len(s.positions())
         r = s.run("run", "--duration", "1", *FAST, extra={"LA_KILL_SWITCH": "TRUE"})
@@ -120,26 +125,20 @@ def kill_switch_env(config_dir: Path) -> dict[str, Any]:
         observed = problem or (f"exit {r.returncode}, stopped_reason {end.get('stopped_reason')}, restored position "
                                f"closed with reasons {_exit_reasons(s)}, positions left {len(s.positions())}")
         return _case("Kill switch (LA_KILL_SWITCH=TRUE)", "immediate graceful shutdown, positions closed", observed, ok)
-    finally:
-        s.close()
 
 
 def kill_switch_file(config_dir: Path) -> dict[str, Any]:
-    s = _Scratch(config_dir)
-    try:
+    with _Scratch(config_dir) as s:
         code, problem = _open_then(s, lambda p: (s.ws / "kill.txt").write_text("audit\n"))
         end = s.end()
         ok = code == 4 and end.get("stopped_reason") == "kill_switch" and not s.positions() and s.lock_gone()
         observed = problem or (f"exit {code}, stopped_reason {end.get('stopped_reason')}, exits {_exit_reasons(s)[-1:]}"
                                f", positions left {len(s.positions())}")
         return _case("Kill switch (kill.txt)", "immediate graceful shutdown, positions closed", observed, ok)
-    finally:
-        s.close()
 
 
 def stale_data(config_dir: Path) -> dict[str, Any]:
-    s = _Scratch(config_dir)
-    try:
+    with _Scratch(config_dir) as s:
         r = s.run("run", "--duration", "2", *FAST, "--inject-gap-at", "1", "--gap-duration", "35",
                   extra={"LA_SESSION__STALE_DATA_TIMEOUT_SEC": "30"})
         stale = [e for e in s.events() if e.get("event") == "StaleDataDetected"]
@@ -148,13 +147,10 @@ def stale_data(config_dir: Path) -> dict[str, Any]:
         observed = (f"exit {r.returncode}, stopped_reason {end.get('stopped_reason')}, data age "
                     f"{stale[0].get('data_age_sec') if stale else '-'}s at detection")
         return _case("Stale data (35 s gap, 30 s timeout)", "shutdown with stopped_reason: stale_data", observed, ok)
-    finally:
-        s.close()
 
 
 def circuit_breaker(config_dir: Path) -> dict[str, Any]:
-    s = _Scratch(config_dir)
-    try:
+    with _Scratch(config_dir) as s:
         r = s.run("run", "--duration", "0.06", "--source", "mock", "--scenario", "losing_streak",
                   "--candle-interval", "0.005")
         events = s.events()
@@ -166,13 +162,10 @@ def circuit_breaker(config_dir: Path) -> dict[str, Any]:
         observed = (f"exit {r.returncode}; tripped: {events[trips[0]].get('reason')} after {len(losses)} losing trades; "
                     f"entries after trip: {'none' if halted else 'SOME'}") if trips else f"exit {r.returncode}; no trip"
         return _case("Circuit breaker (5 consecutive losses)", "trips, halts trading, logs reason", observed, ok)
-    finally:
-        s.close()
 
 
 def sigterm(config_dir: Path) -> dict[str, Any]:
-    s = _Scratch(config_dir)
-    try:
+    with _Scratch(config_dir) as s:
         code, problem = _open_then(s, lambda p: p.send_signal(signal.SIGTERM))
         end = s.end()
         ok = code == 0 and end.get("stopped_reason") == "sigterm" and not s.positions() and s.lock_gone() \
@@ -180,21 +173,16 @@ def sigterm(config_dir: Path) -> dict[str, Any]:
         observed = problem or (f"exit {code}, stopped_reason {end.get('stopped_reason')}, close_all exit "
                                f"{_exit_reasons(s)[-1:]}, lock {'gone' if s.lock_gone() else 'LEFT'}")
         return _case("SIGTERM mid-position", "graceful shutdown, close_all() called", observed, ok)
-    finally:
-        s.close()
 
 
 def memory_watchdog(config_dir: Path) -> dict[str, Any]:
-    s = _Scratch(config_dir)
-    try:
+    with _Scratch(config_dir) as s:
         r = s.run("run", "--duration", "1", *FAST,
                   extra={"LA_SESSION__MAX_MEMORY_MB": "20", "LA_SESSION__WATCHDOG_INTERVAL_SEC": "0.2"})
         end = s.end()
         ok = r.returncode == 7 and end.get("stopped_reason") == "watchdog_memory" and s.lock_gone()
         observed = f"exit {r.returncode}, stopped_reason {end.get('stopped_reason')} (limit lowered to 20 MB)"
         return _case("Memory pressure (limit lowered)", "watchdog stops the session (exit 7)", observed, ok)
-    finally:
-        s.close()
 
 
 CASES: list[Callable[[Path], dict[str, Any]]] = [
