@@ -40,11 +40,11 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, TypeVar
 
+from laptop_agents.core.account import CashAccountView
 from laptop_agents.core.errors import ExitCode, LaError
 from laptop_agents.core.events import Event, EventName
 from laptop_agents.core.models import (
     ZERO,
-    AccountSnapshot,
     Candle,
     OrderIntent,
     Position,
@@ -151,7 +151,7 @@ class LiveBrokerSettings:
 _SIDE_OF_POSITION = {PositionSide.LONG: Side.LONG, PositionSide.SHORT: Side.SHORT}
 
 
-class BitunixBroker:
+class BitunixBroker(CashAccountView):
     """One symbol, one-way position mode, at most one open position (like PaperBroker)."""
 
     name = "bitunix"
@@ -187,27 +187,6 @@ class BitunixBroker:
         self._entry_order_id: str | None = None
         self._restored = False
         self.started = False
-
-    # ------------------------------------------------------------------ protocol queries
-    @property
-    def equity(self) -> Decimal:
-        """Realized equity: wallet balance after fees (unrealized PnL excluded), as PaperBroker."""
-        return self.cash
-
-    def mark_to_market(self, price: Decimal | None = None) -> Decimal:
-        """Equity plus the open position's unrealized PnL at ``price`` (default: the last candle's close)."""
-        price = price if price is not None else self.last_price
-        if self.position is None or price is None:
-            return self.cash
-        return self.cash + self.position.unrealized_pnl(price)
-
-    def snapshot(self, daily_realized_pnl: Decimal = ZERO, peak_equity: Decimal | None = None) -> AccountSnapshot:
-        return AccountSnapshot(
-            equity=self.cash,
-            peak_equity=peak_equity if peak_equity is not None else self.cash,
-            position=self.position,
-            daily_realized_pnl=daily_realized_pnl,
-        )
 
     def __repr__(self) -> str:
         pos = f"{self.position.side.value} {self.position.qty}" if self.position else "flat"

@@ -20,9 +20,10 @@ from datetime import datetime
 from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_EVEN, Decimal
 from typing import Any
 
+from laptop_agents.core.account import CashAccountView
 from laptop_agents.core.config_models import PaperSettings
 from laptop_agents.core.events import Event, EventName
-from laptop_agents.core.models import ZERO, AccountSnapshot, Candle, OrderIntent, Position, Side, Trade, parse_utc, utc_iso
+from laptop_agents.core.models import ZERO, Candle, OrderIntent, Position, Side, Trade, parse_utc, utc_iso
 
 BPS = Decimal(10000)
 MONEY_STEP = Decimal("0.00000001")
@@ -44,7 +45,7 @@ class _Exit:
     fee_bps: Decimal
 
 
-class PaperBroker:
+class PaperBroker(CashAccountView):
     """One symbol, one-way mode, at most one open position."""
 
     def __init__(self, settings: PaperSettings, symbol: str = "BTCUSDT") -> None:
@@ -56,26 +57,6 @@ class PaperBroker:
         self.trades: list[Trade] = []
         self.last_price: Decimal | None = None
         self._seq = 0
-
-    # ------------------------------------------------------------------ queries
-    @property
-    def equity(self) -> Decimal:
-        """Realized equity (cash balance after all fees)."""
-        return self.cash
-
-    def mark_to_market(self, price: Decimal | None = None) -> Decimal:
-        price = price if price is not None else self.last_price
-        if self.position is None or price is None:
-            return self.cash
-        return self.cash + self.position.unrealized_pnl(price)
-
-    def snapshot(self, daily_realized_pnl: Decimal = ZERO, peak_equity: Decimal | None = None) -> AccountSnapshot:
-        return AccountSnapshot(
-            equity=self.cash,
-            peak_equity=peak_equity if peak_equity is not None else self.cash,
-            position=self.position,
-            daily_realized_pnl=daily_realized_pnl,
-        )
 
     # ------------------------------------------------------------------ fills
     def _next_id(self, prefix: str) -> str:
