@@ -94,8 +94,8 @@ def assert_no_duplicate_orders(mx: MockExchangeHandle) -> None:
 
 
 def test_live_session_trades_and_agrees_with_the_ledger(la_env: LaEnv, mx: MockExchangeHandle) -> None:
-    # exits by our own close orders (time exit): at 600x the exchange-side TP/SL could fire between the entry's
-    # fill and the position query, a case BitunixBroker.submit does not book yet (see its ReconcileError)
+    # exits by our own close orders (time exit), so every trade_id is the exchange's positionId (matched below);
+    # exchange-side TP/SL exits, including the fill/position-query race, are in test_live_session_faults.py
     la_env.edit_json("strategies/default.json", exits={"stop_atr_mult": 20, "take_profit_r": 20, "max_hold_candles": 10},
                      cooldown_candles=1)
     setup_live(la_env, mx)  # after the edit: the opt-in binds the config hash

@@ -19,7 +19,11 @@ differences are where the truth lives and what can go wrong:
 * **TP/SL live on the exchange** (attached to the entry as ``tpPrice``/
   ``slPrice``), so they hold while this process is down. ``on_candle`` polls the
   position; when the exchange closed it, the exit is rebuilt from its trade
-  history.
+  history. If they fire between the entry's fill and the position query, the
+  whole round trip is rebuilt from the trade history inside ``submit`` (the
+  next ``on_candle``/``close_all`` hands the trade to the session's risk checks).
+* **An entry is never abandoned**: ``submit`` runs to its end even if the
+  session cancels its caller; ``close_all`` waits for it first.
 * **Money** comes from the exchange's fills (price, fee, realized PnL), so
   ``equity == starting_equity + sum(trade.pnl) + adjustments`` and the
   exchange's wallet agree; any difference is logged and booked as an
@@ -185,6 +189,10 @@ class BitunixBroker(CashAccountView):
         self._seq = 0
         self._tag = _secrets.token_hex(4)
         self._entry_order_id: str | None = None
+        self._unreported: list[Trade] = []
+        """Round trips booked inside submit (TP/SL fired at once): handed to the session by the next on_candle."""
+        self._inflight: asyncio.Future[list[Event]] | None = None
+        """The entry being submitted; it outlives a cancelled caller until close_all collects it."""
         self._restored = False
         self.started = False
 
@@ -310,10 +318,41 @@ class BitunixBroker(CashAccountView):
 
     # ------------------------------------------------------------------ entries
     async def submit(self, intent: OrderIntent, candle: Candle, now: datetime) -> list[Event]:
-        """Market entry with exchange-side TP/SL. Rejections become an OrderRejected event."""
+        """Market entry with exchange-side TP/SL. Rejections become an OrderRejected event.
+
+        The entry runs to its end even if the caller is cancelled (the session stops mid-entry): an order sent
+        must be followed to its fill and booked, so :meth:`close_all` waits for it and closes what it opened.
+        """
         self._require_started()
         if self.position is not None:
             raise RuntimeError("BitunixBroker.submit called with a position already open")
+        task = asyncio.ensure_future(self._submit(intent, candle, now))
+        self._inflight = task
+        try:
+            return await asyncio.shield(task)
+        finally:
+            if task.done():
+                self._inflight = None
+
+    async def _settle_inflight(self) -> list[Event]:
+        """Wait for an entry whose caller was cancelled; its events, so they still reach the journal."""
+        task, self._inflight = self._inflight, None
+        if task is None:
+            return []
+        if task.get_loop() is not asyncio.get_running_loop():
+            # the watchdog's own loop: the frozen loop's entry cannot be awaited; the symbol-wide flatten covers it
+            log.error("an entry was in flight on the frozen event loop; flattening the whole symbol")
+            return []
+        if not task.done():
+            log.warning("an entry was in flight when the session stopped; waiting for it before flattening")
+        try:
+            return await asyncio.wait_for(asyncio.shield(task), self.settings.fill_timeout_sec + 5)
+        except Exception as exc:  # noqa: BLE001 - the symbol-wide flatten and verify_flat are the judges
+            log.error("the entry in flight at shutdown failed (%s: %s); flattening the whole symbol",
+                      type(exc).__name__, exc)
+            return []
+
+    async def _submit(self, intent: OrderIntent, candle: Candle, now: datetime) -> list[Event]:
         assert self.rules is not None
         order_side = intent.side.entry_order_side
         client_id = self._next_client_id()
@@ -364,15 +403,23 @@ class BitunixBroker(CashAccountView):
             events.append(Event(ORDER_REJECTED, now, **base, order_id=order_id, reason="not_filled",
                                 message=f"order ended {order.status.value} without a fill", sent=True))
             return events
-        pos = await self._exchange_position()
+        pos = await self._exchange_position()  # a failed query raises: never read as "already closed"
+        entry_trades: list[TradeInfo] = []
+        closing: list[TradeInfo] | None = None
         if pos is None:
-            # filled and already closed (TP/SL hit at once): book the round trip from history
-            raise ReconcileError(f"entry {order_id} filled but no position is open on {self.symbol}")
-        fee = money(order.fee or ZERO)
-        price = order.avg_price or pos.avg_open_price or checked.take_profit
+            # filled, and the exchange-side TP/SL (or a liquidation) closed it before we looked: rebuild the
+            # round trip from the exchange's own trade history, entry and exit at their real prices and fees
+            entry_trades, closing, position_id = await self._round_trip_trades(order, intent.side)
+            log.warning("entry %s filled and position %s was closed by the exchange before la saw it open; "
+                        "booking the round trip from the exchange's trade history", order_id, position_id)
+        else:
+            position_id = pos.position_id
+        fee = money(order.fee if order.fee is not None else sum((t.fee or ZERO for t in entry_trades), ZERO))
+        price = (order.avg_price or (pos.avg_open_price if pos is not None else None) or _vwap(entry_trades)
+                 or checked.take_profit)
         self.cash = money(self.cash - fee)
         self.position = Position(
-            position_id=pos.position_id, side=intent.side, qty=order.filled_qty, entry_price=price,
+            position_id=position_id, side=intent.side, qty=order.filled_qty, entry_price=price,
             entry_ts=candle.ts, entry_fee=fee, stop_loss=checked.stop_loss, take_profit=checked.take_profit,
         )
         self._entry_order_id = order_id
@@ -381,11 +428,69 @@ class BitunixBroker(CashAccountView):
             Event(
                 EventName.EXECUTION_FILL, now, order_id=order_id, client_id=client_id, symbol=self.symbol,
                 side=order_side, position_side=intent.side, qty=order.filled_qty, price=price, fee=fee,
-                liquidity="taker", position_id=pos.position_id, stop_loss=checked.stop_loss,
+                liquidity="taker", position_id=position_id, stop_loss=checked.stop_loss,
                 take_profit=checked.take_profit, equity=self.cash,
             )
         )
+        if closing is not None:
+            exit_events, trade = await self._book_exit(self.position, None, None, candle.ts, now, closing=closing)
+            events += exit_events
+            if trade is not None:
+                self._unreported.append(trade)  # submit returns events only: on_candle reports it (breaker)
         return events
+
+    async def _round_trip_trades(self, order: OrderInfo, side: Side) -> tuple[list[TradeInfo], list[TradeInfo], str]:
+        """The entry's fills and the fills that closed it again, from the symbol's trade history.
+
+        One-way mode and one position at a time: the exit-side fills that follow the entry's last fill, in
+        exchange order (time, then tradeId), reduce that position until it is flat. History can lag the
+        position table, so a short fall is re-read a few times; a query failure raises, never "flat".
+        """
+        limit = self.settings.history_page_limit
+        exit_side = OrderSide(side.exit_order_side)
+        found = "no entry fills"
+        for attempt in range(self.settings.flat_verify_attempts):
+            page = await self.client.get_history_trades(self.symbol, order_id=order.order_id, limit=limit)
+            entry = sorted((t for t in page.trades if t.order_id == order.order_id), key=_trade_key)
+            if sum((t.qty for t in entry), ZERO) >= order.filled_qty and entry:
+                last = _trade_key(entry[-1])
+                first_time = entry[0].created or order.created
+                start_ms = int(first_time.timestamp() * 1000) if first_time is not None else None
+                later = await self.client.get_history_trades(self.symbol, start_time=start_ms, limit=limit)
+                closing: list[TradeInfo] = []
+                closed_qty = ZERO
+                for t in sorted(later.trades, key=_trade_key):
+                    if closed_qty >= order.filled_qty:
+                        break
+                    if t.side is exit_side and t.order_id != order.order_id and _trade_key(t) > last:
+                        closing.append(t)
+                        closed_qty += t.qty
+                if closed_qty == order.filled_qty:
+                    return entry, closing, self._round_trip_position_id(entry + closing, side, order)
+                found = f"closing fills for {closed_qty} of {order.filled_qty}"
+            else:
+                found = f"entry fills for {sum((t.qty for t in entry), ZERO)} of {order.filled_qty}"
+            if attempt + 1 < self.settings.flat_verify_attempts:
+                await self._sleep(self.settings.flat_verify_interval_sec)
+        raise ReconcileError(
+            f"entry {order.order_id} filled but no position is open on {self.symbol}, and the exchange's trade "
+            f"history does not explain it ({found}); check the account on the exchange"
+        )
+
+    def _round_trip_position_id(self, trades: list[TradeInfo], side: Side, order: OrderInfo) -> str:
+        """The exchange's positionId if a record carries it (trade or private CLOSE push), else the entry order's."""
+        ids = {t.position_id for t in trades if t.position_id}
+        if len(ids) == 1:
+            return ids.pop()
+        if self.stream is not None:
+            known = {t.trade_id for t in self.trades}
+            opened = min((t.created for t in trades if t.created is not None), default=None)
+            for push in reversed(self.stream.closed_positions.values()):
+                if (push.symbol == self.symbol and _SIDE_OF_POSITION.get(push.side) is side
+                        and push.position_id not in known
+                        and (opened is None or push.created is None or push.created >= opened)):
+                    return push.position_id
+        return f"order-{order.order_id}"
 
     async def _lookup_after_failure(self, client_id: str, exc: BitunixError) -> OrderInfo | None:
         """After retries ran out on place_order: did it land? Ask by clientId (the exchange is the truth)."""
@@ -431,6 +536,8 @@ class BitunixBroker(CashAccountView):
         self.last_price = candle.close
         pos = self.position
         if pos is None:
+            if self._unreported:  # booked (and its events published) by submit; the session's risk checks need it
+                return [], self._unreported.pop(0)
             return [], None
         pos.bars_held += 1
         exch = await self._exchange_position()
@@ -467,10 +574,12 @@ class BitunixBroker(CashAccountView):
         return await self._book_exit(pos, close_order_id, reason, exit_ts, now)
 
     async def _book_exit(
-        self, pos: Position, close_order_id: str | None, reason: str | None, exit_ts: datetime, now: datetime
+        self, pos: Position, close_order_id: str | None, reason: str | None, exit_ts: datetime, now: datetime,
+        *, closing: list[TradeInfo] | None = None,
     ) -> Closed:
         """Rebuild the exit from the exchange's trades of this position; update equity; emit ExecutionExit."""
-        closing = await self._closing_trades(pos)
+        if closing is None:
+            closing = await self._closing_trades(pos)
         if not closing:
             if await self._exchange_position() is not None:
                 return [], None  # still open after all (e.g. a partial close): nothing to book yet
@@ -533,6 +642,7 @@ class BitunixBroker(CashAccountView):
     # ------------------------------------------------------------------ flatten and shutdown
     async def close_all(self, reason: str, now: datetime) -> Closed:
         """Close our position, then cancel every order and close every position of the symbol; verify flat."""
+        settled = await self._settle_inflight()
         events: list[Event] = []
         trade: Trade | None = None
         pos = self.position
@@ -546,7 +656,14 @@ class BitunixBroker(CashAccountView):
         await self.flatten_exchange()
         if self.position is not None:  # closed by the flatten, not by our order: book it from history
             events, trade = await self._book_exit(self.position, None, reason, now, now)
-        return events, trade
+        if pos is None and trade is None:
+            if self._unreported:
+                trade = self._unreported.pop(0)  # booked by submit, not yet reported by on_candle: the breaker needs it
+            try:  # the flatten may have closed something la had not booked (an entry cut off on a frozen loop)
+                await self._check_wallet("close_all")
+            except BitunixError as exc:
+                log.warning("could not re-read the wallet after flattening (%s); equity may lag the exchange", exc)
+        return settled + events, trade
 
     async def flatten_exchange(self) -> None:
         """Cancel all orders and close all positions on the symbol, then prove it by querying."""
@@ -560,18 +677,19 @@ class BitunixBroker(CashAccountView):
 
     async def verify_flat(self) -> None:
         """Query until no position and no open order remain; NotFlatError after the attempts run out."""
-        problem = "unknown"
+        problem, seen = "unknown", ""
         for attempt in range(self.settings.flat_verify_attempts):
             try:
                 positions = [p for p in await self.client.get_pending_positions(self.symbol) if p.symbol == self.symbol]
                 orders = [o for o in (await self.client.get_pending_orders(self.symbol, limit=100)).orders
                           if o.status.is_open]
             except BitunixError as exc:
-                problem = f"cannot query the account ({exc})"
+                problem = f"{seen}cannot query the account ({exc})"
             else:
                 if not positions and not orders:
                     return
                 problem = f"{len(positions)} position(s) and {len(orders)} open order(s) remain"
+                seen = f"{problem}, then "
                 try:
                     if orders:
                         await self.client.cancel_all_orders(self.symbol)
@@ -625,6 +743,7 @@ class BitunixBroker(CashAccountView):
             "positions": [] if self.position is None else [_position_to_dict(self.position)],
             "entry_order_id": self._entry_order_id,
             "trades": [_trade_to_dict(t) for t in self.trades],
+            "unreported_trades": [t.trade_id for t in self._unreported],
             "last_price": None if self.last_price is None else str(self.last_price),
             "seq": self._seq,
             "client_tag": self._tag,
@@ -644,6 +763,8 @@ class BitunixBroker(CashAccountView):
             self.position = _position_from_dict(positions[0]) if positions else None
             self._entry_order_id = data.get("entry_order_id")
             self.trades = [_trade_from_dict(t) for t in data["trades"]]
+            unreported = set(data.get("unreported_trades") or [])
+            self._unreported = [t for t in self.trades if t.trade_id in unreported]
             self.last_price = None if data.get("last_price") is None else Decimal(data["last_price"])
             self._seq = int(data["seq"])
             self._tag = str(data["client_tag"])
@@ -666,6 +787,17 @@ class BitunixBroker(CashAccountView):
 def _wallet(account: AccountInfo) -> Decimal:
     """Wallet balance = available + frozen (orders) + margin (positions); unrealized PnL excluded."""
     return account.available + (account.frozen or ZERO) + (account.margin or ZERO)
+
+
+def _trade_key(t: TradeInfo) -> tuple[float, int, str]:
+    """Exchange order of fills: time, then the (numeric, increasing) tradeId."""
+    ts = t.created.timestamp() if t.created is not None else 0.0
+    return ts, int(t.trade_id) if t.trade_id.isdigit() else 0, t.trade_id
+
+
+def _vwap(trades: list[TradeInfo]) -> Decimal:
+    qty = sum((t.qty for t in trades), ZERO)
+    return money(sum((t.price * t.qty for t in trades), ZERO) / qty) if qty else ZERO
 
 
 def _rejection_reason(exc: BitunixError) -> str:

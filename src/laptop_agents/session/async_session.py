@@ -36,7 +36,7 @@ import psutil
 from laptop_agents.agents.supervisor import Supervisor
 from laptop_agents.core.clock import Clock, SystemClock
 from laptop_agents.core.config_models import AppConfig
-from laptop_agents.core.errors import ExitCode, StateError
+from laptop_agents.core.errors import ExitCode, LaError, StateError
 from laptop_agents.core.events import Event, EventBus, EventName
 from laptop_agents.core.logger import flush_logging, setup_logging
 from laptop_agents.core.models import utc_iso
@@ -384,6 +384,9 @@ class AsyncRunner:
                 log.info("close_all(): closed %s %s at %s (pnl %s)", trade.side.value, trade.qty, trade.exit_price, trade.pnl)
             else:
                 log.info("close_all(): no open position")
+        except LaError as exc:  # e.g. NotFlatError: the broker's shutdown below tries again and gives the verdict
+            log.error("close_all() failed during shutdown (%s); the broker's shutdown verifies again", type(exc).__name__)
+            exit_code = ExitCode.NOT_FLAT
         except Exception:  # noqa: BLE001
             log.critical("close_all() failed during shutdown", exc_info=True)
             exit_code = ExitCode.NOT_FLAT
@@ -393,7 +396,8 @@ class AsyncRunner:
             if trade is not None:
                 self.bus.publish_all(self.supervisor.on_trade_closed(trade, self.account.equity, self.clock.now()).events)
         except Exception as exc:  # noqa: BLE001 - NotFlatError above all: the operator must act now
-            log.critical("shutdown could not verify the account is flat: %s", exc, exc_info=True)
+            # a LaError's message is the one line the operator needs; anything else is a bug: keep its traceback
+            log.critical("shutdown could not verify the account is flat: %s", exc, exc_info=not isinstance(exc, LaError))
             exit_code = ExitCode.NOT_FLAT
         self._finish(reason, exit_code)
 
@@ -477,19 +481,26 @@ class AsyncRunner:
             return  # the loop shut down gracefully (it will exit with the watchdog code)
         log.critical("WATCHDOG: event loop did not stop within %.0fs; emergency flatten and exit", self.settings.shutdown_grace_sec)
         acquired = self.pipeline.mutation_lock.acquire(timeout=5)
+        code = ExitCode.WATCHDOG
         try:
             if self.stopped_reason is None:
                 self.stopped_reason, self.stop_detail = reason, detail
-            events, trade = self.broker.close_all_blocking("watchdog", self.clock.now())
-            self.bus.publish_all(events)
-            if trade is not None:
-                self.bus.publish_all(self.supervisor.on_trade_closed(trade, self.account.equity, self.clock.now()).events)
-            self._finish(reason, ExitCode.WATCHDOG)
+            try:
+                events, trade = self.broker.close_all_blocking("watchdog", self.clock.now())
+            except Exception as exc:  # noqa: BLE001 - live: NotFlatError; still write the artifacts, free the lock
+                log.critical("watchdog could not flatten: %s", exc, exc_info=not isinstance(exc, LaError))
+                code = ExitCode.NOT_FLAT
+            else:
+                self.bus.publish_all(events)
+                if trade is not None:
+                    self.bus.publish_all(
+                        self.supervisor.on_trade_closed(trade, self.account.equity, self.clock.now()).events)
+            self._finish(reason, code)
         finally:
             if acquired:
                 self.pipeline.mutation_lock.release()
             flush_logging()
-            os._exit(ExitCode.WATCHDOG)
+            os._exit(code)
 
     def bus_publish_threadsafe(self, event: Event) -> None:
         """Publish from the watchdog thread, between candles if the loop is alive."""

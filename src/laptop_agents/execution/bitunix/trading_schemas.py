@@ -284,6 +284,8 @@ class TradeInfo:
     reduce_only: bool
     order_type: OrderType | None
     created: datetime | None
+    position_id: str | None = None
+    """Not in the documented trade record; read when the exchange sends it (the query accepts ``positionId``)."""
 
 
 def parse_trade(item: Any) -> TradeInfo:
@@ -302,6 +304,7 @@ def parse_trade(item: Any) -> TradeInfo:
         reduce_only=f.opt_boolean("reduceOnly"),
         order_type=f.opt_enum(OrderType, "orderType"),
         created=f.opt_time("ctime"),
+        position_id=f.opt_text("positionId"),
     )
 
 
