@@ -5,7 +5,11 @@ Measures, on this machine:
               with full journaling and with trade events only
   memory      tracemalloc growth across the replay; steady RSS of a real-time paper session
   startup     `la --help`; `la run` to the first CandleProcessed event; `la serve` to READY=1
-  shutdown    SIGTERM to process exit with an open position flattened (paper)
+  shutdown    SIGTERM to process exit with an open position flattened: paper, and a real
+              `la run --live` against the mock exchange (account verified flat on the exchange)
+  latency     frame-to-order: a WebSocket kline frame read by BitunixWsProvider → the signed
+              place_order request written to the mock exchange's socket (bench/frame_to_order.py)
+Run one or a few with --only NAME[,NAME] (names: see --help's --only).
 Targets (issue 7) are printed beside each number; nothing here asserts.
 """
 
@@ -29,25 +33,10 @@ from typing import Any
 
 import psutil
 
-REPO = Path(__file__).resolve().parents[1]
-RESULTS = REPO / "bench" / "results"
-LA = [sys.executable, "-m", "laptop_agents"]
-
-
-def _scratch() -> Path:
-    root = Path(tempfile.mkdtemp(prefix="la-bench-"))
-    shutil.copytree(REPO / "config", root / "config")
-    return root
-
-
-def _la(root: Path, *args: str) -> list[str]:
-    return [*LA, *args, "--workspace", str(root / ".workspace"), "--config-dir", str(root / "config")]
-
-
-def _env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LA_")}
-    env["PYTHONUNBUFFERED"] = "1"
-    return env
+from bench.common import LA, REPO, RESULTS
+from bench.common import clean_env as _env
+from bench.common import la_cmd as _la
+from bench.common import scratch as _scratch
 
 
 # ----------------------------------------------------------------------------- replay
@@ -187,7 +176,7 @@ def bench_shutdown(repeat: int = 5) -> dict[str, Any]:
         proc = subprocess.Popen(_la(root, "run", "--source", "mock", "--duration", "5", "--candle-interval", "0.01"), env=_env(),
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
-        def open_position() -> bool:
+        def open_position(state: Path = state) -> bool:
             try:
                 return bool(json.loads(state.read_text())["positions"])
             except (FileNotFoundError, json.JSONDecodeError, KeyError):
@@ -250,56 +239,144 @@ def bench_session_rss(seconds: float = 20.0) -> dict[str, Any]:
 
 
 # ----------------------------------------------------------------------------- main
+BENCHMARKS = ("replay", "memory", "pipeline", "rss", "help", "first_candle", "shutdown", "shutdown_live",
+              "serve_ready", "frame_to_order")
+
+
+def _fmt_us(r: dict[str, Any]) -> str:
+    return f"p50 {r['p50']:,.0f} / p99 {r['p99']:,.0f} / max {r['max']:,.0f} µs"
+
+
+def _rows(results: dict[str, Any]) -> list[tuple[str, str, str]]:
+    rows: list[tuple[str, str, str]] = []
+    r = results.get
+    if r("replay_full"):
+        rows.append(("replay, full journal", f"{results['replay_full']['candles_per_sec']:,} candles/s", ">= 250,000"))
+    if r("replay_trades_only"):
+        rows.append(("replay, trade events only", f"{results['replay_trades_only']['candles_per_sec']:,} candles/s",
+                     ">= 1,000,000"))
+    if r("pipeline_only"):
+        rows.append(("pipeline only (no I/O)", f"{results['pipeline_only']['candles_per_sec']:,} candles/s", "-"))
+    if r("replay_memory"):
+        rows.append(("replay memory growth",
+                     f"{results['replay_memory'].get('tracemalloc_growth_mb_per_1m', 'n/a')} MB / 1M candles", "<= 1 MB"))
+    if r("session_rss"):
+        rows.append(("session steady RSS", f"{results['session_rss']['steady_rss_mb']} MB", "<= 80 MB"))
+    if r("la_help"):
+        rows.append(("la --help", f"{results['la_help']['median_ms']} ms", "<= 150 ms"))
+    if r("first_candle"):
+        rows.append(("la run → first candle", f"{results['first_candle']['median_ms']} ms", "<= 1000 ms"))
+    if r("shutdown_paper"):
+        rows.append(("SIGTERM → exit, paper, flattened", f"{results['shutdown_paper']['median_ms']} ms", "<= 500 ms"))
+    if r("shutdown_live"):
+        sl = results["shutdown_live"]
+        flat = "flat" if sl["all_flat"] else "NOT FLAT"
+        rows.append(("SIGTERM → exit, live on mock, flattened",
+                     f"{sl['median_ms']} ms (max {sl['max_ms']}, {len(sl['runs'])}x, {flat})", "<= 2000 ms"))
+    if r("frame_to_order"):
+        f = results["frame_to_order"]
+        if f.get("orders"):
+            rows.append((f"frame → order written ({f['orders']} orders)", _fmt_us(f), "p50 <= 200, p99 <= 1,000 µs"))
+            rows.append(("  same, minus REST round trips waited", _fmt_us(f["excluding_rest_wait_us"]), "-"))
+            for kind in ("entry", "close"):
+                if f["by_kind_us"].get(kind):
+                    rows.append((f"  {kind} orders", _fmt_us(f["by_kind_us"][kind]), "-"))
+            for kind, b in f["breakdown_us"].items():
+                parts = [f"{k} {v['p50']:,.0f}" for k, v in b.items() if v.get("p50") is not None and k != "write_syscall"]
+                rows.append((f"  {kind} breakdown, p50 µs", ", ".join(parts), "-"))
+        else:
+            rows.append(("frame → order written", "no order measured", "p50 <= 200 µs"))
+    if r("serve_ready"):
+        rows.append(("la serve → READY=1", f"{results['serve_ready']['median_ms']} ms", "<= 1500 ms"))
+    return rows
+
+
+def _print_table(rows: list[tuple[str, str, str]]) -> None:
+    width = max(len(r[0]) for r in rows)
+    value_width = min(max(len(r[1]) for r in rows), 60)
+    print(f"\n{'benchmark':<{width}}  {'result':<{value_width}}  target")
+    for name, value, target in rows:
+        print(f"{name:<{width}}  {value:<{value_width}}  {target}")
+
+
+def _only(text: str | None) -> set[str]:
+    if not text:
+        return set(BENCHMARKS)
+    names = {n.strip() for n in text.split(",") if n.strip()}
+    unknown = names - set(BENCHMARKS)
+    if unknown:
+        raise SystemExit(f"python -m bench: unknown benchmark(s) {sorted(unknown)}; known: {', '.join(BENCHMARKS)}")
+    return names
+
+
 def main() -> int:
+    from bench.frame_to_order import bench_frame_to_order
+    from bench.live_shutdown import bench_shutdown_live
+
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--candles", type=int, default=1_000_000, help="replay size (default 1,000,000)")
-    parser.add_argument("--quick", action="store_true", help="100,000 candles and fewer repeats")
+    parser.add_argument("--orders", type=int, default=None,
+                        help="frame-to-order: orders to measure (default 2,000; --quick 300)")
+    parser.add_argument("--quick", action="store_true", help="100,000 candles, 300 orders and fewer repeats")
+    parser.add_argument("--only", metavar="NAME[,NAME]", help=f"run only these: {', '.join(BENCHMARKS)}")
+    parser.add_argument("--profile-frame-to-order", metavar="FILE", type=Path,
+                        help="write a pyinstrument profile of the frame-to-order loop (needs pyinstrument)")
     args = parser.parse_args()
+    only = _only(args.only)
     n = 100_000 if args.quick else args.candles
+    orders = args.orders or (300 if args.quick else 2000)
+    repeat = 3 if args.quick else 7
     results: dict[str, Any] = {
         "machine": {"python": platform.python_version(), "platform": platform.platform(), "cpus": os.cpu_count(),
                     "cpu": platform.processor() or platform.machine(),
-                    "memory_gb": round(psutil.virtual_memory().total / 2**30, 1)},
-        "candles": n,
+                    "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
+                    "load_avg_at_start": [round(x, 2) for x in os.getloadavg()]},
+        "quick": args.quick,
+        "only": sorted(only),
     }
-    work = Path(tempfile.mkdtemp(prefix="la-bench-data-"))
-    data = work / "replay.csv"
-    print(f"generating {n:,} mock candles...", file=sys.stderr)
-    results["generate_seconds"] = round(make_replay_file(data, n), 2)
-    print("replay (full journal)...", file=sys.stderr)
-    results["replay_full"] = bench_replay(data, n, "full", trace_memory=False)
-    print("replay (trade events only)...", file=sys.stderr)
-    results["replay_trades_only"] = bench_replay(data, n, "trades", trace_memory=False)
-    print("replay memory (tracemalloc)...", file=sys.stderr)
-    results["replay_memory"] = bench_replay(data, n, "trades", trace_memory=True)
-    print("pipeline only (in-memory candles, no journal)...", file=sys.stderr)
-    results["pipeline_only"] = bench_pipeline_only(min(n, 200_000))
-    shutil.rmtree(work, ignore_errors=True)
-    print("startup and shutdown...", file=sys.stderr)
-    repeat = 3 if args.quick else 7
-    results["la_help"] = bench_help(repeat)
-    results["first_candle"] = bench_first_candle(max(3, repeat // 2))
-    results["shutdown_paper"] = bench_shutdown(max(3, repeat // 2))
-    results["serve_ready"] = bench_serve_ready(max(3, repeat // 2))
-    results["session_rss"] = bench_session_rss(10.0 if args.quick else 30.0)
 
-    rows = [
-        ("replay, full journal", f"{results['replay_full']['candles_per_sec']:,} candles/s", ">= 250,000"),
-        ("replay, trade events only", f"{results['replay_trades_only']['candles_per_sec']:,} candles/s", ">= 1,000,000"),
-        ("pipeline only (no I/O)", f"{results['pipeline_only']['candles_per_sec']:,} candles/s", "-"),
-        ("replay memory growth", f"{results['replay_memory'].get('tracemalloc_growth_mb_per_1m', 'n/a')} MB / 1M candles", "<= 1 MB"),
-        ("session steady RSS", f"{results['session_rss']['steady_rss_mb']} MB", "<= 80 MB"),
-        ("la --help", f"{results['la_help']['median_ms']} ms", "<= 150 ms"),
-        ("la run → first candle", f"{results['first_candle']['median_ms']} ms", "<= 1000 ms"),
-        ("SIGTERM → exit, paper, flattened", f"{results['shutdown_paper']['median_ms']} ms", "<= 500 ms"),
-        ("frame-to-order latency", "not measured yet: needs the live broker in the session", "p50 <= 200 µs"),
-        ("la serve → READY=1", f"{results['serve_ready']['median_ms']} ms", "<= 1500 ms"),
-    ]
-    width = max(len(r[0]) for r in rows)
-    print(f"\n{'benchmark':<{width}}  {'result':<48}  target")
-    for name, value, target in rows:
-        print(f"{name:<{width}}  {value:<48}  {target}")
+    if only & {"replay", "memory"}:
+        results["candles"] = n
+        work = Path(tempfile.mkdtemp(prefix="la-bench-data-"))
+        data = work / "replay.csv"
+        print(f"generating {n:,} mock candles...", file=sys.stderr)
+        results["generate_seconds"] = round(make_replay_file(data, n), 2)
+        if "replay" in only:
+            print("replay (full journal)...", file=sys.stderr)
+            results["replay_full"] = bench_replay(data, n, "full", trace_memory=False)
+            print("replay (trade events only)...", file=sys.stderr)
+            results["replay_trades_only"] = bench_replay(data, n, "trades", trace_memory=False)
+        if "memory" in only:
+            print("replay memory (tracemalloc)...", file=sys.stderr)
+            results["replay_memory"] = bench_replay(data, n, "trades", trace_memory=True)
+        shutil.rmtree(work, ignore_errors=True)
+    if "pipeline" in only:
+        print("pipeline only (in-memory candles, no journal)...", file=sys.stderr)
+        results["pipeline_only"] = bench_pipeline_only(min(n, 200_000))
+    if "help" in only:
+        print("la --help...", file=sys.stderr)
+        results["la_help"] = bench_help(repeat)
+    if "first_candle" in only:
+        print("la run → first candle...", file=sys.stderr)
+        results["first_candle"] = bench_first_candle(max(3, repeat // 2))
+    if "shutdown" in only:
+        print("shutdown (paper)...", file=sys.stderr)
+        results["shutdown_paper"] = bench_shutdown(max(3, repeat // 2))
+    if "shutdown_live" in only:
+        print("shutdown (live on the mock exchange)...", file=sys.stderr)
+        results["shutdown_live"] = bench_shutdown_live(max(3, repeat // 2))
+    if "serve_ready" in only:
+        print("la serve → READY=1...", file=sys.stderr)
+        results["serve_ready"] = bench_serve_ready(max(3, repeat // 2))
+    if "rss" in only:
+        print("session RSS...", file=sys.stderr)
+        results["session_rss"] = bench_session_rss(10.0 if args.quick else 30.0)
+    if "frame_to_order" in only:
+        print(f"frame → order latency ({orders:,} orders against the mock exchange)...", file=sys.stderr)
+        results["frame_to_order"] = bench_frame_to_order(orders, args.profile_frame_to_order)
+
+    _print_table(_rows(results))
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = RESULTS / f"bench-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}.json"
     out.write_text(json.dumps(results, indent=2) + "\n")
