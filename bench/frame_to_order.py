@@ -53,7 +53,8 @@ SEGMENTS = [
     ("to_pipeline", "parsed", "candle", "bar-close detection, candle build, generator hand-off"),
     ("broker_on_candle", "bc0", "bc1", "BitunixBroker.on_candle (close: GET pending positions round trip)"),
     ("decision", "dec0", "dec1", "Supervisor.on_candle (strategy, gate, sizing, intent)"),
-    ("pre_send", "dec1", "sign0", "decision → signing (entry: GET tickers round trip, order checks, body JSON)"),
+    ("pre_send", "dec1", "sign0", ("decision → signing (entry: WS ticker price, or a GET tickers round trip when it "
+                                   "is stale; order checks, body JSON)")),
     ("sign", "sign0", "sign1", "signed_headers of the place_order request (nonce, 2x SHA-256)"),
     ("http_build", "sign1", "chunk", "aiohttp request build, connection reuse, task hop to the body write"),
     ("write", "chunk", "written", "headers+body to the socket (aiohttp StreamWriter.write → transport.write)"),
@@ -195,6 +196,7 @@ async def _run(mx: MockExchangeProcess, root: Path, orders: int, probe: Probe, p
     )
     from laptop_agents.execution.bitunix.transport import EndpointGroup
     from laptop_agents.execution.bitunix_broker import STATE_KIND, BitunixBroker
+    from laptop_agents.execution.last_price import LastPrice
     from laptop_agents.execution.live_start import broker_settings_for
     from laptop_agents.resilience.rate_limiter import RateLimit
     from laptop_agents.resilience.trading_circuit_breaker import (
@@ -211,7 +213,11 @@ async def _run(mx: MockExchangeProcess, root: Path, orders: int, probe: Probe, p
     rest_cfg = RestConfig(base_url=mx.rest_url, timeout_sec=5.0,
                           rate_limits={g: RateLimit(100_000.0, 1000.0) for g in EndpointGroup})
     client = BitunixRestClient(rest_cfg, Credentials(KEY, SECRET), session=session)
-    broker = BitunixBroker(client, broker_settings_for(config, 5))
+    # as `la run --live` wires it: the provider's public ticker feeds the broker's price protection
+    ticker_max_age_ms = config.settings.bitunix.ticker_max_age_ms
+    last_price = (LastPrice(config.strategy.symbol, max_age_sec=ticker_max_age_ms / 1000)
+                  if ticker_max_age_ms > 0 else None)
+    broker = BitunixBroker(client, broker_settings_for(config, 5), last_price=last_price)
     start_events = await broker.start(clock.now())
     breaker = TradingCircuitBreaker(config.risk.circuit_breaker, config.risk.hard_limits())
     supervisor = Supervisor(config.strategy, config.risk, config.settings.paper, breaker)
@@ -279,7 +285,8 @@ async def _run(mx: MockExchangeProcess, root: Path, orders: int, probe: Probe, p
     broker.on_candle = broker_on_candle  # type: ignore[method-assign]
 
     provider = BitunixWsProvider(BitunixWsConfig(symbol=config.strategy.symbol, interval="1m", ws_url=mx.public_ws_url,
-                                                 rest_url=mx.rest_url, stall_timeout_sec=10.0))
+                                                 rest_url=mx.rest_url, stall_timeout_sec=10.0),
+                                 last_price=last_price)
     real_handle = provider.handle_message
 
     def handle_message(raw: Any) -> Any:
@@ -328,7 +335,8 @@ async def _run(mx: MockExchangeProcess, root: Path, orders: int, probe: Probe, p
         await session.close()
     return {"candles": candles, "wall_s": round(wall, 2), "warmup_candles": len(strategy_warmup),
             "rejected": dict(rejected), "backfilled_candles": provider.backfilled_candles - backfilled_before,
-            "reconnects": provider.reconnects, "trades": len(broker.trades)}
+            "reconnects": provider.reconnects, "trades": len(broker.trades),
+            "entry_price_sources": dict(broker.price_sources)}
 
 
 def _stats_us(values_ns: list[int]) -> dict[str, float]:
@@ -386,8 +394,9 @@ def bench_frame_to_order(orders: int = 2000, profile: Path | None = None, pin: b
                            "no_order_candles": dict(probe.no_order), "exchange_flat_after": flat, **run}
     out["breakdown_us"] = {kind: _breakdown([s for s in samples if s["kind"] == kind]) for kind in ("entry", "close")}
     out["segments"] = {name: what for name, _a, _b, what in SEGMENTS}
-    out["segments"]["rest_wait"] = ("on_request_start → on_request_end of the GETs before the order (entry: tickers; "
-                                    "close: pending positions): mostly the mock exchange's time")
+    out["segments"]["rest_wait"] = ("on_request_start → on_request_end of the GETs before the order (entry: tickers, "
+                                    "only when the WS ticker price is stale; close: pending positions): mostly the "
+                                    "mock exchange's time")
     out["t0"] = "BitunixWsProvider.handle_message entry for the bar-closing frame (after ws.receive() returned it)"
     out["t1"] = "place_order POST headers+body returned from transport.write() (aiohttp StreamWriter)"
     out["targets"] = {"p50_us": 200, "p99_us": 1000}

@@ -248,7 +248,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         from laptop_agents.service.serve import dashboard_for_run
 
         hooks, subscribers = dashboard_for_run(args, config)
-    runner = AsyncRunner(config, workspace, provider, options, hooks=hooks, broker_factory=broker_factory(args, config))
+    runner = AsyncRunner(config, workspace, provider, options, hooks=hooks, broker_factory=broker_factory(args, config, provider))
     for subscriber in subscribers:
         runner.bus.subscribe(subscriber)
     code = runner.run()
@@ -304,14 +304,33 @@ def check_live_source(args: argparse.Namespace) -> None:
         raise UsageError(f"--live needs --source bitunix (the exchange's market data), not --source {args.source}")
 
 
-def broker_factory(args: argparse.Namespace, config: Any) -> Any:
+def broker_factory(args: argparse.Namespace, config: Any, provider: Any = None) -> Any:
     """Paper (None: the runner's default) or, with --live, the live broker behind the signed opt-in gate
-    (shared by `la run` and `la serve`). The gate itself runs when the session opens the broker."""
+    (shared by `la run` and `la serve`). The gate itself runs when the session opens the broker.
+
+    ``provider`` is the session's market data provider: a Bitunix one also carries the public ticker the
+    live broker prices its entries with (no REST round trip before each order)."""
     if not getattr(args, "live", False):
         return None
     from laptop_agents.session.brokers import LiveBrokerFactory
 
-    return LiveBrokerFactory(config, flag=True)
+    return LiveBrokerFactory(config, flag=True, last_price=_ws_last_price(config, provider))
+
+
+def _ws_last_price(config: Any, provider: Any) -> Any:
+    """A :class:`LastPrice` fed by the public ticker on ``provider`` if it is the Bitunix WebSocket, or None
+    (another source, or ``bitunix.ticker_max_age_ms: 0``). Attached before the provider connects, so its
+    first subscribe frame (and every reconnect's) carries both the kline and the ticker channel."""
+    from laptop_agents.data.providers.bitunix_ws import BitunixWsProvider
+
+    max_age_ms = config.settings.bitunix.ticker_max_age_ms
+    if not isinstance(provider, BitunixWsProvider) or max_age_ms <= 0:
+        return None
+    from laptop_agents.execution.last_price import LastPrice
+
+    feed = LastPrice(config.strategy.symbol, max_age_sec=max_age_ms / 1000)
+    provider.attach_last_price(feed)
+    return feed
 
 
 def build_provider(config: Any, source: str) -> Any:

@@ -168,6 +168,12 @@ class BitunixSettings(_Model):
     warmup: bool = Field(True, description="fetch recent closed candles over REST so the strategy starts warm")
     private_ws_url: str = Field("wss://fapi.bitunix.com/private/", pattern=r"^wss?://[^\s]+$",
                                 description="live trading: the private WebSocket (order and position pushes)")
+    ticker_max_age_ms: int = Field(
+        1000, ge=0, le=60000,
+        description="live entries: price protection uses the public WebSocket ticker's last price when it is "
+                    "younger than this, else one REST tickers round trip (0 = always REST); see "
+                    "execution.last_price.DEFAULT_TICKER_MAX_AGE_MS for why 1000",
+    )
 
 
 class LiveSettings(_Model):

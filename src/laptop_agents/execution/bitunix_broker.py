@@ -15,7 +15,10 @@ differences are where the truth lives and what can go wrong:
   and resolves to the existing order instead of a duplicate.
 * **Checks before sending** (:mod:`order_checks`): quantity bounds and
   precision, TP/SL sides, price protection. A failed check or an exchange
-  rejection becomes an ``OrderRejected`` event, not a crash.
+  rejection becomes an ``OrderRejected`` event, not a crash. The current
+  price comes from the public WebSocket ticker (:class:`LastPrice`, fed by the
+  kline provider's connection) when it is fresher than its max age, else from
+  REST ``market/tickers`` (one round trip more per entry).
 * **TP/SL live on the exchange** (attached to the entry as ``tpPrice``/
   ``slPrice``), so they hold while this process is down. ``on_candle`` polls the
   position; when the exchange closed it, the exit is rebuilt from its trade
@@ -84,6 +87,7 @@ from laptop_agents.execution.bitunix.schemas import (
     TradeInfo,
 )
 from laptop_agents.execution.bitunix_private_stream import PrivateStream
+from laptop_agents.execution.last_price import LastPrice
 from laptop_agents.execution.order_checks import (
     OrderCheckFailed,
     SymbolRules,
@@ -169,10 +173,17 @@ class BitunixBroker(CashAccountView):
         stream: PrivateStream | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         monotonic: Callable[[], float] | None = None,
+        last_price: LastPrice | None = None,
     ) -> None:
         self.client = client
         self.settings = settings or LiveBrokerSettings()
         self.symbol = self.settings.symbol
+        if last_price is not None and last_price.symbol != self.symbol.upper():
+            raise ValueError(f"last_price is for {last_price.symbol}, the broker trades {self.symbol}")
+        self.ws_last_price = last_price
+        """The WebSocket ticker's last price (None: every entry reads REST tickers)."""
+        self.price_sources: Counter[str] = Counter()
+        """Where each entry's price-protection price came from: ``ws`` (fresh ticker push) or ``rest``."""
         self._client_factory = client_factory
         self.stream = stream
         self.fill_notices: Counter[str] = Counter()
@@ -361,8 +372,13 @@ class BitunixBroker(CashAccountView):
             "order_type": "MARKET", "qty": intent.qty, "reference_price": intent.reference_price,
         }
         try:
-            tickers = await self.client.tickers([self.symbol])
-            last = next(t.last_price for t in tickers if t.symbol == self.symbol)
+            last = self.ws_last_price.fresh() if self.ws_last_price is not None else None
+            if last is None:
+                tickers = await self.client.tickers([self.symbol])
+                last = next(t.last_price for t in tickers if t.symbol == self.symbol)
+                self.price_sources["rest"] += 1
+            else:
+                self.price_sources["ws"] += 1
             checked = check_entry(self.rules, intent, last)
         except OrderCheckFailed as exc:
             log.warning("entry refused before sending: %s", exc)

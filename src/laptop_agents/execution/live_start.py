@@ -24,6 +24,7 @@ from laptop_agents.execution.bitunix_broker import (
     LiveBrokerSettings,
 )
 from laptop_agents.execution.bitunix_private_stream import PrivateStream
+from laptop_agents.execution.last_price import LastPrice
 from laptop_agents.security.optin import LiveGrant, check_live_gate
 from laptop_agents.security.passphrase import PassphraseSource
 from laptop_agents.session.workspace import BROKER_STATE_NAME, Workspace
@@ -45,6 +46,8 @@ class LiveStart:
     """A previous ``BitunixBroker.to_state()`` (from the *live* state directory), or None."""
     private_ws_url: str | None = None
     """``wss://fapi.bitunix.com/private/`` (or the mock's); None = fills by REST polling only."""
+    last_price: LastPrice | None = None
+    """The public ticker's last price (kept by the kline provider); None = price protection reads REST tickers."""
 
 
 def load_live_state(workspace: Workspace) -> dict[str, Any] | None:
@@ -86,7 +89,7 @@ async def start_live_broker(
         raise ValueError(f"broker symbol {settings.symbol} differs from the opt-in's {grant.payload.symbol}")
     client = factory()
     stream = PrivateStream(request.private_ws_url, credentials) if request.private_ws_url else None
-    broker = BitunixBroker(client, settings, client_factory=factory, stream=stream)
+    broker = BitunixBroker(client, settings, client_factory=factory, stream=stream, last_price=request.last_price)
     try:
         if request.state is not None:
             broker.restore(request.state)

@@ -154,7 +154,7 @@ def _serve(args: argparse.Namespace, config_dir: Any, router: Any, alert_setting
         options_ = RunOptions(duration_min=None, source=args.source, mode="service",
                               warmup=args.source == "bitunix" and config.settings.bitunix.warmup)
         runner = AsyncRunner(config, workspace, provider, options_, hooks=hooks,
-                             broker_factory=broker_factory(args, config))
+                             broker_factory=broker_factory(args, config, provider))
         for subscriber in (MetricsObserver(metrics), recent, router):
             runner.bus.subscribe(subscriber)
         code = runner.run()

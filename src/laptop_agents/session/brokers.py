@@ -104,13 +104,17 @@ class LiveBrokerFactory:
 
     mode: Mode = "live"
 
-    def __init__(self, config: AppConfig, *, flag: bool, passphrase_source: Any = None) -> None:
+    def __init__(self, config: AppConfig, *, flag: bool, passphrase_source: Any = None, last_price: Any = None) -> None:
+        """``last_price``: the :class:`~laptop_agents.execution.last_price.LastPrice` the session's market data
+        provider keeps current from the public ticker channel; the broker then skips the REST tickers round
+        trip on entries while it is fresh. None (or a stale price) = REST, as always."""
         from laptop_agents.execution.bitunix_broker import STATE_KIND
 
         self.state_kind = STATE_KIND
         self.config = config
         self.flag = flag
         self.passphrase_source = passphrase_source
+        self.last_price = last_price
         self.state: dict[str, Any] | None = None
         self.broker: Any = None
         self.grant: Any = None
@@ -147,6 +151,7 @@ class LiveBrokerFactory:
                                        fill_timeout_sec=live.fill_timeout_sec),
             state=self.state,
             private_ws_url=bitunix.private_ws_url,
+            last_price=self.last_price,
         )
 
     async def open(self, now: datetime) -> tuple[Broker, list[Event]]:

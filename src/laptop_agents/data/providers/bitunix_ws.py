@@ -17,6 +17,13 @@ What makes this more than "read a socket":
   instead of trading blind.
 * **Hostile input.** Malformed or unexpected frames are counted, logged once
   per kind, and skipped.
+* **Last price on the side.** Given a :class:`LastPrice`, the same connection
+  also subscribes the public ``ticker`` channel (one subscribe frame for both
+  channels, so every reconnect resubscribes both) and keeps that object's price
+  current; the live broker reads it for price protection instead of a REST
+  round trip. Ticker frames never count as market data for stall detection or
+  ``last_data_monotonic``: those stay driven by klines only. A connection that
+  ends clears the price.
 
 :func:`fetch_closed_candles` (re-exported here) is the warm-up helper; the
 provider's :meth:`BitunixWsProvider.warm_up` also primes the stream with it.
@@ -53,10 +60,12 @@ from laptop_agents.execution.bitunix.schemas import (
     WsKline,
     WsLoginAck,
     WsPong,
+    WsTicker,
     WsUnhandled,
     parse_ws_message,
 )
 from laptop_agents.execution.bitunix.transport import RestConfig
+from laptop_agents.execution.last_price import LastPrice
 from laptop_agents.resilience.retry import RetryPolicy, full_jitter_delay
 
 __all__ = ["BitunixWsConfig", "BitunixWsProvider", "fetch_closed_candles"]
@@ -65,6 +74,7 @@ log = logging.getLogger("laptop_agents.data.bitunix_ws")
 
 _MAX_LOGGED_KINDS = 256
 _MIN_RECEIVE_TIMEOUT_SEC = 0.05
+TICKER_CHANNEL = "ticker"
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,8 +161,13 @@ class BitunixWsProvider:
         monotonic: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
         rnd: Callable[[], float] = random.random,
+        last_price: LastPrice | None = None,
     ) -> None:
         self.config = config or BitunixWsConfig()
+        if last_price is not None and last_price.symbol != self.config.symbol.upper():
+            raise ValueError(f"last_price is for {last_price.symbol}, the stream is {self.config.symbol}")
+        self.last_price = last_price
+        """Kept current from the ``ticker`` channel when given (subscribed only then)."""
         self._interval = self.config.kline_interval
         self._channel = self.config.channel
         self._symbol_key = self.config.symbol.upper()
@@ -184,6 +199,16 @@ class BitunixWsProvider:
         self.stalls = 0
         self.pongs = 0
         self.candles_emitted = 0
+        self.tickers = 0
+        """Ticker frames of our symbol that updated ``last_price``."""
+
+    def attach_last_price(self, last_price: LastPrice) -> None:
+        """Also subscribe the ``ticker`` channel and keep ``last_price`` current (before the first connect)."""
+        if self._running or self.connects:
+            raise RuntimeError("attach_last_price() must be called before candles() connects")
+        if last_price.symbol != self._symbol_key:
+            raise ValueError(f"last_price is for {last_price.symbol}, the stream is {self.config.symbol}")
+        self.last_price = last_price
 
     # -- protocol -----------------------------------------------------------------
 
@@ -207,6 +232,8 @@ class BitunixWsProvider:
     async def close(self) -> None:
         """Stop the stream and release the socket, REST client and session."""
         self._closed.set()
+        if self.last_price is not None:
+            self.last_price.clear()
         ws = self._ws
         if ws is not None and not ws.closed:
             try:
@@ -281,6 +308,9 @@ class BitunixWsProvider:
                 self._channel,
             )
             return None
+        if isinstance(msg, WsTicker):
+            self._on_ticker(msg)
+            return None
         if isinstance(msg, WsPong):
             self.pongs += 1
             return None
@@ -292,6 +322,28 @@ class BitunixWsProvider:
         self.unexpected_messages += 1
         self._log_once(f"unexpected:{kind}", "ignoring unexpected frame of kind %s", kind)
         return None
+
+    def _on_ticker(self, msg: WsTicker) -> None:
+        """Update ``last_price`` from our symbol's ticker; anything else is counted and ignored.
+
+        Deliberately does not touch ``last_data_monotonic``: stale-data detection stays on klines.
+        """
+        feed = self.last_price
+        if feed is not None and msg.symbol.upper() == self._symbol_key and feed.update(
+            msg.symbol, msg.last_price, msg.ts_ms
+        ):
+            self.tickers += 1
+            return
+        self.unexpected_messages += 1
+        if feed is None:
+            self._log_once("unexpected:ch:ticker", "ignoring ticker push (not subscribed)")
+        else:
+            self._log_once(
+                f"other-ticker:{msg.symbol}"[:80],
+                "ignoring ticker push for %s (subscribed %s)",
+                msg.symbol,
+                self.config.symbol,
+            )
 
     def _log_once(self, kind: str, fmt: str, *args: Any, level: int = logging.WARNING) -> None:
         if kind in self._logged_kinds:
@@ -422,12 +474,15 @@ class BitunixWsProvider:
                 pass
         if self._ws is ws:
             self._ws = None
+        if self.last_price is not None:
+            self.last_price.clear()  # a price from a connection that is gone is not trusted
 
     def _subscribe_frame(self) -> str:
-        return json.dumps(
-            {"op": "subscribe", "args": [{"symbol": self.config.symbol, "ch": self._channel}]},
-            separators=(",", ":"),
-        )
+        """Every channel in one frame: a reconnect resubscribes all of them, never just some."""
+        args = [{"symbol": self.config.symbol, "ch": self._channel}]
+        if self.last_price is not None:
+            args.append({"symbol": self.config.symbol, "ch": TICKER_CHANNEL})
+        return json.dumps({"op": "subscribe", "args": args}, separators=(",", ":"))
 
     def _ping_frame(self) -> str:
         return json.dumps({"op": "ping", "ping": int(self._wall_clock())}, separators=(",", ":"))

@@ -58,6 +58,7 @@ from laptop_agents.execution.bitunix.ws_schemas import (
     WsOrderPush,
     WsPong,
     WsPositionPush,
+    WsTicker,
     WsUnhandled,
     parse_ws_message,
 )
@@ -86,6 +87,7 @@ __all__ = [
     "WsOrderPush",
     "WsPong",
     "WsPositionPush",
+    "WsTicker",
     "WsUnhandled",
     "decode_json",
     "parse_account",

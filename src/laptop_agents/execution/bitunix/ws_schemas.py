@@ -1,4 +1,4 @@
-"""WebSocket frames: control messages, kline pushes, private pushes.
+"""WebSocket frames: control messages, kline and ticker pushes, private pushes.
 
 :func:`parse_ws_message` classifies one frame and returns a typed message,
 :class:`WsUnhandled` for well-formed frames nobody consumes, or raises
@@ -70,6 +70,24 @@ class WsKline:
 
 
 @dataclass(frozen=True, slots=True)
+class WsTicker:
+    """One public ``ticker`` push: ``{"ch":"ticker","symbol":..,"ts":..,"data":{o, la, h, l, b, q, r}}``.
+
+    Only ``symbol`` and ``la`` (the last traded price, > 0) are required: they are what price
+    protection uses. The 24 h statistics are optional (⚠ not relied on anywhere).
+    """
+
+    symbol: str
+    last_price: Decimal
+    ts_ms: int | None
+    open: Decimal | None = None
+    high: Decimal | None = None
+    low: Decimal | None = None
+    base_volume: Decimal | None = None
+    quote_volume: Decimal | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class WsOrderPush:
     event: OrderEvent | None
     order_id: str
@@ -135,6 +153,7 @@ WsMessage = (
     | WsPong
     | WsLoginAck
     | WsKline
+    | WsTicker
     | WsOrderPush
     | WsPositionPush
     | WsBalancePush
@@ -197,6 +216,8 @@ def _parse_push(msg: Mapping[str, Any], ch: str) -> WsMessage:
     kline_channel = interval_from_channel(ch)
     if kline_channel is not None:
         return _parse_kline_push(msg, ch, *kline_channel)
+    if ch == "ticker":
+        return _parse_ticker_push(msg)
     if ch == "order":
         return _parse_order_push(msg)
     if ch == "position":
@@ -230,6 +251,24 @@ def _parse_kline_push(
         close=c,
         base_volume=d.opt_decimal("b") or Decimal(0),
         quote_volume=d.opt_decimal("q") or Decimal(0),
+    )
+
+
+def _parse_ticker_push(msg: Mapping[str, Any]) -> WsTicker:
+    f = Fields(msg, "ws.ticker")
+    d = f.obj("data")
+    last = d.decimal("la")
+    if last <= 0:
+        raise d.error("la", "last price must be > 0", last)
+    return WsTicker(
+        symbol=f.text("symbol"),
+        last_price=last,
+        ts_ms=f.opt_epoch_ms("ts"),
+        open=d.opt_decimal("o"),
+        high=d.opt_decimal("h"),
+        low=d.opt_decimal("l"),
+        base_volume=d.opt_decimal("b"),
+        quote_volume=d.opt_decimal("q"),
     )
 
 
