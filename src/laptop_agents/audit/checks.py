@@ -315,7 +315,8 @@ def shutdown_checks(ev: RunEvidence) -> list[Finding]:
 
 def live_not_assessed() -> list[Finding]:
     return [Finding("LR", LIVE, "Conversion-to-live readiness", NA,
-                    "not assessed: this audit reads paper runs; live readiness (credentials, signed opt-in, fees, order checks, alerts) is a separate review",
+                    "not assessed: run `la audit --live` for the live readiness review (credentials, signed opt-in, fees, order "
+                    "checks, rate limits, alerts, guardrails, state separation, secrets in artifacts)",
                     "medium")]
 
 

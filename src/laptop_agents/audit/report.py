@@ -5,8 +5,9 @@ from __future__ import annotations
 import html
 import importlib.util
 import json
+import textwrap
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from laptop_agents.audit.checks import CATEGORIES, FAIL, LIVE, NA, PASS, WARN, Finding
@@ -32,6 +33,16 @@ class AuditReport:
     findings: list[Finding]
     checklist: list[ChecklistItem]
     edge_cases: list[dict[str, Any]] = field(default_factory=list)
+    live_checklist: list[ChecklistItem] = field(default_factory=list)
+    mode: str = "paper"
+    """paper, or live (`la audit --live`: the live readiness review, plus the newest/given live run if any)."""
+
+    @property
+    def title(self) -> str:
+        if self.mode == "live":
+            what = f"live run {self.run_id}" if self.run_id else "no live run yet"
+            return f"QA autonomy audit, live readiness review ({what})"
+        return f"QA autonomy audit of run {self.run_id}"
 
     @property
     def rubric(self) -> list[tuple[str, str, str]]:
@@ -68,7 +79,8 @@ class AuditReport:
             "gaps": [g.to_json() for g in self.gaps],
             "checklist": [vars(i) for i in self.checklist],
             "findings": [f.to_json() for f in self.findings],
-            "edge_cases": self.edge_cases, "critical": self.has_critical,
+            "edge_cases": self.edge_cases, "critical": self.has_critical, "mode": self.mode,
+            "live_checklist": [vars(i) for i in self.live_checklist],
         }
 
 
@@ -120,9 +132,50 @@ def build_checklist(ev: RunEvidence, findings: list[Finding]) -> list[ChecklistI
     ]
 
 
-def build_report(ev: RunEvidence, findings: list[Finding], edge_cases: list[dict[str, Any]] | None = None) -> AuditReport:
-    return AuditReport(run_id=ev.run_id, run_dir=str(ev.run_dir), created_at=utc_iso(datetime.now(timezone.utc)),
-                       findings=findings, checklist=build_checklist(ev, findings), edge_cases=edge_cases or [])
+# the spec's "Conversion-to-Live Readiness Assessment" rows and "Critical Pre-Live Checks", each decided by LR findings
+LIVE_ROWS: list[tuple[str, str, tuple[str, ...]]] = [
+    ("Credentials", "security/credentials_file.py, secrets never logged, rotation", ("LR1", "LR10")),
+    ("Slippage/Fees", "settings paper.maker_fee_bps/taker_fee_bps", ("LR3",)),
+    ("Order Sizing", "execution/order_checks.py (exchange min/max)", ("LR4",)),
+    ("Kill Switch", "alerts/router.py: alert when triggered", ("LR7",)),
+    ("Max Loss Guardrails", "risk.yaml vs core/hard_limits.py", ("LR8",)),
+    ("Monitoring/Alerting", "alerts/ (Apprise targets)", ("LR6",)),
+    ("Paper/Live Separation", "signed opt-in, --live flag", ("LR2", "LR9")),
+    ("State Isolation", ".workspace/paper vs .workspace/live", ("LR9",)),
+    ("Rate limits enforced", "resilience/rate_limiter.py via the REST transport", ("LR5",)),
+    ("Secrets never in logs/artifacts", "every file under the workspace", ("LR10",)),
+]
+
+
+def build_live_checklist(findings: list[Finding], ev: RunEvidence | None) -> list[ChecklistItem]:
+    by_id = {f.id: f for f in findings}
+    items = []
+    for area, files, ids in LIVE_ROWS:
+        found = [by_id[i] for i in ids if i in by_id]
+        statuses = {f.status for f in found}
+        status = FAIL if FAIL in statuses else WARN if WARN in statuses else PASS if PASS in statuses else NA
+        items.append(ChecklistItem(area, files, status, "; ".join(f"{f.id}: {f.evidence}" for f in found)))
+    # broker shutdown: only a live run shows it (the review itself never trades)
+    if ev is None:
+        items.insert(6, ChecklistItem("Broker Shutdown", "BitunixBroker.shutdown()", NA,
+                                      "not verifiable without trading: no live run audited yet (la audit --live places "
+                                      "no order); audit the first live run with `la audit --live`"))
+    else:
+        end = ev.session_end or {}
+        flat = end.get("open_position") is False and end.get("exit_code") != 10
+        items.insert(6, ChecklistItem("Broker Shutdown", "BitunixBroker.shutdown()", PASS if flat else FAIL,
+                                      f"live run {ev.run_id}: SessionEnd stopped_reason={end.get('stopped_reason')!r} "
+                                      f"open_position={end.get('open_position')} exit_code={end.get('exit_code')}"))
+    return items
+
+
+def build_report(ev: RunEvidence | None, findings: list[Finding], edge_cases: list[dict[str, Any]] | None = None,
+                 *, mode: str = "paper", run_dir: Any = None) -> AuditReport:
+    live = any(f.id.startswith("LR") and f.id != "LR" for f in findings)
+    return AuditReport(run_id=ev.run_id if ev else "", run_dir=str(ev.run_dir if ev else run_dir),
+                       created_at=utc_iso(datetime.now(UTC)), findings=findings,
+                       checklist=build_checklist(ev, findings) if ev else [], edge_cases=edge_cases or [],
+                       live_checklist=build_live_checklist(findings, ev) if live else [], mode=mode)
 
 
 # ----------------------------------------------------------------------------- rendering
@@ -131,12 +184,24 @@ def _clip(text: str, width: int) -> str:
 
 
 def render_terminal(r: AuditReport) -> str:
-    lines = [f"QA autonomy audit of run {r.run_id}", "", "Pass/fail rubric"]
+    lines = [r.title, "", "Pass/fail rubric"]
     for cat, verdict, evidence in r.rubric:
         lines.append(f"  {cat:<17} {verdict:<12} {_clip(evidence, 110)}")
+    live = [f for f in r.findings if f.category == LIVE and f.id != "LR"]
+    if live:
+        lines += ["", "Live readiness checks"]
+        for f in live:
+            lines.append(f"  [{f.status:<4}] {f.id:<4} {f.title}" + (f" ({f.priority})" if f.status != PASS and f.priority else ""))
+            lines += textwrap.wrap(f.evidence, 120, initial_indent=" " * 14, subsequent_indent=" " * 14)
     lines += ["", "Autonomy verification checklist"]
+    if not r.checklist:
+        lines.append("  not assessed: no run audited")
     for item in r.checklist:
         lines.append(f"  [{item.status:<4}] {item.component:<24} {_clip(item.evidence, 100)}")
+    if r.live_checklist:
+        lines += ["", "Conversion-to-live checklist"]
+        for item in r.live_checklist:
+            lines.append(f"  [{item.status:<4}] {item.component:<31} {_clip(item.evidence, 100)}")
     if r.edge_cases:
         lines += ["", "Edge cases (expected vs observed)"]
         for case in r.edge_cases:
@@ -146,7 +211,7 @@ def render_terminal(r: AuditReport) -> str:
     if not r.gaps:
         lines.append("  none")
     for g in r.gaps:
-        lines.append(f"  {g.priority.upper():<9} {g.id:<3} {g.title}: {_clip(g.evidence, 100)}")
+        lines.append(f"  {(g.priority or '').upper():<9} {g.id:<4} {g.title}: {_clip(g.evidence, 100)}")
     lines += ["", "verdict: " + ("CRITICAL GAPS" if r.has_critical else "no critical gap")]
     return "\n".join(lines)
 
@@ -156,11 +221,16 @@ def _md_cell(text: str) -> str:
 
 
 def render_markdown(r: AuditReport) -> str:
-    out = [f"# QA autonomy audit: run `{r.run_id}`", "", f"Created {r.created_at}. Run directory `{r.run_dir}`.", "",
+    out = [f"# {r.title}", "", f"Created {r.created_at}. Run directory `{r.run_dir}`.", "",
            "## Pass/fail rubric", "", "| Category | Verdict | Evidence |", "|---|---|---|"]
     out += [f"| {c} | {v} | {_md_cell(e)} |" for c, v, e in r.rubric]
     out += ["", "## Autonomy verification checklist", "", "| Component | Key files | Status | Evidence |", "|---|---|---|---|"]
     out += [f"| {i.component} | {i.files} | {i.status} | {_md_cell(i.evidence)} |" for i in r.checklist]
+    if not r.checklist:
+        out.append("| (not assessed: no run audited) | | N/A | |")
+    if r.live_checklist:
+        out += ["", "## Conversion-to-live checklist", "", "| Area | Where | Status | Evidence |", "|---|---|---|---|"]
+        out += [f"| {i.component} | {i.files} | {i.status} | {_md_cell(i.evidence)} |" for i in r.live_checklist]
     if r.edge_cases:
         out += ["", "## Edge cases", "", "| Case | Expected | Observed | Status |", "|---|---|---|---|"]
         out += [f"| {c['name']} | {_md_cell(c['expected'])} | {_md_cell(c['observed'])} | {c['status']} |"
@@ -188,13 +258,18 @@ def render_html(r: AuditReport) -> str:
         return f"<table><thead><tr>{''.join(f'<th>{e(h)}</th>' for h in head)}</tr></thead><tbody>{body}</tbody></table>"
 
     parts = [
-        f"<h1>QA autonomy audit: {e(r.run_id)}</h1><p>{e(r.created_at)} · {e(r.run_dir)} · "
-        f"<b>{'CRITICAL GAPS' if r.has_critical else 'no critical gap'}</b></p>",
+        (f"<h1>{e(r.title)}</h1><p>{e(r.created_at)} · {e(r.run_dir)} · "
+         f"<b>{'CRITICAL GAPS' if r.has_critical else 'no critical gap'}</b></p>"),
         "<h2>Pass/fail rubric</h2>", table(["Category", "Verdict", "Evidence"], [list(x) for x in r.rubric], 1),
         "<h2>Autonomy verification checklist</h2>",
         table(["Component", "Key files", "Status", "Evidence"],
-              [[i.component, i.files, i.status, i.evidence] for i in r.checklist], 2),
+              [[i.component, i.files, i.status, i.evidence] for i in r.checklist], 2)
+        if r.checklist else "<p>Not assessed: no run audited.</p>",
     ]
+    if r.live_checklist:
+        parts += ["<h2>Conversion-to-live checklist</h2>",
+                  table(["Area", "Where", "Status", "Evidence"],
+                        [[i.component, i.files, i.status, i.evidence] for i in r.live_checklist], 2)]
     if r.edge_cases:
         parts += ["<h2>Edge cases</h2>", table(["Case", "Expected", "Observed", "Status"],
                                                [[c["name"], c["expected"], c["observed"], c["status"]] for c in r.edge_cases], 3)]
@@ -220,4 +295,4 @@ def write_outputs(r: AuditReport, run_dir: Any) -> None:
     (d / "audit.json").write_text(json.dumps(r.to_json(), indent=2) + "\n", encoding="utf-8")
 
 
-__all__ = ["AuditReport", "build_report", "render_terminal", "render_markdown", "render_html", "write_outputs", "LIVE"]
+__all__ = ["LIVE", "AuditReport", "build_report", "render_html", "render_markdown", "render_terminal", "write_outputs"]
