@@ -22,7 +22,7 @@ class Signal:
 
 
 class _Ema:
-    __slots__ = ("alpha", "value", "count", "_seed_sum", "period")
+    __slots__ = ("_seed_sum", "alpha", "count", "period", "value")
 
     def __init__(self, period: int) -> None:
         self.period = period
@@ -46,7 +46,7 @@ class _Ema:
 class _Atr:
     """Wilder's average true range."""
 
-    __slots__ = ("period", "value", "_prev_close", "_count", "_sum")
+    __slots__ = ("_count", "_prev_close", "_sum", "period", "value")
 
     def __init__(self, period: int) -> None:
         self.period = period
@@ -82,6 +82,9 @@ class EmaTrendBreakout:
         lookback = config.entry.breakout_lookback
         self._highs: deque[float] = deque(maxlen=lookback)
         self._lows: deque[float] = deque(maxlen=lookback)
+        self._lookback = lookback
+        self._allow_long = config.entry.allow_long
+        self._allow_short = config.entry.allow_short
         self.candles_seen = 0
 
     @property
@@ -98,17 +101,20 @@ class EmaTrendBreakout:
         fast = self._fast.update(close)
         slow = self._slow.update(close)
         atr = self._atr.update(high, low, close)
-        full = len(self._highs) == self._highs.maxlen
-        prior_high = max(self._highs) if full else None
-        prior_low = min(self._lows) if full else None
-        self._highs.append(high)
-        self._lows.append(low)
+        highs, lows = self._highs, self._lows
+        signal = None
+        # the prior N-bar high/low (before this candle) are computed only when a side's trend filter passes
+        if len(highs) == self._lookback and fast is not None and slow is not None and atr is not None and atr > 0:
+            if fast > slow:
+                if self._allow_long:
+                    prior_high = max(highs)
+                    if close > prior_high:
+                        signal = Signal(Side.LONG, atr, f"close {close:.1f} > {self._lookback}-bar high {prior_high:.1f}, ema{self._fast.period}>ema{self._slow.period}")
+            elif fast < slow and self._allow_short:
+                prior_low = min(lows)
+                if close < prior_low:
+                    signal = Signal(Side.SHORT, atr, f"close {close:.1f} < {self._lookback}-bar low {prior_low:.1f}, ema{self._fast.period}<ema{self._slow.period}")
+        highs.append(high)
+        lows.append(low)
         self.candles_seen += 1
-        if fast is None or slow is None or atr is None or atr <= 0 or prior_high is None or prior_low is None:
-            return None
-        entry = self.config.entry
-        if entry.allow_long and fast > slow and close > prior_high:
-            return Signal(Side.LONG, atr, f"close {close:.1f} > {entry.breakout_lookback}-bar high {prior_high:.1f}, ema{self._fast.period}>ema{self._slow.period}")
-        if entry.allow_short and fast < slow and close < prior_low:
-            return Signal(Side.SHORT, atr, f"close {close:.1f} < {entry.breakout_lookback}-bar low {prior_low:.1f}, ema{self._fast.period}<ema{self._slow.period}")
-        return None
+        return signal

@@ -15,7 +15,7 @@ from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
 from laptop_agents.agents.strategy import EmaTrendBreakout, Signal
 from laptop_agents.core.config_models import PaperSettings, RiskConfig, StrategyConfig
-from laptop_agents.core.events import Event, EventName
+from laptop_agents.core.events import Event, EventName, new_event
 from laptop_agents.core.models import AccountSnapshot, Candle, OrderIntent, Side, Trade
 from laptop_agents.core.sizing import size_position
 from laptop_agents.resilience.trading_circuit_breaker import TradingCircuitBreaker
@@ -80,12 +80,10 @@ class Supervisor:
             return decision
         if signal is None:
             return decision
-        decision.events.append(
-            Event(
-                EventName.SIGNAL_GENERATED, now, signal=signal.side.value, symbol=candle.symbol, price=candle.close,
-                atr=round(signal.atr, 4), reason=signal.reason, candle_ts=candle.ts,
-            )
-        )
+        decision.events.append(new_event(EventName.SIGNAL_GENERATED, now, {
+            "signal": signal.side.value, "symbol": candle.symbol, "price": candle.close, "atr": round(signal.atr, 4),
+            "reason": signal.reason, "candle_ts": candle.ts,
+        }))
         rejection = self._gate(kill_switch)
         if rejection:
             decision.events.append(self._rejected(now, signal, rejection))
@@ -107,7 +105,7 @@ class Supervisor:
         return None
 
     def _rejected(self, now: datetime, signal: Signal, reason: str) -> Event:
-        return Event(EventName.RISK_REJECTED, now, signal=signal.side.value, reason=reason)
+        return new_event(EventName.RISK_REJECTED, now, {"signal": signal.side.value, "reason": reason})
 
     def _intent(self, signal: Signal, candle: Candle, account: AccountSnapshot) -> tuple[OrderIntent | None, str | None]:
         entry = candle.close

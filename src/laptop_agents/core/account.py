@@ -17,6 +17,7 @@ class CashAccountView:
     cash: Decimal
     position: Position | None
     last_price: Decimal | None
+    _last_snapshot: AccountSnapshot | None = None
 
     @property
     def equity(self) -> Decimal:
@@ -31,9 +32,15 @@ class CashAccountView:
         return self.cash + self.position.unrealized_pnl(price)
 
     def snapshot(self, daily_realized_pnl: Decimal = ZERO, peak_equity: Decimal | None = None) -> AccountSnapshot:
-        return AccountSnapshot(
-            equity=self.cash,
-            peak_equity=peak_equity if peak_equity is not None else self.cash,
-            position=self.position,
-            daily_realized_pnl=daily_realized_pnl,
+        """The account as the decision logic sees it. Asked for on every candle; while nothing in it
+        changed (the very same objects), the previous snapshot is returned: it is frozen."""
+        cash, position = self.cash, self.position
+        peak = peak_equity if peak_equity is not None else cash
+        last = self._last_snapshot
+        if (last is not None and last.equity is cash and last.position is position and last.peak_equity is peak
+                and last.daily_realized_pnl is daily_realized_pnl):
+            return last
+        last = self._last_snapshot = AccountSnapshot(
+            equity=cash, peak_equity=peak, position=position, daily_realized_pnl=daily_realized_pnl,
         )
+        return last

@@ -7,6 +7,7 @@ The logic never knows who listens.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
 from datetime import datetime
@@ -44,7 +45,7 @@ class EventName:
 class Event:
     """One domain event: a name, when it happened, and flat fields."""
 
-    __slots__ = ("name", "timestamp", "data")
+    __slots__ = ("data", "name", "timestamp")
 
     def __init__(self, name: str, timestamp: datetime, **data: Any) -> None:
         self.name = name
@@ -62,15 +63,149 @@ class Event:
         return f"Event({self.name}, {utc_iso(self.timestamp)}, {self.data})"
 
 
+_new_object = object.__new__
+
+
+def new_event(name: str, timestamp: datetime, data: dict[str, Any]) -> Event:
+    """Event(name, timestamp, **data) around an existing dict (taken, not copied): for the per-candle
+    hot path, where passing keywords costs more than the rest of building the event."""
+    event = _new_object(Event)
+    event.name = name
+    event.timestamp = timestamp
+    event.data = data
+    return event
+
+
 def _jsonable(value: Any) -> Any:
     if isinstance(value, Decimal):
         # float repr of a Decimal with <= 15 significant digits prints the same digits
         return float(value)
     if isinstance(value, datetime):
         return utc_iso(value)
-    if hasattr(value, "value") and isinstance(getattr(value, "value"), str):  # enums
+    if hasattr(value, "value") and isinstance(value.value, str):  # enums
         return value.value
     return value
+
+
+# ----------------------------------------------------------------------------- JSON lines
+_INF = float("inf")
+_encode_str = json.encoder.encode_basestring  # what json uses with ensure_ascii=False (C version)
+_float_repr = float.__repr__
+_int_repr = int.__repr__
+
+
+def _json_float(f: float) -> str:
+    """Exactly json.dumps' float text (allow_nan=True)."""
+    if f != f:
+        return "NaN"
+    if f == _INF:
+        return "Infinity"
+    if f == -_INF:
+        return "-Infinity"
+    return _float_repr(f)
+
+
+def _decimal_json(d: Decimal) -> str:
+    """json.dumps(float(d)) for a Decimal, skipping float() and float repr when str(d) is already that text.
+
+    str(d) equals repr(float(d)) when it is plain positional notation ("95018.6", "0.0179", "-3.0"):
+    it has a ".", no exponent, at most 15 digits (so the nearest double reads back as exactly these
+    digits, and no shorter digit string names the same double), no trailing fractional zero other than
+    a lone ".0", and magnitude >= 0.01 (float repr switches to exponent form below 1e-4).
+    Anything else (integers, "1E+3", "95094.50", NaN, ...) takes the float path.
+    """
+    s = str(d)
+    if len(s) <= 16 and "." in s and "E" not in s and (s[-1] != "0" or s[-2] == ".") and (
+        s[0] in "123456789" or not s.startswith(("0.00", "-0.00"))
+    ):
+        return s
+    return _json_float(float(d))
+
+
+_CANDLE_KEYS = ("symbol", "candle_ts", "open", "high", "low", "close", "volume")
+
+
+class EventEncoder:
+    """Event → one JSON line, byte-identical to `json.dumps(event.to_record(), ensure_ascii=False,
+    separators=(",", ":"))`, without building the record dict or going through JSONEncoder.
+
+    The common value types (Decimal, str, datetime, float, int, bool, None) are written
+    directly; anything else goes through `_jsonable` and the standard encoder, as before.
+    Consecutive events of one candle share timestamps, so the last few ISO strings are kept.
+    Stateless apart from those caches: pure, no I/O.
+    """
+
+    __slots__ = ("_dumps", "_keys", "_names", "_older", "_recent")
+    # the Decimal branch of line() inlines _decimal_json; test_event_encoder checks both against float repr
+
+    def __init__(self) -> None:
+        self._dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+        self._keys: dict[str, str] = {}
+        self._names: dict[str, str] = {}
+        # (datetime, text) pairs, each replaced whole: a thread switch can lose an entry, never mismatch one
+        self._recent: tuple[datetime | None, str] = (None, "")
+        self._older: tuple[datetime | None, str] = (None, "")
+
+    def iso(self, ts: datetime) -> str:
+        """utc_iso(ts), remembering the last two distinct timestamps."""
+        recent = self._recent
+        if ts is recent[0] or ts == recent[0]:
+            return recent[1]
+        older = self._older
+        if ts is older[0] or ts == older[0]:
+            return older[1]
+        text = utc_iso(ts)
+        self._older = recent
+        self._recent = (ts, text)
+        return text
+
+    def line(self, event: Event) -> str:
+        """The event as one JSON object followed by a newline."""
+        data = event.data
+        if event.name == EventName.CANDLE_PROCESSED and tuple(data) == _CANDLE_KEYS:
+            # the pipeline's per-candle event, one f-string when every value has the usual type
+            symbol, cts, o, h, lo, c, v = data.values()
+            if (type(symbol) is str and type(cts) is datetime and type(o) is Decimal and type(h) is Decimal
+                    and type(lo) is Decimal and type(c) is Decimal and type(v) is Decimal):
+                dj = _decimal_json
+                return (f'{{"event":"CandleProcessed","timestamp":"{self.iso(event.timestamp)}","symbol":'
+                        f'{_encode_str(symbol)},"candle_ts":"{self.iso(cts)}","open":{dj(o)},"high":{dj(h)},'
+                        f'"low":{dj(lo)},"close":{dj(c)},"volume":{dj(v)}}}\n')
+        if "event" in data:  # would overwrite the first key: keep the general path for exactness
+            return self._dumps(event.to_record()) + "\n"
+        out = self._names.get(event.name)
+        if out is None:
+            out = self._names[event.name] = '{"event":' + _encode_str(event.name) + ',"timestamp":"'
+        out += self.iso(event.timestamp) + '"'
+        keys = self._keys
+        for key, value in data.items():
+            k = keys.get(key)
+            if k is None:
+                k = keys[key] = "," + _encode_str(key) + ":"
+            t = type(value)
+            if t is Decimal:  # _decimal_json, inlined: most values are prices
+                v = str(value)
+                if not (len(v) <= 16 and "." in v and "E" not in v and (v[-1] != "0" or v[-2] == ".")
+                        and (v[0] in "123456789" or not v.startswith(("0.00", "-0.00")))):
+                    v = _json_float(float(value))
+            elif t is str:
+                v = _encode_str(value)
+            elif t is datetime:
+                v = '"' + self.iso(value) + '"'
+            elif t is float:
+                v = _json_float(value)
+            elif t is int:
+                v = _int_repr(value)
+            elif value is None:
+                v = "null"
+            elif value is True:
+                v = "true"
+            elif value is False:
+                v = "false"
+            else:
+                v = self._dumps(_jsonable(value))
+            out += k + v
+        return out + "}\n"
 
 
 Handler = Callable[[Event], None]
@@ -90,7 +225,7 @@ class EventBus:
         for handler in self._handlers:
             try:
                 handler(event)
-            except Exception:  # noqa: BLE001 - observers must not break the trading loop
+            except Exception:
                 self.handler_errors += 1
                 log.exception("event observer %r failed on %s", handler, event.name)
 

@@ -3,7 +3,9 @@
 Each session writes to `.workspace/runs/<run_id>/`; `runs/latest` is a symlink
 swapped atomically to the newest run so a reader never sees it half-updated.
 The journal is an event-bus observer that appends one JSON object per event
-to events.jsonl and is flushed by the session loop after every candle.
+to events.jsonl and is flushed by the session loop after every candle; events
+that move money (fills, exits, breaker trips) are flushed as they are written,
+so a crash can lose at most candle/signal lines, never a trade.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
-from laptop_agents.core.events import Event, EventName
+from laptop_agents.core.events import Event, EventEncoder, EventName
 
 EVENTS_FILE = "events.jsonl"
 SYSTEM_FILE = "system.jsonl"
@@ -74,22 +76,38 @@ class RunDirectory:
         return self.file(CONFIG_SNAPSHOT_FILE)
 
 
+# written and flushed at once: a crash must never lose one of these
+FLUSHED_EVENTS = frozenset({
+    EventName.ORDER_SUBMITTED, EventName.ORDER_REJECTED, EventName.EXECUTION_FILL, EventName.EXECUTION_EXIT,
+    EventName.CIRCUIT_BREAKER_TRIPPED, EventName.KILL_SWITCH_ACTIVATED, EventName.SESSION_END,
+})
+
+
 class EventJournal:
-    """events.jsonl writer. `candle_events=False` keeps only non-candle events (replay speed)."""
+    """events.jsonl writer. `candle_events=False` keeps only non-candle events (replay speed).
+
+    Buffered (64 KiB); the session loop flushes after every candle, and money-moving events
+    (FLUSHED_EVENTS) are flushed as soon as they are written.
+    """
 
     def __init__(self, path: Path, candle_events: bool = True) -> None:
         self.path = path
         self.candle_events = candle_events
         self.counts: Counter[str] = Counter()
         self._fh: IO[str] | None = path.open("a", encoding="utf-8", buffering=1 << 16)
-        self._dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+        self._line = EventEncoder().line
+        self._skip = None if candle_events else EventName.CANDLE_PROCESSED
 
     def __call__(self, event: Event) -> None:
-        self.counts[event.name] += 1
-        if not self.candle_events and event.name == EventName.CANDLE_PROCESSED:
+        name = event.name
+        self.counts[name] += 1
+        if name == self._skip:
             return
-        if self._fh is not None:
-            self._fh.write(self._dumps(event.to_record()) + "\n")
+        fh = self._fh
+        if fh is not None:
+            fh.write(self._line(event))
+            if name in FLUSHED_EVENTS:
+                fh.flush()
 
     def flush(self) -> None:
         if self._fh is not None:

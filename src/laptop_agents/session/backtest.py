@@ -14,7 +14,8 @@ import logging
 import sys
 import time
 from collections.abc import Iterable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
+from itertools import chain
 
 from laptop_agents.agents.supervisor import Supervisor
 from laptop_agents.core.clock import SimulatedClock
@@ -97,7 +98,7 @@ class BacktestRunner:
         first = next(candles, None)
         wall_start = time.monotonic()
         clock = SimulatedClock(first.ts if first else self._epoch())
-        self.run_id = new_run_id(datetime.now(timezone.utc), "backtest")
+        self.run_id = new_run_id(datetime.now(UTC), "backtest")
         self.workspace.runs_dir.mkdir(parents=True, exist_ok=True)
         self.run_dir = RunDirectory(self.workspace.runs_dir, self.run_id).create()
         setup_logging(self.run_dir.system, self.console_level)
@@ -122,7 +123,7 @@ class BacktestRunner:
         progress = self.progress.update
         stop: str | None = None
         if first is not None:
-            for n, candle in enumerate(_chain(first, candles), 1):
+            for n, candle in enumerate(chain((first,), candles), 1):
                 advance(candle.ts + bar_len)  # decided at the bar's close
                 stop = await process(candle)
                 if stop:
@@ -149,8 +150,3 @@ class BacktestRunner:
         from laptop_agents.core.models import parse_utc
 
         return parse_utc(self.config.settings.mock.start_time)
-
-
-def _chain(first: Candle, rest: Iterable[Candle]) -> Iterable[Candle]:
-    yield first
-    yield from rest

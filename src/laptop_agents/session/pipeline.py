@@ -13,7 +13,7 @@ from datetime import datetime
 
 from laptop_agents.agents.supervisor import Supervisor
 from laptop_agents.core.clock import Clock
-from laptop_agents.core.events import Event, EventBus, EventName
+from laptop_agents.core.events import Event, EventBus, EventName, new_event
 from laptop_agents.core.models import Candle, Trade
 from laptop_agents.execution.broker import Broker
 
@@ -33,30 +33,33 @@ class TradingPipeline:
     async def process(self, candle: Candle) -> str | None:
         """Run one closed candle; return a stop reason if the session must end."""
         now = self.clock.now()
-        publish = self.bus.publish
+        bus = self.bus
+        broker = self.broker
         with self.mutation_lock:
             self.candles_processed += 1
             self.last_candle = candle
-            publish(Event(
-                EventName.CANDLE_PROCESSED, now, symbol=candle.symbol, candle_ts=candle.ts, open=candle.open,
-                high=candle.high, low=candle.low, close=candle.close, volume=candle.volume,
-            ))
+            bus.publish(new_event(EventName.CANDLE_PROCESSED, now, {
+                "symbol": candle.symbol, "candle_ts": candle.ts, "open": candle.open, "high": candle.high,
+                "low": candle.low, "close": candle.close, "volume": candle.volume,
+            }))
             stop: str | None = None
-            events, trade = await self.broker.on_candle(candle, now)
-            self.bus.publish_all(events)
+            events, trade = await broker.on_candle(candle, now)
+            if events:
+                bus.publish_all(events)
             if trade is not None:
                 stop = self._after_trade(trade, now)
             breaker = self.supervisor.breaker.state
-            snapshot = self.broker.snapshot(breaker.daily_realized_pnl, breaker.peak_equity)
+            snapshot = broker.snapshot(breaker.daily_realized_pnl, breaker.peak_equity)
             decision = self.supervisor.on_candle(candle, snapshot, now, kill_switch=self.kill_switch_active)
-            self.bus.publish_all(decision.events)
+            if decision.events:
+                bus.publish_all(decision.events)
             if decision.close_reason is not None:
-                events, trade = await self.broker.close_position(decision.close_reason, candle.close, candle.ts, now)
-                self.bus.publish_all(events)
+                events, trade = await broker.close_position(decision.close_reason, candle.close, candle.ts, now)
+                bus.publish_all(events)
                 if trade is not None:
                     stop = stop or self._after_trade(trade, now)
             if decision.intent is not None and stop is None:
-                self.bus.publish_all(await self.broker.submit(decision.intent, candle, now))
+                bus.publish_all(await broker.submit(decision.intent, candle, now))
             return stop or decision.stop_reason
 
     def _after_trade(self, trade: Trade, now: datetime) -> str | None:

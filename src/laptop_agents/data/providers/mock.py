@@ -74,11 +74,13 @@ class MockBarGenerator:
         drift, vol = _REGIMES[self._regime]
         step_drift = drift / _SUBSTEPS
         step_vol = vol / math.sqrt(_SUBSTEPS)
+        base = step_drift - 0.5 * step_vol * step_vol  # the same left-to-right sum as before, hoisted
+        gauss, exp = rng.gauss, math.exp
         o = self._price
         hi = lo = o
         p = o
         for _ in range(_SUBSTEPS):
-            p *= math.exp(step_drift - 0.5 * step_vol * step_vol + step_vol * rng.gauss(0.0, 1.0))
+            p *= exp(base + step_vol * gauss(0.0, 1.0))
             hi = max(hi, p)
             lo = min(lo, p)
         self._price = p
@@ -111,7 +113,7 @@ class MockBarGenerator:
 
     @staticmethod
     def _rounded(o: float, h: float, l: float, c: float) -> tuple[float, float, float, float]:
-        o, h, l, c = (round(x, 1) for x in (o, h, l, c))
+        o, h, l, c = round(o, 1), round(h, 1), round(l, 1), round(c, 1)
         return o, max(o, h, l, c), min(o, h, l, c), c
 
 
