@@ -248,16 +248,41 @@ def cmd_run(args: argparse.Namespace) -> int:
         from laptop_agents.service.serve import dashboard_for_run
 
         hooks, subscribers = dashboard_for_run(args, config)
+    router = _session_alerts(args, workspace.mode, config.strategy.symbol)
+    if router is not None:
+        hooks, subscribers = [*hooks, router], [*subscribers, router]
     runner = AsyncRunner(config, workspace, provider, options, hooks=hooks, broker_factory=broker_factory(args, config, provider))
     for subscriber in subscribers:
         runner.bus.subscribe(subscriber)
-    code = runner.run()
+    try:
+        code = runner.run()
+    except LaError as err:
+        if router is not None:
+            router.refused(str(err), int(err.exit_code))
+        raise
+    finally:
+        if router is not None:
+            router.notifier.close(timeout=5.0)
     print(
         f"session {runner.run_id} ended: {runner.stopped_reason} (exit {code}); "
         f"{len(runner.recorder.run_trades)} trades; equity {runner.paper.equity} USDT; "
         f"artifacts {runner.run_dir.path}"
     )
     return code
+
+
+def _session_alerts(args: argparse.Namespace, mode: str, symbol: str) -> Any:
+    """The same alerts `la serve` sends (live start, kill switch, breaker trip, not flat at shutdown, ...) for a
+    foreground or detached `la run`, when alert targets are configured; None otherwise (Apprise is not even
+    imported, so a plain paper run starts as fast as before)."""
+    from laptop_agents.alerts.config import load_alert_settings
+
+    settings = load_alert_settings(_config_dir(args))
+    if not settings.urls:
+        return None
+    from laptop_agents.alerts import AlertRouter, Notifier
+
+    return AlertRouter(Notifier(settings), mode, symbol)
 
 
 def _backtest(args: argparse.Namespace, config: Any, workspace: Any) -> int:

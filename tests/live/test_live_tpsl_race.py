@@ -227,3 +227,34 @@ def test_an_entry_cancelled_mid_flight_is_followed_booked_and_closed_by_close_al
             await broker.shutdown("session_end", T0)
 
         run(scenario)
+
+
+def test_history_filter_ignored_by_the_exchange_books_only_this_positions_close() -> None:
+    """The reference documents no history-trade filters; if the exchange ignores `positionId`, the second round
+    trip's exit must still be its own fill, not the first one's as well."""
+    with running_mock_exchange(**MX) as mx:
+        async def scenario() -> None:
+            broker = make_broker(mx)
+            await broker.start(T0)
+            history = broker.client.get_history_trades
+
+            async def unfiltered(symbol: Any = None, **kwargs: Any) -> Any:
+                kwargs.pop("position_id", None)
+                return await history(symbol, **kwargs)
+
+            broker.client.get_history_trades = unfiltered  # type: ignore[method-assign]
+            for minute in (0, 2):
+                p = price_of(mx)
+                await broker.submit(intent(Side.LONG, p), candle(p, minute), T0)
+                await broker.close_position("test", p, T0, T0)
+            assert len(broker.trades) == 2
+            fills = sorted(ledger_fills(mx), key=lambda f: f["seq"])
+            assert len(fills) == 4
+            for trade, (entry, exit_) in zip(broker.trades, [fills[0:2], fills[2:4]], strict=True):
+                assert trade.entry_price == Decimal(entry["price"]) and trade.exit_price == Decimal(exit_["price"])
+                assert trade.fees == Decimal(entry["fee"]) + Decimal(exit_["fee"])
+            assert broker.equity == Decimal(mx.admin.account()["balance"]) and broker.adjustments == 0
+            broker.verify_accounting()
+            await broker.shutdown("test", T0)
+
+        run(scenario)

@@ -231,3 +231,27 @@ def test_router_maps_every_alert_kind() -> None:
     assert all(a.severity is Severity.CRITICAL for a in notifier.delivered[1:])
     assert notifier.delivered[0].fields["mode"] == "live" and notifier.delivered[1].fields["run_id"] == "R2"
     notifier.close()
+
+
+def test_la_run_sends_the_same_alerts(la_env: LaEnv, webhook: WebhookReceiver) -> None:
+    """A foreground (or detached) `la run` alerts like `la serve` when targets are configured."""
+    env = {**urls_file(la_env, webhook.url + f"/{SECRET}"), "LA_KILL_SWITCH": "1"}
+    result = la_env.run("run", "--mode", "live-session", "--source", "mock", "--candle-interval", "0.01",
+                        "--duration", "1", extra_env=env, timeout=60)
+    assert result.returncode == 4, result.stderr
+    # the final flush delivered it before the process exited
+    msg = next(m for m in webhook.received if "Kill switch activated" in m["title"])
+    assert "paper BTCUSDT" in msg["title"]
+    assert SECRET not in result.stdout + result.stderr
+
+
+def test_la_run_refusing_to_start_is_alerted(la_env: LaEnv, webhook: WebhookReceiver) -> None:
+    state = la_env.workspace / "paper" / "async_broker_state.json"
+    state.parent.mkdir(parents=True)
+    state.write_text("{not json")
+    result = la_env.run("run", "--mode", "live-session", "--source", "mock", "--duration", "1",
+                        extra_env=urls_file(la_env, webhook.url), timeout=60)
+    assert result.returncode == 8, result.stderr
+    assert "Traceback" not in result.stderr
+    msg = next(m for m in webhook.received if "refused" in m["title"])
+    assert "exit 8" in msg["message"] and str(state) in msg["message"]

@@ -14,7 +14,6 @@ appear only as their ``sha256:`` fingerprint, alert URLs only masked.
 from __future__ import annotations
 
 import asyncio
-import inspect
 import os
 import re
 import socket
@@ -94,18 +93,6 @@ def _resolve(value: str) -> Path:
 
 def _where(path: Path, field_name: str, value: str) -> str:
     return f"{path} ({field_name})" if str(path) == value else f"{path} ({field_name}={value!r})"
-
-
-def _source_has(obj: Any, text: str) -> bool | None:
-    """Whether ``obj``'s source mentions ``text``; None when the source is not available (a bytecode-only install)."""
-    try:
-        return text in inspect.getsource(obj)
-    except (OSError, TypeError):
-        return None
-
-
-def _yes(flag: bool | None, no: str = "NO") -> str:
-    return "yes" if flag else ("unknown (no source)" if flag is None else no)
 
 
 def _days(delta: timedelta) -> float:
@@ -458,11 +445,9 @@ def check_alerts(ctx: LiveContext) -> Finding:
 
 # --------------------------------------------------------------------------- LR7 kill switch alert
 def check_kill_switch_alert(ctx: LiveContext) -> Finding:
-    from laptop_agents import cli as la_cli
     from laptop_agents.alerts.model import AlertKind, Severity
     from laptop_agents.alerts.router import AlertRouter
     from laptop_agents.core.events import Event, EventName
-    from laptop_agents.service import serve
     from laptop_agents.session.kill_switch import TRUE_VALUES
 
     title = "Kill switch activation raises an operator alert"
@@ -479,8 +464,6 @@ def check_kill_switch_alert(ctx: LiveContext) -> Finding:
     router = AlertRouter(capture, "live", ctx.config.strategy.symbol)  # type: ignore[arg-type]
     router(Event(EventName.KILL_SWITCH_ACTIVATED, ctx.now, detail="audit probe"))
     mapped = [a for a in capture.alerts if a.kind is AlertKind.KILL_SWITCH]
-    wired_serve = _source_has(serve.run_serve, "AlertRouter")
-    wired_run = _source_has(la_cli.cmd_run, "AlertRouter")
     n = len(ctx.alert_settings.urls) if ctx.alert_settings is not None else 0
     ws = Workspace(ctx.workspace_root, "live")
     active = [str(p) for p in ws.kill_files() if p.exists()]
@@ -489,8 +472,7 @@ def check_kill_switch_alert(ctx: LiveContext) -> Finding:
     detail = (f"AlertRouter maps KillSwitchActivated → {mapped[0].kind.value} alert ({mapped[0].severity.value})"
               if mapped else "AlertRouter does NOT alert on KillSwitchActivated")
     detail += (f" to {n} target(s) ({'test delivered, LR6' if ctx.alerts_delivered else 'not delivering, LR6'}); "
-               f"wired in `la serve --live`: {_yes(wired_serve)}, in `la run --live`: "
-               f"{_yes(wired_run, 'no (run live under `la serve --live` for alerts)')}; kill switch now "
+               "sent by both `la serve --live` and `la run --live` when targets are configured; kill switch now "
                + (f"ACTIVE ({', '.join(active)}): a live start would stop at once" if active else "inactive"))
     if not mapped or mapped[0].severity is not Severity.CRITICAL:
         return Finding("LR7", LIVE, title, FAIL, detail, "high")

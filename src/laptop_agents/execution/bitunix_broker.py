@@ -631,15 +631,37 @@ class BitunixBroker(CashAccountView):
         return [event], trade
 
     async def _closing_trades(self, pos: Position) -> list[TradeInfo]:
-        """The position's fills that reduced it: every trade of this position except the entry order's."""
+        """The position's fills that reduced it: every exit-side trade of this position except the entry's.
+
+        The query asks for this position's trades, but the reference does not document history-trade filters
+        (and one public client reports the exchange ignoring ``positionId``). So records naming another
+        position are dropped; and if the exit fills still add up to more than
+        the position ever held, the page holds other positions' exits too: only the newest fills up to its
+        size count (the position is gone, so those are its close). Nothing is ever booked twice.
+        """
         page = await self.client.get_history_trades(
             self.symbol, position_id=pos.position_id, limit=self.settings.history_page_limit
         )
         exit_side = OrderSide(pos.side.exit_order_side)
-        return [
-            t for t in page.trades
-            if t.side is exit_side and t.order_id != self._entry_order_id
-        ]
+        closing = sorted(
+            (t for t in page.trades
+             if t.side is exit_side and t.order_id != self._entry_order_id
+             and (not t.position_id or t.position_id == pos.position_id)),
+            key=_trade_key,
+        )
+        if sum((t.qty for t in closing), ZERO) <= pos.qty:
+            return closing
+        log.warning("trade history for position %s holds more exit fills than it held (%s); the exchange ignored "
+                    "the position filter: booking only its newest fills", pos.position_id, pos.qty)
+        newest: list[TradeInfo] = []
+        closed_qty = ZERO
+        for t in reversed(closing):
+            if closed_qty >= pos.qty:
+                break
+            newest.append(t)
+            closed_qty += t.qty
+        newest.reverse()
+        return newest
 
     async def _check_wallet(self, when: str) -> None:
         account = await self.client.account(self.settings.margin_coin)
