@@ -614,7 +614,7 @@ def check_secret_scan(ctx: LiveContext) -> Finding:
         skip.add(ctx.passphrase_file.resolve())
     if ctx.env.get("LA_ALERT_URLS_FILE", "").strip():
         skip.add(Path(ctx.env["LA_ALERT_URLS_FILE"].strip()).resolve())
-    scanned, size, hits = 0, 0, []
+    scanned, size, hits, too_big = 0, 0, [], []
     seen: set[Path] = set()
     for root in roots:
         if not root.is_dir():
@@ -630,6 +630,7 @@ def check_secret_scan(ctx: LiveContext) -> Finding:
                 seen.add(real)
                 st = path.stat()
                 if st.st_size > SCAN_MAX_BYTES:
+                    too_big.append(str(path))
                     continue
                 scanned += 1
                 size += st.st_size
@@ -639,12 +640,17 @@ def check_secret_scan(ctx: LiveContext) -> Finding:
             else "secret-looking patterns only (credentials not decrypted, see LR1)")
     detail = (f"scanned {scanned} files ({size / 1e6:.1f} MB) under {ctx.workspace_root} and {ctx.config_dir} "
               f"for {what} and secret-looking patterns")
+    if too_big:
+        detail += (f"; NOT scanned, over {SCAN_MAX_BYTES // 1_000_000} MB: {', '.join(too_big[:3])}"
+                   + (f" (and {len(too_big) - 3} more)" if len(too_big) > 3 else ""))
     if hits:
         return Finding("LR10", LIVE, title, FAIL, f"SECRET FOUND: {'; '.join(hits[:5])}"
                        + (f" (and {len(hits) - 5} more)" if len(hits) > 5 else "") + f" | {detail}", "critical")
     if not ctx.secrets:
         return Finding("LR10", LIVE, title, WARN, detail + ": none found, but the values themselves were not checked",
                        "high")
+    if too_big:
+        return Finding("LR10", LIVE, title, WARN, detail + ": none found in what was scanned", "medium")
     return Finding("LR10", LIVE, title, PASS, detail + ": none found")
 
 
