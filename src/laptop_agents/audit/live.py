@@ -636,10 +636,10 @@ def check_secret_scan(ctx: LiveContext) -> Finding:
                 size += st.st_size
                 for label in _scan_file(path, ctx.secrets):
                     hits.append(f"{label} in {path}")
-    what = ("the decrypted API key, API secret and passphrase values" if ctx.secrets
+    what = ("the decrypted API key, API secret and passphrase values and secret-looking patterns" if ctx.secrets
             else "secret-looking patterns only (credentials not decrypted, see LR1)")
     detail = (f"scanned {scanned} files ({size / 1e6:.1f} MB) under {ctx.workspace_root} and {ctx.config_dir} "
-              f"for {what} and secret-looking patterns")
+              f"for {what}")
     if too_big:
         detail += (f"; NOT scanned, over {SCAN_MAX_BYTES // 1_000_000} MB: {', '.join(too_big[:3])}"
                    + (f" (and {len(too_big) - 3} more)" if len(too_big) > 3 else ""))
