@@ -124,3 +124,23 @@ def test_edge_cases_all_pass(la_env: LaEnv) -> None:
     assert len(cases) == 6
     assert all(c["status"] == "PASS" for c in cases.values()), cases
     assert code == 0
+
+
+def test_plain_audit_of_a_live_run_reads_the_live_lock(la_env: LaEnv) -> None:
+    """`la audit --run <live run>` without --live judges the run by <workspace>/live's lock, not the paper one."""
+    proc = la_env.start("run", "--duration", "1", *FAST)
+    la_env.wait_for(lambda: la_env.lock.exists() and la_env.latest.exists(), what="running")
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=10)
+    paper_run = la_env.latest.resolve()
+    live_run = paper_run.with_name(paper_run.name.replace("-paper-", "-live-"))
+    paper_run.rename(live_run)
+    snap = json.loads((live_run / "config_snapshot.json").read_text())
+    (live_run / "config_snapshot.json").write_text(json.dumps({**snap, "mode": "live"}))
+    live_lock = la_env.workspace / "live" / la_env.lock.name
+    live_lock.parent.mkdir(parents=True, exist_ok=True)
+    la_env.lock.rename(live_lock)  # the paper side is clean: only the live lock is left over
+    code, report = audit(la_env, "--run", live_run.name)
+    s7 = finding(report, "S7")
+    assert code == 11 and s7["status"] == "FAIL" and "left over" in s7["evidence"], s7
+    assert str(live_lock) in s7["evidence"]

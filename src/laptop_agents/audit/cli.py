@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import subprocess
@@ -55,6 +56,11 @@ def run_from_args(args: argparse.Namespace, workspace, config_dir: Path) -> int:
             out_dir.mkdir(parents=True, exist_ok=True)
     else:
         run_dir = resolve_run_dir(workspace, args.run)
+        from laptop_agents.audit.live import is_live_run
+
+        if is_live_run(run_dir) and workspace.mode != "live":
+            # a live run's lock and state live under <workspace>/live: judge it by those, not the paper ones
+            workspace = dataclasses.replace(workspace, mode="live")
         evidence = load_run(run_dir, workspace)
         findings = all_findings(evidence) + live_not_assessed()
         out_dir = run_dir
