@@ -27,6 +27,7 @@ import sys
 import tempfile
 import time
 import tracemalloc
+from collections.abc import Callable
 from itertools import islice
 from pathlib import Path
 from typing import Any
@@ -351,30 +352,24 @@ def main() -> int:
             print("replay memory (tracemalloc)...", file=sys.stderr)
             results["replay_memory"] = bench_replay(data, n, "trades", trace_memory=True)
         shutil.rmtree(work, ignore_errors=True)
-    if "pipeline" in only:
-        print("pipeline only (in-memory candles, no journal)...", file=sys.stderr)
-        results["pipeline_only"] = bench_pipeline_only(min(n, 200_000))
-    if "help" in only:
-        print("la --help...", file=sys.stderr)
-        results["la_help"] = bench_help(repeat)
-    if "first_candle" in only:
-        print("la run → first candle...", file=sys.stderr)
-        results["first_candle"] = bench_first_candle(max(3, repeat // 2))
-    if "shutdown" in only:
-        print("shutdown (paper)...", file=sys.stderr)
-        results["shutdown_paper"] = bench_shutdown(max(3, repeat // 2))
-    if "shutdown_live" in only:
-        print("shutdown (live on the mock exchange)...", file=sys.stderr)
-        results["shutdown_live"] = bench_shutdown_live(max(3, repeat // 2))
-    if "serve_ready" in only:
-        print("la serve → READY=1...", file=sys.stderr)
-        results["serve_ready"] = bench_serve_ready(max(3, repeat // 2))
-    if "rss" in only:
-        print("session RSS...", file=sys.stderr)
-        results["session_rss"] = bench_session_rss(10.0 if args.quick else 30.0)
-    if "frame_to_order" in only:
-        print(f"frame → order latency ({orders:,} orders against the mock exchange)...", file=sys.stderr)
-        results["frame_to_order"] = bench_frame_to_order(orders, args.profile_frame_to_order)
+    few = max(3, repeat // 2)
+    # (name in --only, result key, what is printed while it runs, the measurement), in run order
+    steps: list[tuple[str, str, str, Callable[[], dict[str, Any]]]] = [
+        ("pipeline", "pipeline_only", "pipeline only (in-memory candles, no journal)",
+         lambda: bench_pipeline_only(min(n, 200_000))),
+        ("help", "la_help", "la --help", lambda: bench_help(repeat)),
+        ("first_candle", "first_candle", "la run → first candle", lambda: bench_first_candle(few)),
+        ("shutdown", "shutdown_paper", "shutdown (paper)", lambda: bench_shutdown(few)),
+        ("shutdown_live", "shutdown_live", "shutdown (live on the mock exchange)", lambda: bench_shutdown_live(few)),
+        ("serve_ready", "serve_ready", "la serve → READY=1", lambda: bench_serve_ready(few)),
+        ("rss", "session_rss", "session RSS", lambda: bench_session_rss(10.0 if args.quick else 30.0)),
+        ("frame_to_order", "frame_to_order", f"frame → order latency ({orders:,} orders against the mock exchange)",
+         lambda: bench_frame_to_order(orders, args.profile_frame_to_order)),
+    ]
+    for name, key, what, measure in steps:
+        if name in only:
+            print(f"{what}...", file=sys.stderr)
+            results[key] = measure()
 
     _print_table(_rows(results))
     RESULTS.mkdir(parents=True, exist_ok=True)

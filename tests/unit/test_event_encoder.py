@@ -88,7 +88,7 @@ def test_decimal_text_matches_float_repr() -> None:
         cases.append(Decimal(rng.randrange(10**7)) / Decimal(10) ** rng.randrange(0, 9))
     for d in cases:
         assert _decimal_json(d) == _json_float(float(d)), d
-    enc = EventEncoder()  # line() inlines the same rule
+    enc = EventEncoder()  # line() uses the same rule
     for d in cases[::7]:
         e = Event("X", T0, v=d)
         assert enc.line(e) == reference(e), d

@@ -12,6 +12,7 @@ import logging
 from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
+from math import isnan
 from typing import Any
 
 from laptop_agents.core.models import utc_iso
@@ -96,7 +97,7 @@ _int_repr = int.__repr__
 
 def _json_float(f: float) -> str:
     """Exactly json.dumps' float text (allow_nan=True)."""
-    if f != f:
+    if isnan(f):
         return "NaN"
     if f == _INF:
         return "Infinity"
@@ -136,7 +137,6 @@ class EventEncoder:
     """
 
     __slots__ = ("_dumps", "_keys", "_names", "_older", "_recent")
-    # the Decimal branch of line() inlines _decimal_json; test_event_encoder checks both against float repr
 
     def __init__(self) -> None:
         self._dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
@@ -183,11 +183,8 @@ class EventEncoder:
             if k is None:
                 k = keys[key] = "," + _encode_str(key) + ":"
             t = type(value)
-            if t is Decimal:  # _decimal_json, inlined: most values are prices
-                v = str(value)
-                if not (len(v) <= 16 and "." in v and "E" not in v and (v[-1] != "0" or v[-2] == ".")
-                        and (v[0] in "123456789" or not v.startswith(("0.00", "-0.00")))):
-                    v = _json_float(float(value))
+            if t is Decimal:
+                v = _decimal_json(value)
             elif t is str:
                 v = _encode_str(value)
             elif t is datetime:

@@ -41,7 +41,7 @@ import asyncio
 import logging
 import secrets as _secrets
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -473,14 +473,12 @@ class BitunixBroker(CashAccountView):
                 first_time = entry[0].created or order.created
                 start_ms = int(first_time.timestamp() * 1000) if first_time is not None else None
                 later = await self.client.get_history_trades(self.symbol, start_time=start_ms, limit=limit)
-                closing: list[TradeInfo] = []
-                closed_qty = ZERO
-                for t in sorted(later.trades, key=_trade_key):
-                    if closed_qty >= order.filled_qty:
-                        break
-                    if t.side is exit_side and t.order_id != order.order_id and _trade_key(t) > last:
-                        closing.append(t)
-                        closed_qty += t.qty
+                closing = _fills_covering(
+                    (t for t in sorted(later.trades, key=_trade_key)
+                     if t.side is exit_side and t.order_id != order.order_id and _trade_key(t) > last),
+                    order.filled_qty,
+                )
+                closed_qty = sum((t.qty for t in closing), ZERO)
                 if closed_qty == order.filled_qty:
                     return entry, closing, self._round_trip_position_id(entry + closing, side, order)
                 found = f"closing fills for {closed_qty} of {order.filled_qty}"
@@ -653,15 +651,7 @@ class BitunixBroker(CashAccountView):
             return closing
         log.warning("trade history for position %s holds more exit fills than it held (%s); the exchange ignored "
                     "the position filter: booking only its newest fills", pos.position_id, pos.qty)
-        newest: list[TradeInfo] = []
-        closed_qty = ZERO
-        for t in reversed(closing):
-            if closed_qty >= pos.qty:
-                break
-            newest.append(t)
-            closed_qty += t.qty
-        newest.reverse()
-        return newest
+        return _fills_covering(reversed(closing), pos.qty)[::-1]
 
     async def _check_wallet(self, when: str) -> None:
         account = await self.client.account(self.settings.margin_coin)
@@ -825,6 +815,18 @@ class BitunixBroker(CashAccountView):
 def _wallet(account: AccountInfo) -> Decimal:
     """Wallet balance = available + frozen (orders) + margin (positions); unrealized PnL excluded."""
     return account.available + (account.frozen or ZERO) + (account.margin or ZERO)
+
+
+def _fills_covering(fills: Iterable[TradeInfo], qty: Decimal) -> list[TradeInfo]:
+    """The leading fills of ``fills`` whose quantities first add up to at least ``qty`` (all of them if short)."""
+    taken: list[TradeInfo] = []
+    covered = ZERO
+    for t in fills:
+        if covered >= qty:
+            break
+        taken.append(t)
+        covered += t.qty
+    return taken
 
 
 def _trade_key(t: TradeInfo) -> tuple[float, int, str]:
