@@ -117,3 +117,25 @@ def test_daily_budget_exhausted_rejects_signal() -> None:
 def test_snapshot_type() -> None:
     snap = AccountSnapshot(equity=D(1), peak_equity=D(1), position=None)
     assert snap.daily_realized_pnl == 0
+
+
+def test_entry_refused_when_it_cannot_live_to_the_next_candle() -> None:
+    """The shell says how long is left and when the next candle is due; too little left → RiskRejected."""
+    from laptop_agents.agents.supervisor import EntryWindow
+
+    broker = PaperBroker(PaperSettings())
+    open_sup, closing_sup = make(), make()
+    saw_entry = False
+    for i, bar in enumerate(MockBarGenerator(MockSettings(seed=26))):
+        if i >= 600:
+            break
+        now = T0 + timedelta(minutes=i)
+        ample = open_sup.on_candle(bar, broker.snapshot(), now, window=EntryWindow(61.0, 60.0))
+        late = closing_sup.on_candle(bar, broker.snapshot(), now, window=EntryWindow(59.9, 60.0))
+        assert late.intent is None
+        if ample.intent is not None:
+            saw_entry = True
+            rejected = [e for e in late.events if e.name == "RiskRejected"]
+            assert [(e.data["reason"], e.data["session_left_sec"], e.data["next_candle_in_sec"]) for e in rejected] \
+                == [("session_ending", 59.9, 60.0)]
+    assert saw_entry

@@ -21,6 +21,26 @@ from laptop_agents.core.sizing import size_position
 from laptop_agents.resilience.trading_circuit_breaker import TradingCircuitBreaker
 
 EXIT_TIME = "time_exit"
+SESSION_ENDING = "session_ending"
+
+
+@dataclass(frozen=True, slots=True)
+class EntryWindow:
+    """What is left of a session with a deadline, as the shell measured it.
+
+    An entry is only worth its fees if the position lives to see at least one
+    later candle (the first chance for its stop or target); one decided less
+    than a candle interval before the deadline would be opened and closed at
+    `session_end` for nothing, so the supervisor refuses it (RiskRejected
+    `session_ending`).
+    """
+
+    session_left_sec: float
+    next_candle_in_sec: float
+
+    @property
+    def allows_entry(self) -> bool:
+        return self.session_left_sec > self.next_candle_in_sec
 
 
 @dataclass(slots=True)
@@ -64,7 +84,12 @@ class Supervisor:
         return None
 
     # ------------------------------------------------------------------ per candle
-    def on_candle(self, candle: Candle, account: AccountSnapshot, now: datetime, kill_switch: bool = False) -> Decision:
+    def on_candle(
+        self, candle: Candle, account: AccountSnapshot, now: datetime, kill_switch: bool = False,
+        window: EntryWindow | None = None,
+    ) -> Decision:
+        """``window``: how long the session has left and when the next candle is due (the shell measures both);
+        None when the session has no deadline."""
         decision = Decision()
         today = now.date()
         if today != self._today:  # string formatting only when the UTC day changes
@@ -88,6 +113,12 @@ class Supervisor:
         if rejection:
             decision.events.append(self._rejected(now, signal, rejection))
             return decision
+        if window is not None and not window.allows_entry:
+            decision.events.append(self._rejected(
+                now, signal, SESSION_ENDING, session_left_sec=round(window.session_left_sec, 3),
+                next_candle_in_sec=window.next_candle_in_sec,
+            ))
+            return decision
         intent, why = self._intent(signal, candle, account)
         if intent is None:
             decision.events.append(self._rejected(now, signal, why or "sizing"))
@@ -104,8 +135,8 @@ class Supervisor:
             return "cooldown"
         return None
 
-    def _rejected(self, now: datetime, signal: Signal, reason: str) -> Event:
-        return new_event(EventName.RISK_REJECTED, now, {"signal": signal.side.value, "reason": reason})
+    def _rejected(self, now: datetime, signal: Signal, reason: str, **detail: float) -> Event:
+        return new_event(EventName.RISK_REJECTED, now, {"signal": signal.side.value, "reason": reason, **detail})
 
     def _intent(self, signal: Signal, candle: Candle, account: AccountSnapshot) -> tuple[OrderIntent | None, str | None]:
         entry = candle.close

@@ -436,7 +436,7 @@ class BitunixBroker(CashAccountView):
         self.cash = money(self.cash - fee)
         self.position = Position(
             position_id=position_id, side=intent.side, qty=order.filled_qty, entry_price=price,
-            entry_ts=candle.ts, entry_fee=fee, stop_loss=checked.stop_loss, take_profit=checked.take_profit,
+            entry_ts=now, entry_fee=fee, stop_loss=checked.stop_loss, take_profit=checked.take_profit,
         )
         self._entry_order_id = order_id
         self.last_price = candle.close
@@ -449,7 +449,7 @@ class BitunixBroker(CashAccountView):
             )
         )
         if closing is not None:
-            exit_events, trade = await self._book_exit(self.position, None, None, candle.ts, now, closing=closing)
+            exit_events, trade = await self._book_exit(self.position, None, None, now, now, closing=closing)
             events += exit_events
             if trade is not None:
                 self._unreported.append(trade)  # submit returns events only: on_candle reports it (breaker)
@@ -558,7 +558,7 @@ class BitunixBroker(CashAccountView):
         if exch is not None and exch.position_id == pos.position_id:
             pos.qty = exch.qty
             return [], None
-        return await self._book_exit(pos, None, None, candle.ts, now)
+        return await self._book_exit(pos, None, None, now, now)
 
     async def close_position(self, reason: str, price: Decimal, exit_ts: datetime, now: datetime) -> Closed:
         """Market-close the open position (reduce-only); ``price`` is only a reference here."""

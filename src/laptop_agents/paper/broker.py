@@ -6,6 +6,10 @@
   one candle touches both, the stop is assumed (the worse outcome). A candle
   that opens beyond the stop fills at the open (gap), with slippage.
 - Take-profit is a resting limit order: fills at its price, maker fee.
+- Trade times are the session clock's `now` (the moment the fill is decided), never
+  the candle's own time: a mock or replayed candle carries simulated times while
+  forced exits (session end, kill switch, shutdown) happen on the session clock,
+  and one trade must never mix the two (see core/clock.py).
 - Money is Decimal: cash moves by exactly -entry_fee at entry and
   gross_pnl - exit_fee at exit, so ending equity == starting equity + sum(trade pnl).
 
@@ -93,7 +97,7 @@ class PaperBroker(CashAccountView):
         self.cash -= fee
         self.position = Position(
             position_id=self._next_id("P"), side=intent.side, qty=intent.qty, entry_price=price,
-            entry_ts=candle.ts, entry_fee=fee, stop_loss=intent.stop_loss, take_profit=intent.take_profit,
+            entry_ts=now, entry_fee=fee, stop_loss=intent.stop_loss, take_profit=intent.take_profit,
         )
         self.last_price = candle.close
         events.append(
@@ -116,7 +120,7 @@ class PaperBroker(CashAccountView):
         hit = self._exit_on(pos, candle)
         if hit is None:
             return [], None
-        return self._close(hit.price, hit.reason, hit.fee_bps, candle.ts, now)
+        return self._close(hit.price, hit.reason, hit.fee_bps, now, now)
 
     def _exit_on(self, pos: Position, c: Candle) -> _Exit | None:
         taker, maker = self.settings.taker_fee_bps, self.settings.maker_fee_bps

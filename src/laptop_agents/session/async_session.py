@@ -33,7 +33,7 @@ from typing import Any
 
 import psutil
 
-from laptop_agents.agents.supervisor import Supervisor
+from laptop_agents.agents.supervisor import EntryWindow, Supervisor
 from laptop_agents.core.clock import Clock, SystemClock
 from laptop_agents.core.config_models import AppConfig
 from laptop_agents.core.errors import ExitCode, LaError, StateError
@@ -142,6 +142,7 @@ class AsyncRunner:
         self._watchdog_stop = threading.Event()
         self._started_mono = time.monotonic()
         self._started_at: datetime | None = None
+        self._deadline_mono: float | None = None
         self.exit_code: int = ExitCode.INTERNAL_ERROR
 
     # ------------------------------------------------------------------ start-up
@@ -253,6 +254,9 @@ class AsyncRunner:
         await self._open()
         self._stop_event = asyncio.Event()
         self._started_mono = time.monotonic()
+        if self.options.duration_min is not None:
+            self._deadline_mono = self._started_mono + self.options.duration_min * 60
+            self.pipeline.entry_window = self._entry_window
         for sig, name in ((signal.SIGTERM, "sigterm"), (signal.SIGINT, "sigint")):
             self._loop.add_signal_handler(sig, self.request_stop, name, f"received {name.upper()}")
         threading.Thread(target=self._threaded_watchdog, name="la-watchdog", daemon=True).start()
@@ -300,6 +304,19 @@ class AsyncRunner:
                 self.request_stop(stop, self.breaker.state.detail or stop)
                 return
 
+    def candle_interval_sec(self) -> float:
+        """Real seconds between two closed candles of this session's source (mock: its cadence; else the bar)."""
+        if self.options.source == "mock":
+            return float(self.config.settings.mock.candle_interval_sec)
+        from laptop_agents.session.backtest import TIMEFRAME_SEC
+
+        return float(TIMEFRAME_SEC[self.config.strategy.timeframe])
+
+    def _entry_window(self) -> EntryWindow | None:
+        if self._deadline_mono is None:
+            return None
+        return EntryWindow(self._deadline_mono - time.monotonic(), self.candle_interval_sec())
+
     def request_stop(self, reason: str, detail: str = "") -> None:
         """Ask the session to stop (first reason wins). Loop-thread only; see _request_stop_threadsafe."""
         if self.stopped_reason is not None:
@@ -315,7 +332,7 @@ class AsyncRunner:
     async def _control_loop(self, consumer: asyncio.Task[None]) -> None:
         assert self._stop_event is not None
         s = self.settings
-        deadline = None if self.options.duration_min is None else self._started_mono + self.options.duration_min * 60
+        deadline = self._deadline_mono
         next_status = 0.0
         while not self._stop_event.is_set():
             now = time.monotonic()

@@ -9,9 +9,10 @@ only difference between the two.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from datetime import datetime
 
-from laptop_agents.agents.supervisor import Supervisor
+from laptop_agents.agents.supervisor import EntryWindow, Supervisor
 from laptop_agents.core.clock import Clock
 from laptop_agents.core.events import Event, EventBus, EventName, new_event
 from laptop_agents.core.models import Candle, Trade
@@ -25,6 +26,8 @@ class TradingPipeline:
         self.bus = bus
         self.clock = clock
         self.kill_switch_active = False
+        # a session with a deadline sets this (the shell measures time left and candle cadence); None: no deadline
+        self.entry_window: Callable[[], EntryWindow | None] | None = None
         self.candles_processed = 0
         self.last_candle: Candle | None = None
         # held while the broker is being changed, so the watchdog thread never flattens mid-update
@@ -50,11 +53,13 @@ class TradingPipeline:
                 stop = self._after_trade(trade, now)
             breaker = self.supervisor.breaker.state
             snapshot = broker.snapshot(breaker.daily_realized_pnl, breaker.peak_equity)
-            decision = self.supervisor.on_candle(candle, snapshot, now, kill_switch=self.kill_switch_active)
+            window = None if self.entry_window is None else self.entry_window()
+            decision = self.supervisor.on_candle(candle, snapshot, now, kill_switch=self.kill_switch_active,
+                                                 window=window)
             if decision.events:
                 bus.publish_all(decision.events)
             if decision.close_reason is not None:
-                events, trade = await broker.close_position(decision.close_reason, candle.close, candle.ts, now)
+                events, trade = await broker.close_position(decision.close_reason, candle.close, now, now)
                 bus.publish_all(events)
                 if trade is not None:
                     stop = stop or self._after_trade(trade, now)

@@ -1,0 +1,114 @@
+"""One clock per session: every trade and event time comes from the session's clock.
+
+A mock or replayed candle carries simulated times (2026-01-01...) while a live
+session runs on the wall clock; forced exits (session_end, kill switch,
+shutdown) happen on the session clock. Trades stamped from the candle at entry
+and from the clock at a forced exit looked held for months. And an entry that
+cannot live to its first candle before the deadline is refused, visibly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from laptop_agents.core.clock import SimulatedClock
+from laptop_agents.core.config_models import MockSettings, PaperSettings, RiskConfig, StrategyConfig, load_config
+from laptop_agents.core.events import Event, EventBus
+from laptop_agents.core.models import Candle
+from laptop_agents.agents.supervisor import Supervisor
+from laptop_agents.data.providers.mock import MockBarGenerator
+from laptop_agents.execution.broker import PaperBrokerPort
+from laptop_agents.paper.broker import PaperBroker
+from laptop_agents.resilience.trading_circuit_breaker import TradingCircuitBreaker
+from laptop_agents.session.pipeline import TradingPipeline
+
+REPO = Path(__file__).resolve().parents[2]
+WALL = datetime(2026, 11, 29, 13, 0, tzinfo=timezone.utc)  # far from the mock candles' 2026-01-01
+
+
+def _pipeline(clock: SimulatedClock) -> tuple[TradingPipeline, PaperBroker, list[Event]]:
+    risk = RiskConfig()
+    breaker = TradingCircuitBreaker(risk.circuit_breaker, risk.hard_limits())
+    supervisor = Supervisor(StrategyConfig(), risk, PaperSettings(), breaker)
+    paper = PaperBroker(PaperSettings())
+    bus = EventBus()
+    events: list[Event] = []
+    bus.subscribe(events.append)
+    return TradingPipeline(supervisor, PaperBrokerPort(paper), bus, clock), paper, events
+
+
+def test_every_trade_time_is_on_the_session_clock_even_a_forced_exit() -> None:
+    clock = SimulatedClock(WALL)
+    pipeline, paper, events = _pipeline(clock)
+
+    async def drive() -> None:
+        for i, bar in enumerate(MockBarGenerator(MockSettings(seed=26))):  # candles stamped 2026-01-01
+            clock.advance_to(WALL + timedelta(seconds=2 * (i + 1)))  # a 2 s mock cadence on the session clock
+            await pipeline.process(bar)
+            if paper.trades and paper.position is not None:
+                break  # at least one TP/SL/time exit done, and a position open for the forced exit
+        clock.advance_to(clock.now() + timedelta(seconds=1))
+        await pipeline.flatten("session_end")
+
+    asyncio.run(drive())
+    assert paper.trades[-1].exit_reason == "session_end" and len(paper.trades) >= 2
+    for t in paper.trades:
+        assert WALL <= t.entry_ts <= t.exit_ts <= clock.now(), t
+    fills = [e for e in events if e.name == "ExecutionFill"]
+    exits = [e for e in events if e.name == "ExecutionExit"]
+    assert [f.timestamp for f in fills] == [t.entry_ts for t in paper.trades]
+    assert [x.timestamp for x in exits] == [t.exit_ts for t in paper.trades]
+
+
+class _BurstProvider:
+    """All bars at once, then quiet (fresh enough: the session is shorter than the stale timeout)."""
+
+    name = "mock"
+
+    def __init__(self, bars: list[Candle]) -> None:
+        self._bars = bars
+        self._last: float | None = None
+        self._closed = asyncio.Event()
+
+    @property
+    def last_data_monotonic(self) -> float | None:
+        return self._last
+
+    async def candles(self) -> AsyncIterator[Candle]:
+        import time
+
+        for bar in self._bars:
+            self._last = time.monotonic()
+            yield bar
+        await self._closed.wait()
+
+    async def close(self) -> None:
+        self._closed.set()
+
+
+def test_no_entry_that_cannot_live_to_its_next_candle(tmp_path: Path) -> None:
+    """A 1.2 s session whose next candle is due in 60 s: every signal is refused as `session_ending`."""
+    from laptop_agents.session.async_session import AsyncRunner, RunOptions
+    from laptop_agents.session.workspace import Workspace
+
+    config = load_config(REPO / "config", env={}, cli_settings={"mock": {"candle_interval_sec": 60}})
+    bars = list(zip(range(400), MockBarGenerator(config.settings.mock), strict=False))
+    runner = AsyncRunner(config, Workspace.resolve(tmp_path / "ws"), _BurstProvider([b for _, b in bars]),
+                         RunOptions(duration_min=0.02, source="mock"), env={})
+    assert runner.run() == 0
+    names = [e.get("event") for e in _events(runner.run_dir.events)]
+    rejected = [e for e in _events(runner.run_dir.events) if e.get("event") == "RiskRejected"]
+    assert "SignalGenerated" in names, "the burst must produce signals for this test to mean anything"
+    assert "OrderSubmitted" not in names and "ExecutionFill" not in names
+    assert rejected and {e["reason"] for e in rejected} == {"session_ending"}
+    assert all(e["next_candle_in_sec"] == 60 and e["session_left_sec"] < 60 for e in rejected)
+    assert runner.recorder.run_trades == []
+
+
+def _events(path: Path) -> list[dict]:
+    import json
+
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
