@@ -30,21 +30,45 @@ def rubric(report: dict, category: str) -> str:
     return next(r["verdict"] for r in report["rubric"] if r["category"] == category)
 
 
-def test_healthy_short_run(la_env: LaEnv) -> None:
+def test_healthy_short_run_fails_ten_minute_autonomy_only(la_env: LaEnv) -> None:
     session(la_env)
     code, report = audit(la_env)
-    assert code == 0 and report["critical"] is False
     for fid in ("S2", "S3", "S4", "S5", "S6", "S7", "F1", "F2", "F4", "F7", "F8", "R1", "L1", "L2", "D1"):
         assert finding(report, fid)["status"] == "PASS", finding(report, fid)
-    # a 3-second run is not the 10-minute autonomy run the rubric asks for
-    assert finding(report, "S1")["status"] == "FAIL" and "10-minute" in finding(report, "S1")["evidence"]
+    # a 2-second run is not the 10-minute autonomy run the spec asks for: a failed success criterion, said plainly
+    s1 = finding(report, "S1")
+    assert s1["status"] == "FAIL" and s1["priority"] == "critical" and "TOO SHORT" in s1["evidence"]
+    assert "10-minute" in s1["evidence"] and "600 s" in s1["evidence"]
+    assert code == 11 and report["critical"] is True
+    assert [g["id"] for g in report["gaps"] if g["priority"] == "critical"] == ["S1"]
+    assert rubric(report, "10-Min Autonomy") == "FAIL"
+    assert "TOO SHORT" in next(r["evidence"] for r in report["rubric"] if r["category"] == "10-Min Autonomy")
+    assert report["ten_minute_autonomy"]["shown"] is False
     assert [c["status"] for c in report["checklist"]].count("PASS") == 10
     run_dir = la_env.latest.resolve()
     for name in ("audit.md", "audit.html", "audit.json"):
         assert (run_dir / name).exists()
-    assert "Pass/fail rubric" in (run_dir / "audit.md").read_text()
+    md = (run_dir / "audit.md").read_text()
+    assert "Pass/fail rubric" in md and "10-minute autonomy: NOT SHOWN" in md
+    assert json.loads((run_dir / "audit.json").read_text())["ten_minute_autonomy"]["shown"] is False
     table = la_env.run("audit")
+    assert table.returncode == 11
     assert "Pass/fail rubric" in table.stdout and "Autonomy verification checklist" in table.stdout
+    assert "10-minute autonomy: NOT SHOWN" in table.stdout.splitlines()[1]
+
+    # the same run, had it lasted the full 10 minutes, passes: the criterion is the length, nothing else
+    events = [json.loads(x) for x in (run_dir / "events.jsonl").read_text().splitlines()]
+    events[0]["duration_min"] = 10
+    events[-1]["duration_sec"] = 600.4
+    (run_dir / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
+    code, report = audit(la_env)
+    assert finding(report, "S1")["status"] == "PASS" and report["ten_minute_autonomy"]["shown"] is True
+    assert code == 0 and report["critical"] is False
+    # planned 10 minutes but stopped after 9: still too short
+    events[-1]["duration_sec"] = 540.0
+    (run_dir / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
+    code, report = audit(la_env)
+    assert code == 11 and "TOO SHORT" in finding(report, "S1")["evidence"]
 
 
 def test_critical_log_line_is_caught(la_env: LaEnv) -> None:
@@ -123,7 +147,10 @@ def test_edge_cases_all_pass(la_env: LaEnv) -> None:
     cases = {c["name"]: c for c in report["edge_cases"]}
     assert len(cases) == 6
     assert all(c["status"] == "PASS" for c in cases.values()), cases
-    assert code == 0
+    # the edge cases are short on purpose and judged by their own expectations; only the audited run's
+    # own shortness (a 2-second run, not 10 minutes) is a critical gap
+    assert [g["id"] for g in report["gaps"] if g["priority"] == "critical"] == ["S1"]
+    assert code == 11
 
 
 def test_plain_audit_of_a_live_run_reads_the_live_lock(la_env: LaEnv) -> None:

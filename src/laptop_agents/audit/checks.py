@@ -55,6 +55,31 @@ def _end_line(ev: RunEvidence) -> str:
             f"duration_sec={end.get('duration_sec')} exit_code={end.get('exit_code')}")
 
 
+def too_short(ev: RunEvidence) -> str | None:
+    """Why this run cannot show the spec's 10 continuous minutes, or None when it is long enough.
+
+    The spec's question is whether the app trades *10 minutes* unattended: a run
+    that completed a shorter duration answers a different question, so it fails
+    the criterion (a critical gap: exit 11), whatever else it shows. The
+    audit's own edge-case runs are short on purpose and are judged by their own
+    expectations (edge_cases.py), never by this.
+    """
+    start, end = ev.session_start, ev.session_end
+    planned = start.get("duration_min") if start else None
+    ran = end.get("duration_sec") if end else None
+    need = AUTONOMY_MINUTES * 60
+    if planned is None:
+        return None  # service mode (no planned duration) or no SessionStart: judged elsewhere in S1
+    ran_text = f"{ran:.0f} s" if isinstance(ran, (int, float)) else "an unknown time"
+    if float(planned) < AUTONOMY_MINUTES:
+        return (f"TOO SHORT for the 10-minute autonomy criterion: a {float(planned):g}-minute run (ran {ran_text} of "
+                f"the {need:.0f} s the spec requires); the audit needs a {AUTONOMY_MINUTES:.0f}-minute run: "
+                f"`la run --mode live-session --duration 10 --source mock --async`, then `la audit`")
+    if isinstance(ran, (int, float)) and ran < need - 1:
+        return f"TOO SHORT: ran {ran_text} of the {need:.0f} s the 10-minute autonomy criterion requires"
+    return None
+
+
 def success_criteria(ev: RunEvidence) -> list[Finding]:
     out: list[Finding] = []
     start, end = ev.session_start, ev.session_end
@@ -72,13 +97,13 @@ def success_criteria(ev: RunEvidence) -> list[Finding]:
                            "low"))
     else:
         full = isinstance(ran, (int, float)) and ran >= float(planned) * 60 - 1 and reason == "completed"
-        long_enough = float(planned) >= AUTONOMY_MINUTES
-        status = PASS if full and long_enough else FAIL
+        short = too_short(ev)
+        status = PASS if full and short is None else FAIL
         detail = f"SessionStart duration_min={planned}; SessionEnd duration_sec={ran}, stopped_reason={reason!r}"
-        if full and not long_enough:
-            detail += f"; the audit needs a {AUTONOMY_MINUTES:.0f}-minute run"
+        if short is not None:
+            detail = f"{short}; {detail}"
         out.append(Finding("S1", AUTONOMY, "Session ran for the full 10 minutes without intervention", status,
-                           detail, None if status == PASS else ("high" if full else "critical")))
+                           detail, None if status == PASS else "critical"))
 
     # S2: exit reason
     out.append(Finding("S2", AUTONOMY, "Exit reason is `completed`", PASS if reason == "completed" else FAIL,

@@ -42,6 +42,9 @@ def run_from_args(args: argparse.Namespace, workspace, config_dir: Path) -> int:
                str(args.run_session), "--source", "mock", "--async", "--workspace", str(workspace.root),
                "--config-dir", str(config_dir)]
         print(f"running a {args.run_session:g}-minute paper session on mock data before the audit...", file=sys.stderr)
+        if args.run_session < 10:
+            print(f"note: a {args.run_session:g}-minute run cannot show the spec's 10 minutes of autonomy; the audit "
+                  "will fail that criterion (exit 11)", file=sys.stderr)
         subprocess.run(cmd, env=os.environ.copy(), check=False)
     if live:
         from laptop_agents.audit.live import live_readiness, resolve_live_run

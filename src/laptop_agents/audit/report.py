@@ -69,6 +69,21 @@ class AuditReport:
         return sorted(open_, key=lambda f: PRIORITIES.index(f.priority or "low"))
 
     @property
+    def ten_minute_autonomy(self) -> dict[str, Any] | None:
+        """The spec's headline question (10 continuous unattended minutes), answered in one line; None if no run."""
+        s1 = next((f for f in self.findings if f.id == "S1"), None)
+        if s1 is None:
+            return None
+        return {"shown": s1.status == PASS, "status": s1.status, "evidence": s1.evidence}
+
+    @property
+    def autonomy_line(self) -> str | None:
+        t = self.ten_minute_autonomy
+        if t is None:
+            return None
+        return f"10-minute autonomy: {'SHOWN' if t['shown'] else 'NOT SHOWN'} ({t['status']}): {t['evidence']}"
+
+    @property
     def has_critical(self) -> bool:
         return any(g.priority == "critical" for g in self.gaps)
 
@@ -81,6 +96,7 @@ class AuditReport:
             "findings": [f.to_json() for f in self.findings],
             "edge_cases": self.edge_cases, "critical": self.has_critical, "mode": self.mode,
             "live_checklist": [vars(i) for i in self.live_checklist],
+            "ten_minute_autonomy": self.ten_minute_autonomy,
         }
 
 
@@ -184,7 +200,7 @@ def _clip(text: str, width: int) -> str:
 
 
 def render_terminal(r: AuditReport) -> str:
-    lines = [r.title, "", "Pass/fail rubric"]
+    lines = [r.title, *([r.autonomy_line] if r.autonomy_line else []), "", "Pass/fail rubric"]
     for cat, verdict, evidence in r.rubric:
         lines.append(f"  {cat:<17} {verdict:<12} {_clip(evidence, 110)}")
     live = [f for f in r.findings if f.category == LIVE and f.id != "LR"]
@@ -222,6 +238,7 @@ def _md_cell(text: str) -> str:
 
 def render_markdown(r: AuditReport) -> str:
     out = [f"# {r.title}", "", f"Created {r.created_at}. Run directory `{r.run_dir}`.", "",
+           *([f"**{r.autonomy_line}**", ""] if r.autonomy_line else []),
            "## Pass/fail rubric", "", "| Category | Verdict | Evidence |", "|---|---|---|"]
     out += [f"| {c} | {v} | {_md_cell(e)} |" for c, v, e in r.rubric]
     out += ["", "## Autonomy verification checklist", "", "| Component | Key files | Status | Evidence |", "|---|---|---|---|"]
@@ -259,7 +276,8 @@ def render_html(r: AuditReport) -> str:
 
     parts = [
         (f"<h1>{e(r.title)}</h1><p>{e(r.created_at)} · {e(r.run_dir)} · "
-         f"<b>{'CRITICAL GAPS' if r.has_critical else 'no critical gap'}</b></p>"),
+         f"<b>{'CRITICAL GAPS' if r.has_critical else 'no critical gap'}</b></p>"
+         + (f"<p><b>{e(r.autonomy_line)}</b></p>" if r.autonomy_line else "")),
         "<h2>Pass/fail rubric</h2>", table(["Category", "Verdict", "Evidence"], [list(x) for x in r.rubric], 1),
         "<h2>Autonomy verification checklist</h2>",
         table(["Component", "Key files", "Status", "Evidence"],
