@@ -31,6 +31,24 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config-dir", metavar="DIR", help="config directory (default: $LA_CONFIG_DIR or ./config)")
 
 
+def _verbosity(parser: argparse.ArgumentParser, quiet: bool) -> None:
+    """--quiet / --verbose for the commands that log while they work (run, serve)."""
+    if quiet:
+        parser.add_argument("--quiet", action="store_true", help="console shows warnings and errors only")
+    parser.add_argument("--verbose", action="store_true",
+                        help="console also shows debug lines (signals, routine risk rejections)")
+
+
+def console_level(args: argparse.Namespace) -> int:
+    """The console log level for --quiet / --verbose (together: usage error)."""
+    from laptop_agents.core.logger import console_level_for
+
+    quiet, verbose = bool(getattr(args, "quiet", False)), bool(getattr(args, "verbose", False))
+    if quiet and verbose:
+        raise UsageError("--quiet and --verbose contradict each other; pick one")
+    return console_level_for(quiet=quiet, verbose=verbose)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="la",
@@ -93,7 +111,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--inject-gap-at", type=_non_negative_float, metavar="SEC", help="mock: stop data this many seconds in")
     p.add_argument("--gap-duration", type=_positive_float, metavar="SEC", help="mock: length of the injected gap (default 35)")
     p.add_argument("--stale-timeout", type=_positive_float, metavar="SEC", help="override session.stale_data_timeout_sec")
-    p.add_argument("--quiet", action="store_true", help="console shows warnings and errors only")
+    _verbosity(p, quiet=True)
+    p.add_argument("--status-every", type=_non_negative_float, default=30.0, metavar="SEC",
+                   help="live session: a status line on the console every SEC seconds (default 30; 0: none)")
     p.add_argument("--dashboard", action="store_true",
                    help="serve a live dashboard (and /metrics /healthz /status) on 127.0.0.1, port $LA_HTTP_PORT or free")
     p.add_argument("--live", action="store_true",
@@ -111,6 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
     from laptop_agents.service.serve import add_arguments as _serve_arguments
 
     _serve_arguments(p)
+    _verbosity(p, quiet=False)  # serve declares --quiet itself
     _common(p)
 
     p = sub.add_parser("data", help="market data tools (fetch klines for replays)")
@@ -234,12 +255,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.detach:
         return _detach(args, workspace)
 
-    import logging
-
     from laptop_agents.core.logger import setup_logging
     from laptop_agents.session.async_session import AsyncRunner, RunOptions
+    from laptop_agents.session.console import ConsoleReporter
 
-    setup_logging(None, logging.WARNING if args.quiet else logging.INFO)
+    setup_logging(None, console_level(args))
     provider = build_provider(config, args.source)
     options = RunOptions(duration_min=args.duration, source=args.source, mode=args.mode,
                          warmup=args.source == "bitunix" and config.settings.bitunix.warmup)
@@ -251,6 +271,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     router = _session_alerts(args, workspace.mode, config.strategy.symbol)
     if router is not None:
         hooks, subscribers = [*hooks, router], [*subscribers, router]
+    console = ConsoleReporter(args.status_every)  # order/fill/exit lines and the status line
+    hooks, subscribers = [*hooks, console], [*subscribers, console]
     runner = AsyncRunner(config, workspace, provider, options, hooks=hooks, broker_factory=broker_factory(args, config, provider))
     for subscriber in subscribers:
         runner.bus.subscribe(subscriber)
@@ -286,7 +308,6 @@ def _session_alerts(args: argparse.Namespace, mode: str, symbol: str) -> Any:
 
 
 def _backtest(args: argparse.Namespace, config: Any, workspace: Any) -> int:
-    import logging
     from itertools import islice
 
     from laptop_agents.core.logger import setup_logging
@@ -294,7 +315,7 @@ def _backtest(args: argparse.Namespace, config: Any, workspace: Any) -> int:
 
     if args.detach:
         raise UsageError("--detach is for live sessions; a backtest runs in the foreground")
-    level = logging.WARNING if args.quiet else logging.INFO
+    level = console_level(args)
     setup_logging(None, level)
     if args.source == "replay":
         if args.data is None:
@@ -424,6 +445,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         "last_stopped_reason": None if running else status.get("stopped_reason"),
         "stale_lock": (not running) and ws.lock_path.exists(), "workspace": str(ws.root),
     }
+    if not running:
+        out.update(_stopped_view(ws, status))
     if args.json:
         print(json.dumps(out, indent=2))
         return ExitCode.OK
@@ -433,12 +456,48 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(f"RUNNING pid {out['pid']} run {out['run_id']} uptime {out['uptime_sec']}s "
               f"equity {out['equity']} position {pos_text}")
     else:
-        extra = f" (last run {out['run_id']}: {out['last_stopped_reason']}, equity {out['equity']})" if out["run_id"] else ""
-        print(f"STOPPED{extra}")
+        print(_stopped_line(out))
+        pos = out["position"]
+        if pos:
+            print(f"OPEN POSITION in {ws.broker_state_path}: {pos['side']} {pos['qty']} @ {pos['entry_price']} "
+                  f"(stop {pos.get('stop_loss')}, target {pos.get('take_profit')}, opened {pos.get('entry_ts')}); "
+                  "no session is watching it: the next `la run` resumes it (its stop/target apply again), "
+                  f"or flatten it with `LA_KILL_SWITCH=TRUE la run{' --live' if ws.mode == 'live' else ''} ...`")
         if out["stale_lock"]:
             print(f"note: stale lock {ws.lock_path} from a session that died; the next run recovers it "
                   "(or `la doctor --fix` removes it)")
     return ExitCode.OK
+
+
+def _stopped_view(ws: Any, status: dict[str, Any]) -> dict[str, Any]:
+    """What a stopped workspace holds, from its state file (the truth) rather than the last status snapshot.
+
+    After a kill -9 the status file still says `running` with no stopped_reason, and its position is as old
+    as its last write; the broker state file is what the next session will resume.
+    """
+    view: dict[str, Any] = {}
+    if status.get("run_id") and status.get("stopped_reason") is None:
+        view["last_stopped_reason"] = "died without a clean shutdown (killed or crashed: no SessionEnd)"
+    try:
+        state = json.loads(ws.broker_state_path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return view
+    except (OSError, ValueError) as exc:
+        view["state_error"] = f"{ws.broker_state_path}: {exc}"
+        return view
+    positions = state.get("positions") if isinstance(state, dict) else None
+    if isinstance(positions, list):
+        view["position"] = positions[0] if positions and isinstance(positions[0], dict) else None
+    if isinstance(state, dict) and state.get("equity") is not None:
+        view["equity"] = state["equity"]
+    return view
+
+
+def _stopped_line(out: dict[str, Any]) -> str:
+    if not out["run_id"]:
+        return "STOPPED (no run yet)" if out.get("equity") is None else f"STOPPED (equity {out['equity']})"
+    reason = out["last_stopped_reason"] or "unknown"
+    return f"STOPPED (last run {out['run_id']}: {reason}, equity {out['equity']})"
 
 
 def cmd_stop(args: argparse.Namespace) -> int:

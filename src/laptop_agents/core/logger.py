@@ -18,6 +18,13 @@ from pythonjsonlogger.json import JsonFormatter
 ROOT = "laptop_agents"
 _OWNED = "_la_owned"
 _HANDLER_FILTERS: list[logging.Filter] = []
+# the console level the command line chose (--quiet / --verbose); later calls that pass none keep it
+_console_level = logging.INFO
+
+
+def console_level_for(quiet: bool = False, verbose: bool = False) -> int:
+    """--quiet: warnings and errors only; --verbose: also debug lines (signals, rejections); else info."""
+    return logging.WARNING if quiet else logging.DEBUG if verbose else logging.INFO
 
 
 def add_handler_filter(flt: logging.Filter) -> None:
@@ -53,8 +60,16 @@ def _ordered_formatter() -> logging.Formatter:
     return _SystemJsonFormatter("%(message)s", json_ensure_ascii=False, reserved_attrs=None)
 
 
-def setup_logging(system_log: Path | None, console_level: int = logging.INFO) -> None:
-    """(Re)configure the package logger: system.jsonl (DEBUG+) and stderr (console_level+)."""
+def setup_logging(system_log: Path | None, console_level: int | None = None) -> None:
+    """(Re)configure the package logger: system.jsonl (DEBUG+) and stderr (console_level+).
+
+    ``console_level`` None keeps the level set by an earlier call (the command line's --quiet/--verbose):
+    a session re-runs this once its run directory exists and must not undo the operator's choice.
+    """
+    global _console_level
+    if console_level is None:
+        console_level = _console_level
+    _console_level = console_level
     root = logging.getLogger(ROOT)
     for handler in list(root.handlers):
         if getattr(handler, _OWNED, False):

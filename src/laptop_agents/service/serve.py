@@ -85,11 +85,11 @@ def run_serve(args: argparse.Namespace) -> int:
     codes systemd will not restart) still tells the operator why.
     """
     from laptop_agents.alerts import AlertRouter, Notifier, load_alert_settings
-    from laptop_agents.cli import _config_dir
+    from laptop_agents.cli import _config_dir, console_level
     from laptop_agents.core.errors import LaError
     from laptop_agents.core.logger import setup_logging
 
-    setup_logging(None, logging.WARNING if args.quiet else logging.INFO)
+    setup_logging(None, console_level(args))  # --quiet / --verbose
     config_dir = _config_dir(args)
     alert_settings = load_alert_settings(config_dir)
     outcome_sink: list[Any] = []  # the metrics, once the config (symbol) is known

@@ -235,6 +235,10 @@ class AsyncRunner:
         return time.monotonic() - self._heartbeat
 
     @property
+    def uptime_sec(self) -> float:
+        return time.monotonic() - self._started_mono
+
+    @property
     def data_age_sec(self) -> float | None:
         last = self.provider.last_data_monotonic
         return None if last is None else time.monotonic() - last
