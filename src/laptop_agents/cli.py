@@ -81,7 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
 
     p = sub.add_parser("reset-breaker", help="clear a tripped trading circuit breaker (after reviewing why it tripped)",
-                       description="Clear a tripped circuit breaker and its loss streak. Refuses while a session runs.")
+                       description="Clear a tripped circuit breaker and its loss streak. While a session runs (e.g. `la serve` halted by its breaker), the running session resets it and resumes trading.")
     _common(p)
 
     p = sub.add_parser(
@@ -589,7 +589,7 @@ def cmd_reset_breaker(args: argparse.Namespace) -> int:
 
     ws = _workspace(args)
     if lock_is_held(ws.lock_path):
-        raise AlreadyRunningError("a session is running; stop it first (`la stop`)")
+        return _reset_running_breaker(ws)
     config = load_config(_config_dir(args))
     states = StateManager(ws.state_dir)
     data = states.load(BREAKER_STATE_NAME, BREAKER_KIND)
@@ -602,6 +602,35 @@ def cmd_reset_breaker(args: argparse.Namespace) -> int:
     states.save(BREAKER_STATE_NAME, BREAKER_KIND, breaker.state.to_dict())
     print(f"circuit breaker reset (was tripped: {was})")
     return ExitCode.OK
+
+
+def _reset_running_breaker(ws: Any, timeout_sec: float = 15.0) -> int:
+    """A session runs (e.g. `la serve`, halted by its breaker): ask it to reset its own breaker, wait for it.
+
+    The running session is the only writer of its breaker state, so we hand it a request file
+    (session/stay_up.py) rather than edit the state under its feet; it resets, persists and removes the file.
+    """
+    import contextlib
+
+    from laptop_agents.core.state import atomic_write_text
+    from laptop_agents.session.lock import LockInfo
+    from laptop_agents.session.stay_up import reset_request_path
+
+    path = reset_request_path(ws.state_dir)
+    atomic_write_text(path, json.dumps({"pid": os.getpid(), "why": "la reset-breaker"}) + "\n")
+    info = LockInfo.read(ws.lock_path)
+    pid = info.pid if info else "?"
+    deadline = time.monotonic() + timeout_sec
+    while time.monotonic() < deadline:
+        if not path.exists():
+            print(f"circuit breaker reset by the running session (pid {pid}); it resumes trading unless something "
+                  "else halts it")
+            return ExitCode.OK
+        time.sleep(0.1)
+    with contextlib.suppress(OSError):
+        path.unlink()
+    raise AlreadyRunningError(f"the running session (pid {pid}) did not take the reset request within "
+                              f"{timeout_sec:.0f}s; stop it (`la stop`) and run `la reset-breaker` again")
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:

@@ -92,18 +92,21 @@ def test_kill_switch_alert(la_env: LaEnv, webhook: WebhookReceiver, smtp: SmtpRe
     served = start_serve(la_env, extra_env=urls_file(la_env, webhook.url, smtp.url()))
     wait_until(lambda: served.get("/readyz")[0] == 200, 20, "ready")
     (la_env.workspace / "kill.txt").write_text("stop\n")
-    assert served.proc.wait(timeout=30) == 4
-    # delivered before the process exited (the final flush), so no waiting here
-    assert any("Kill switch activated" in t for t in titles(webhook)), titles(webhook)
-    assert any("Kill switch activated" in t for t in smtp.texts())
+    # `la serve` halts in place (tests/service/test_stay_up.py) and alerts while it stays up
+    assert_delivered(webhook, smtp, "Kill switch activated")
+    assert "halted in place" in next(m for m in webhook.received if "Kill switch" in m["title"])["message"]
+    assert served.proc.poll() is None
+    served.proc.send_signal(signal.SIGTERM)
+    assert served.proc.wait(timeout=30) == 0
 
 
 def test_stale_data_alert(la_env: LaEnv, webhook: WebhookReceiver, smtp: SmtpReceiver) -> None:
     served = start_serve(la_env, "--inject-gap-at", "0.5", "--gap-duration", "60", "--stale-timeout", "1.5",
                          extra_env=urls_file(la_env, webhook.url, smtp.url()))
-    assert served.proc.wait(timeout=30) == 6
-    assert any("Stale market data" in t for t in titles(webhook)), titles(webhook)
-    assert any("Stale market data" in t for t in smtp.texts())
+    assert_delivered(webhook, smtp, "Stale market data")
+    assert served.proc.poll() is None, "halted in place, not exit 6"
+    served.proc.send_signal(signal.SIGTERM)
+    assert served.proc.wait(timeout=30) == 0
 
 
 def test_refusing_to_start_is_alerted(la_env: LaEnv, webhook: WebhookReceiver) -> None:

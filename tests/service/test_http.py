@@ -94,10 +94,12 @@ def test_endpoint_is_loopback_by_default(la_env: LaEnv) -> None:
 
 
 # --------------------------------------------------------------------------- in-process
-def fake_runner(hb_age: float, data_age: float | None, stopped: str | None = None, kill: bool = False) -> SimpleNamespace:
+def fake_runner(hb_age: float, data_age: float | None, stopped: str | None = None, kill: bool = False,
+                tripped: bool = False) -> SimpleNamespace:
     settings = SimpleNamespace(heartbeat_timeout_sec=30.0, control_interval_sec=0.25, stale_data_timeout_sec=30.0)
+    breaker = SimpleNamespace(state=SimpleNamespace(tripped=tripped, reason="consecutive_losses" if tripped else None))
     return SimpleNamespace(settings=settings, heartbeat_age_sec=hb_age, data_age_sec=data_age, stopped_reason=stopped,
-                           pipeline=SimpleNamespace(kill_switch_active=kill))
+                           pipeline=SimpleNamespace(kill_switch_active=kill), breaker=breaker)
 
 
 def test_health_and_readiness_rules() -> None:
@@ -112,6 +114,8 @@ def test_health_and_readiness_rules() -> None:
     assert not ok and "old" in body["problems"][0]
     assert readiness(fake_runner(0.1, 1, stopped="sigterm"), th)[0] is False  # type: ignore[arg-type]
     assert readiness(fake_runner(0.1, 1, kill=True), th)[0] is False  # type: ignore[arg-type]
+    ok, body = readiness(fake_runner(0.1, 1, tripped=True), th)  # type: ignore[arg-type]
+    assert not ok and "circuit breaker tripped (consecutive_losses)" in body["problems"][0]
 
 
 def test_reject_reasons_are_bounded() -> None:

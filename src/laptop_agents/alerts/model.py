@@ -21,6 +21,7 @@ class AlertKind(str, Enum):
     LIVE_STARTED = "live_started"
     CREDENTIAL_FAILURE = "credential_failure"
     OPTIN_FAILURE = "optin_failure"
+    DATA_SOURCE = "data_source"  # service mode: the market data source went down / came back
 
 
 class Severity(str, Enum):

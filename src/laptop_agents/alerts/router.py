@@ -25,10 +25,12 @@ CRASH_EXIT = 1
 class AlertRouter(SessionHooks):
     """Map events to alerts; flush pending alerts before the process exits."""
 
-    def __init__(self, notifier: Notifier, mode: str, symbol: str) -> None:
+    def __init__(self, notifier: Notifier, mode: str, symbol: str, stays_up: bool = False) -> None:
         self.notifier = notifier
         self.mode = mode
         self.symbol = symbol
+        # `la serve` halts in place (flat, not ready) where `la run` stops with an exit code: say which
+        self.stays_up = stays_up
         self.run_id: str | None = None
 
     def _alert(self, kind: AlertKind, severity: Severity, title: str, body: str, key: str = "",
@@ -51,8 +53,11 @@ class AlertRouter(SessionHooks):
                             source=d.get("source"), starting_equity=d.get("starting_equity"))
         elif name == EventName.KILL_SWITCH_ACTIVATED:
             self._alert(AlertKind.KILL_SWITCH, Severity.CRITICAL, "Kill switch activated",
-                        f"{d.get('detail')}: flattening and stopping (exit 4); a new session refuses to trade "
-                        "until the kill switch is cleared", key=str(self.run_id))
+                        f"{d.get('detail')}: " + (
+                            "flat and halted in place (not ready); trading resumes when the kill switch is cleared"
+                            if self.stays_up else
+                            "flattening and stopping (exit 4); a new session refuses to trade until the kill switch "
+                            "is cleared"), key=str(self.run_id))
         elif name == EventName.CIRCUIT_BREAKER_TRIPPED:
             self._alert(AlertKind.CIRCUIT_BREAKER, Severity.CRITICAL, "Circuit breaker tripped",
                         f"{d.get('detail')}; action {d.get('action')}. Review, then `la reset-breaker`.",
@@ -61,8 +66,20 @@ class AlertRouter(SessionHooks):
         elif name == EventName.STALE_DATA_DETECTED:
             self._alert(AlertKind.STALE_DATA, Severity.CRITICAL, "Stale market data",
                         f"no market data from {d.get('source')} for {d.get('data_age_sec')}s "
-                        f"(limit {d.get('stale_data_timeout_sec')}s): flattening and stopping (exit 6)",
+                        f"(limit {d.get('stale_data_timeout_sec')}s): " + (
+                            "flat and halted in place until data flows again" if self.stays_up
+                            else "flattening and stopping (exit 6)"),
                         key=str(self.run_id), data_age_sec=d.get("data_age_sec"))
+        elif name == EventName.DATA_SOURCE_DOWN:
+            self._alert(AlertKind.DATA_SOURCE, Severity.CRITICAL, "Market data source down",
+                        f"{d.get('source')}: {d.get('detail')}. Flat and halted in place (not ready); reconnecting "
+                        f"with capped exponential back-off (next try in {d.get('retry_in_sec')}s). One more alert "
+                        "when it is back.", key=f"{self.run_id}:down:{d.get('outage')}", source=d.get("source"))
+        elif name == EventName.DATA_SOURCE_RESTORED:
+            self._alert(AlertKind.DATA_SOURCE, Severity.WARNING, "Market data source back",
+                        f"{d.get('source')} delivers market data again after {d.get('down_sec')}s "
+                        f"({d.get('failed_attempts')} failed attempts); trading resumes once nothing else halts it",
+                        key=f"{self.run_id}:back:{d.get('outage')}", source=d.get("source"))
         elif name == EventName.WATCHDOG_TRIGGERED:
             self._alert(AlertKind.WATCHDOG, Severity.CRITICAL, "Watchdog killed the session",
                         f"{d.get('detail')}: flattening and exiting (exit 7)", key=str(d.get("reason")),

@@ -40,6 +40,11 @@ class EventName:
     STATE_RESTORED = "StateRestored"
     LOCK_RECOVERED = "LockRecovered"
     SHUTDOWN_REQUESTED = "ShutdownRequested"
+    # service mode (`la serve`): halted in place / resumed; the market data source down / back
+    SERVICE_HALTED = "ServiceHalted"
+    SERVICE_RESUMED = "ServiceResumed"
+    DATA_SOURCE_DOWN = "DataSourceDown"
+    DATA_SOURCE_RESTORED = "DataSourceRestored"
     SESSION_END = "SessionEnd"
 
 

@@ -49,8 +49,9 @@ BASE_LABELS = ("mode", "symbol")
 BREAKER_REASONS = ("max_drawdown", "consecutive_losses", "daily_loss")
 REJECT_REASONS = (
     "kill_switch_active", "circuit_breaker_tripped", "cooldown", "equity", "stop_distance",
-    "daily_loss_budget", "below_min_qty", "sizing", "other",
+    "daily_loss_budget", "below_min_qty", "sizing", "service_halted", "other",
 )
+HALT_REASONS = ("kill_switch", "circuit_breaker", "data_source_down", "stale_data")  # = session.stay_up.HALT_REASONS
 API_ERROR_BY_CLASS = {
     "TransportError": "network", "ExchangeNetworkError": "network", "ExchangeUnavailableError": "unavailable",
     "AuthError": "auth", "RateLimitError": "rate_limit", "InvalidRequestError": "invalid_request",
@@ -64,7 +65,7 @@ API_ERROR_CODES = (
 )
 ALERT_KINDS = (
     "kill_switch", "circuit_breaker", "stale_data", "watchdog", "crash", "not_flat", "live_started",
-    "credential_failure", "optin_failure",
+    "credential_failure", "optin_failure", "data_source",
 )
 ALERT_DROP_REASONS = ("duplicate", "rate_limited", "queue_full")
 EVENT_NAMES = tuple(v for k, v in vars(EventName).items() if k.isupper())
@@ -139,7 +140,13 @@ class ServiceMetrics:
         self.breaker_tripped = gauge("breaker_tripped", "1 while the trading circuit breaker is tripped for this reason",
                                      ("reason",))
         self.breaker_trips = counter("breaker_trips", "Circuit breaker trips", ("reason",))
-        self.kill_switch = gauge("kill_switch_active", "1 once the kill switch is active")
+        self.kill_switch = gauge("kill_switch_active", "1 while the kill switch is active")
+        self.halted = gauge("halted", "1 while `la serve` is halted in place (flat, no entries) for this reason",
+                            ("reason",))
+        self.ready = gauge("ready", "1 while /readyz answers 200 (trading), 0 while not ready (see /readyz)")
+        self.data_source_up = gauge("data_source_up", "0 while the market data source is down (reconnecting)")
+        self.data_reconnects = counter("data_source_reconnect_attempts",
+                                       "Service mode: attempts to reconnect a market data source that gave up")
         self.heartbeat_age = gauge("loop_heartbeat_age_seconds", "Seconds since the trading loop last beat")
         self.session_start = gauge("session_start_time_seconds", "Unix time the session started")
         self.events = counter("events", "Domain events published on the session bus", ("event",))
@@ -152,6 +159,7 @@ class ServiceMetrics:
         self._reconnects_seen = 0
         self._api_errors_seen: dict[str, int] = {}
         self._rate_waits_seen = 0
+        self._data_reconnects_seen = 0
         self._init_children()
 
     def _init_children(self) -> None:
@@ -166,6 +174,11 @@ class ServiceMetrics:
             self.orders_rejected.labels(*b, reason)
         for code in API_ERROR_CODES:
             self.api_errors.labels(*b, code)
+        for reason in HALT_REASONS:
+            self.halted.labels(*b, reason).set(0)
+        self.ready.labels(*b).set(0)
+        self.data_source_up.labels(*b).set(1)
+        self.data_reconnects.labels(*b)
         for reason in BREAKER_REASONS:
             self.breaker_tripped.labels(*b, reason).set(0)
             self.breaker_trips.labels(*b, reason)
@@ -233,10 +246,30 @@ class ServiceMetrics:
         last = runner.pipeline.last_candle
         if last is not None:
             self.lab(self.last_candle_ts).set(last.ts.timestamp())
-        if runner.pipeline.kill_switch_active:
+        stay_up = getattr(runner, "stay_up", None)
+        if stay_up is not None:  # service mode: the gauges follow the live state, 1 while active, back to 0
+            self.lab(self.kill_switch).set(1 if runner.pipeline.kill_switch_active else 0)
+            for reason in HALT_REASONS:
+                self.lab(self.halted, reason).set(1 if reason in stay_up.causes.active else 0)
+            self.lab(self.data_source_up).set(1 if stay_up.data_source_up else 0)
+            grew = stay_up.reconnect_attempts - self._data_reconnects_seen
+            if grew > 0:
+                self.lab(self.data_reconnects).inc(grew)
+                self._data_reconnects_seen = stay_up.reconnect_attempts
+        elif runner.pipeline.kill_switch_active:
             self.lab(self.kill_switch).set(1)
+        self._sample_ready(runner)
         self._follow_reconnects(runner.provider)
         self._follow_rest(getattr(runner.provider, "rest_transport", None))
+
+    def _sample_ready(self, runner: Any) -> None:
+        from laptop_agents.service.status import Thresholds, readiness
+
+        try:
+            ok, _ = readiness(runner, Thresholds.for_runner(runner))
+        except Exception:  # noqa: BLE001 - a half-built runner (start-up) is simply not ready
+            ok = False
+        self.lab(self.ready).set(1 if ok else 0)
 
     def _follow_rest(self, transport: Any) -> None:
         """Mirror the increase of a Bitunix REST transport's error codes and rate-limit waits."""

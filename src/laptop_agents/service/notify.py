@@ -104,6 +104,9 @@ def describe(runner: AsyncRunner) -> str:
     data = "no data yet" if age is None else f"data {age:.1f}s old"
     breaker = runner.breaker.state
     brk = f"; BREAKER TRIPPED ({breaker.reason})" if breaker.tripped else ""
+    stay_up = getattr(runner, "stay_up", None)
+    if stay_up is not None and stay_up.halted:
+        brk = f"; HALTED ({'; '.join(stay_up.causes.describe())})"
     return (f"{runner.options.source} {runner.config.strategy.symbol}: {runner.pipeline.candles_processed} candles, "
             f"{data}, equity {paper.equity} USDT, {pos_text}{brk}")
 
@@ -118,6 +121,7 @@ class SystemdNotifyHooks(SessionHooks):
         self._last_ping = float("-inf")
         self._last_status = float("-inf")
         self.ready = False
+        self._halted = False
 
     def _status(self, text: str) -> None:
         self.notifier.notify(f"STATUS={text}")
@@ -127,6 +131,8 @@ class SystemdNotifyHooks(SessionHooks):
         self._status(f"session {runner.run_id} started; waiting for market data from {runner.options.source}")
 
     def on_first_candle(self, runner: AsyncRunner) -> None:
+        if self.ready:
+            return
         self.ready = True
         self.notifier.notify("READY=1", f"STATUS=trading: {describe(runner)}", f"MAINPID={os.getpid()}")
         self._last_status = time.monotonic()
@@ -136,8 +142,19 @@ class SystemdNotifyHooks(SessionHooks):
         if now - self._last_ping >= self.ping_interval:
             self.notifier.notify("WATCHDOG=1")
             self._last_ping = now
-        if self.ready and now - self._last_status >= STATUS_INTERVAL_SEC:
-            self._status(f"trading: {describe(runner)}")
+        stay_up = getattr(runner, "stay_up", None)
+        halted = stay_up is not None and stay_up.halted
+        if halted and not self.ready:
+            # service mode: halted before the first candle (data source down, kill switch) is a steady state
+            # too; systemd must not time the start out: READY, and STATUS= says why it does not trade
+            self.ready = True
+            self.notifier.notify("READY=1", f"STATUS=halted: {describe(runner)}", f"MAINPID={os.getpid()}")
+            self._last_status = now
+            self._halted = True
+            return
+        if self.ready and (halted != self._halted or now - self._last_status >= STATUS_INTERVAL_SEC):
+            self._halted = halted
+            self._status(f"{'halted' if halted else 'trading'}: {describe(runner)}")
 
     def on_stopping(self, runner: AsyncRunner) -> None:
         reason = runner.stopped_reason or "error"

@@ -50,6 +50,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--inject-gap-at", type=_non_negative_float, metavar="SEC", help="mock: stop data this many seconds in")
     p.add_argument("--gap-duration", type=_positive_float, metavar="SEC", help="mock: length of the injected gap (default 35)")
     p.add_argument("--stale-timeout", type=_positive_float, metavar="SEC", help="override session.stale_data_timeout_sec")
+    p.add_argument("--data-retry-base", type=_positive_float, default=5.0, metavar="SEC",
+                   help="a market data source that gave up is reconnected after SEC, then 2x, 4x, ... (default 5)")
+    p.add_argument("--data-retry-max", type=_positive_float, default=300.0, metavar="SEC",
+                   help="cap of that back-off (default 300)")
     p.add_argument("--http-host", default=os.environ.get(ENV_HTTP_HOST) or "127.0.0.1", metavar="HOST",
                    help=f"address of the metrics/health endpoint (default ${ENV_HTTP_HOST} or 127.0.0.1)")
     p.add_argument("--http-port", type=_port, default=None, metavar="PORT",
@@ -99,7 +103,7 @@ def run_serve(args: argparse.Namespace) -> int:
             metrics.record_alert(kind, outcome)
 
     notifier = Notifier(alert_settings, on_outcome=on_outcome)
-    router = AlertRouter(notifier, "paper", "unknown")
+    router = AlertRouter(notifier, "paper", "unknown", stays_up=True)
     try:
         return _serve(args, config_dir, router, alert_settings, outcome_sink)
     except LaError as err:
@@ -127,6 +131,11 @@ def _serve(args: argparse.Namespace, config_dir: Any, router: Any, alert_setting
     )
 
     config = load_config(config_dir, cli_settings=settings_overrides(args))
+    if args.data_retry_max < args.data_retry_base:
+        from laptop_agents.core.errors import UsageError
+
+        raise UsageError(f"--data-retry-max ({args.data_retry_max}) must be >= --data-retry-base "
+                         f"({args.data_retry_base})")
     check_live_source(args)
     workspace = _workspace(args)
     symbol = config.strategy.symbol
@@ -152,9 +161,12 @@ def _serve(args: argparse.Namespace, config_dir: Any, router: Any, alert_setting
     try:
         provider = build_provider(config, args.source)
         options_ = RunOptions(duration_min=None, source=args.source, mode="service",
-                              warmup=args.source == "bitunix" and config.settings.bitunix.warmup)
+                              warmup=args.source == "bitunix" and config.settings.bitunix.warmup,
+                              stay_up=True, data_retry_base_sec=args.data_retry_base,
+                              data_retry_max_sec=args.data_retry_max)
         runner = AsyncRunner(config, workspace, provider, options_, hooks=hooks,
-                             broker_factory=broker_factory(args, config, provider))
+                             broker_factory=broker_factory(args, config, provider),
+                             provider_factory=_provider_factory(args, config, provider))
         for subscriber in (MetricsObserver(metrics), recent, router):
             runner.bus.subscribe(subscriber)
         code = runner.run()
@@ -165,6 +177,19 @@ def _serve(args: argparse.Namespace, config_dir: Any, router: Any, alert_setting
           f"{len(runner.recorder.run_trades)} trades; equity {runner.paper.equity} USDT; "
           f"artifacts {runner.run_dir.path}", file=sys.stdout, flush=True)
     return code if code is not None else ExitCode.INTERNAL_ERROR
+
+
+def _provider_factory(args: argparse.Namespace, config: Any, first: Any) -> Any:
+    """A fresh market data provider after one gave up (service mode reconnects); None when it cannot be rebuilt.
+
+    Live trading hands the provider to its broker (last price, fills): a replaced provider would leave the
+    broker on the dead one, so live keeps the seed's behaviour (exit 9; the supervisor restarts it).
+    """
+    if getattr(args, "live", False):
+        return None
+    from laptop_agents.cli import build_provider
+
+    return lambda: build_provider(config, args.source)
 
 
 def dashboard_for_run(args: argparse.Namespace, config: Any) -> tuple[list[Any], list[Any]]:

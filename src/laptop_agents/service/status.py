@@ -67,8 +67,14 @@ def readiness(runner: AsyncRunner, th: Thresholds) -> tuple[bool, dict[str, Any]
         problems.append(f"market data is {age:.1f}s old (limit {th.data_max_age_sec:.1f}s)")
     if runner.stopped_reason is not None:
         problems.append(f"stopping: {runner.stopped_reason}")
-    if runner.pipeline.kill_switch_active:
+    stay_up = getattr(runner, "stay_up", None)
+    if stay_up is not None and stay_up.halted:
+        problems += [f"halted: {line}" for line in stay_up.causes.describe()]
+    elif runner.pipeline.kill_switch_active:
         problems.append("kill switch active")
+    breaker = runner.breaker.state
+    if breaker.tripped and not (stay_up is not None and "circuit_breaker" in stay_up.causes.active):
+        problems.append(f"circuit breaker tripped ({breaker.reason}): no new entries until `la reset-breaker`")
     hb_ok, _ = health(runner, th)
     if not hb_ok:
         problems.append("trading loop heartbeat is stale")
@@ -90,7 +96,7 @@ def status_payload(runner: AsyncRunner, th: Thresholds, recent: RecentEvents | N
     started = runner._started_at
     out: dict[str, Any] = {
         # the keys of `la status --json`
-        "state": "RUNNING" if runner.stopped_reason is None else "STOPPING",
+        "state": _state(runner),
         "pid": os.getpid(),
         "run_id": runner.run_id,
         "uptime_sec": round(time.monotonic() - runner._started_mono, 1),
@@ -127,9 +133,30 @@ def status_payload(runner: AsyncRunner, th: Thresholds, recent: RecentEvents | N
             "max_drawdown_pct": str(breaker.config.max_drawdown_pct),
             "action": breaker.config.action},
         "kill_switch_active": runner.pipeline.kill_switch_active,
+        "halted": _halted(runner),
         "stop_detail": runner.stop_detail or None,
         "recent_events": [] if recent is None else recent.snapshot(),
     }
     if extra:
         out.update(extra)
     return out
+
+
+def _state(runner: AsyncRunner) -> str:
+    if runner.stopped_reason is not None:
+        return "STOPPING"
+    stay_up = getattr(runner, "stay_up", None)
+    return "HALTED" if stay_up is not None and stay_up.halted else "RUNNING"
+
+
+def _halted(runner: AsyncRunner) -> dict[str, Any] | None:
+    """Service mode: why the session is halted in place and how the data source is doing (None when trading)."""
+    stay_up = getattr(runner, "stay_up", None)
+    if stay_up is None or not stay_up.halted:
+        return None
+    since = stay_up.halted_since
+    return {"reasons": dict(stay_up.causes.active), "primary": stay_up.causes.primary,
+            "halted_sec": None if since is None else round(time.monotonic() - since, 1),
+            "data_source_up": stay_up.data_source_up, "data_source_failures": stay_up.failures,
+            "next_reconnect_in_sec": None if stay_up.next_attempt_at is None
+            else round(max(0.0, stay_up.next_attempt_at - time.monotonic()), 1)}

@@ -29,6 +29,7 @@ import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime
+from collections.abc import Callable
 from typing import Any
 
 import psutil
@@ -50,6 +51,7 @@ from laptop_agents.session.lock import PidLock
 from laptop_agents.session.pipeline import TradingPipeline
 from laptop_agents.session.recorder import RunRecorder
 from laptop_agents.session.state_store import BREAKER_KIND, StateStore
+from laptop_agents.session.stay_up import Backoff, StayUp, take_reset_request
 from laptop_agents.session.workspace import BREAKER_STATE_NAME, Workspace
 
 log = logging.getLogger("laptop_agents.session")
@@ -100,6 +102,11 @@ class RunOptions:
     source: str = "mock"
     mode: str = "live-session"
     warmup: bool = False  # feed the provider's recent history (warm_up) to the strategy before trading
+    # service mode (`la serve`): kill switch, breaker stop, stale data and a dead data source halt in place
+    # (flat, no entries, not ready) until cleared, instead of exiting 4/5/6/9 (session/stay_up.py)
+    stay_up: bool = False
+    data_retry_base_sec: float = 5.0  # stay_up: capped exponential back-off between data-source reconnects
+    data_retry_max_sec: float = 300.0
 
 
 class AsyncRunner:
@@ -115,6 +122,7 @@ class AsyncRunner:
         env: dict[str, str] | None = None,
         hooks: list[SessionHooks] | None = None,
         broker_factory: BrokerFactory | None = None,
+        provider_factory: Callable[[], MarketDataProvider] | None = None,
     ) -> None:
         self.factory: BrokerFactory = broker_factory or PaperBrokerFactory(config)
         if workspace.mode != self.factory.mode:
@@ -144,6 +152,11 @@ class AsyncRunner:
         self._started_at: datetime | None = None
         self._deadline_mono: float | None = None
         self.exit_code: int = ExitCode.INTERNAL_ERROR
+        self._consumer: asyncio.Task[None] | None = None
+        self.stay_up: StayUp | None = None
+        if options.stay_up:
+            self.stay_up = StayUp(self, provider_factory,
+                                  Backoff(options.data_retry_base_sec, options.data_retry_max_sec))
 
     # ------------------------------------------------------------------ start-up
     @property
@@ -276,13 +289,26 @@ class AsyncRunner:
         self._call_hooks("on_started")
         if self.options.warmup:
             await self._warm_up()
-        consumer = asyncio.create_task(self._consume(), name="market-data")
+        self._consumer = asyncio.create_task(self._consume(), name="market-data")
         try:
-            await self._control_loop(consumer)
+            await self._control_loop()
         except Exception:  # noqa: BLE001 - any bug still goes through the shutdown path
             log.critical("session loop failed", exc_info=True)
             self.request_stop("error", "unhandled exception in the control loop")
-        await self._shutdown(consumer)
+        await self._shutdown(self._consumer)
+
+    def consumer_done(self) -> bool:
+        return self._consumer is None or self._consumer.done()
+
+    def replace_provider(self, provider: MarketDataProvider) -> None:
+        """Service mode: consume a fresh provider after the previous one gave up (stay_up reconnects)."""
+        self.provider = provider
+        self._consumer = asyncio.create_task(self._consume(), name="market-data")
+
+    def stale_age(self, now: float) -> float:
+        """Seconds without market data (since the session started if none came yet)."""
+        last = self.provider.last_data_monotonic
+        return now - (last if last is not None else self._started_mono)
 
     async def _warm_up(self) -> None:
         """Prime the strategy's indicators with recent closed candles (no trading on them)."""
@@ -304,7 +330,7 @@ class AsyncRunner:
             if self.pipeline.candles_processed == 1:
                 self._call_hooks("on_first_candle")
             self.journal.flush()
-            if stop:
+            if stop and not (self.stay_up is not None and self.stay_up.absorbs(stop)):
                 self.request_stop(stop, self.breaker.state.detail or stop)
                 return
 
@@ -333,15 +359,19 @@ class AsyncRunner:
         if self._stop_event is not None:
             self._stop_event.set()
 
-    async def _control_loop(self, consumer: asyncio.Task[None]) -> None:
-        assert self._stop_event is not None
+    async def _control_loop(self) -> None:
+        assert self._stop_event is not None and self._consumer is not None
         s = self.settings
         deadline = self._deadline_mono
         next_status = 0.0
         while not self._stop_event.is_set():
             now = time.monotonic()
             self._heartbeat = now
-            reason = self.kill_switch.reason()
+            take_reset_request(self)
+            if self.stay_up is not None:
+                # service mode: kill switch, breaker stop, stale data, dead data source → halt in place
+                await self.stay_up.tick(now)
+            reason = None if self.stay_up is not None else self.kill_switch.reason()
             if reason:
                 self.pipeline.kill_switch_active = True
                 self.bus.publish(Event(EventName.KILL_SWITCH_ACTIVATED, self.clock.now(), code="KILL_SWITCH", detail=reason))
@@ -355,16 +385,16 @@ class AsyncRunner:
             if deadline is not None and now >= deadline:
                 self.request_stop("completed", f"ran the full {self.options.duration_min} min")
                 break
-            last = self.provider.last_data_monotonic
-            age = now - (last if last is not None else self._started_mono)
-            if age > s.stale_data_timeout_sec:
+            age = self.stale_age(now)
+            if self.stay_up is None and age > s.stale_data_timeout_sec:
                 self.bus.publish(Event(
                     EventName.STALE_DATA_DETECTED, self.clock.now(), data_age_sec=round(age, 3),
                     stale_data_timeout_sec=s.stale_data_timeout_sec, source=self.options.source,
                 ))
                 self.request_stop("stale_data", f"no market data for {age:.1f}s (stale_data_timeout_sec={s.stale_data_timeout_sec})")
                 break
-            if consumer.done():
+            consumer = self._consumer
+            if consumer.done() and not (self.stay_up is not None and self.stay_up.down_detail is not None):
                 self._consumer_finished(consumer)
                 break
             if now >= next_status:

@@ -28,6 +28,8 @@ class TradingPipeline:
         self.kill_switch_active = False
         # a session with a deadline sets this (the shell measures time left and candle cadence); None: no deadline
         self.entry_window: Callable[[], EntryWindow | None] | None = None
+        # service mode: set while the session is halted in place (session/stay_up.py); no new entries then
+        self.halted_reason: str | None = None
         self.candles_processed = 0
         self.last_candle: Candle | None = None
         # held while the broker is being changed, so the watchdog thread never flattens mid-update
@@ -64,7 +66,11 @@ class TradingPipeline:
                 if trade is not None:
                     stop = stop or self._after_trade(trade, now)
             if decision.intent is not None and stop is None:
-                bus.publish_all(await broker.submit(decision.intent, candle, now))
+                if self.halted_reason is not None:
+                    bus.publish(Event(EventName.RISK_REJECTED, now, signal=decision.intent.side.value,
+                                      reason=f"service_halted:{self.halted_reason}"))
+                else:
+                    bus.publish_all(await broker.submit(decision.intent, candle, now))
             return stop or decision.stop_reason
 
     def _after_trade(self, trade: Trade, now: datetime) -> str | None:
