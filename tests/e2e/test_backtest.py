@@ -62,6 +62,13 @@ def test_replay_file_both_shapes_same_trades(la_env: LaEnv, tmp_path: Path) -> N
     mock = backtest(la_env, "--source", "mock", "--candles", "3000", "--seed", "9")
     assert mock.returncode == 0
     assert (la_env.latest / "trades.csv").read_bytes() == (run_a / "trades.csv").read_bytes()
+    # the usual export shape: a `Timestamp` column in epoch milliseconds (was "day is out of range for month")
+    export = tmp_path / "export.csv"
+    export.write_text("Timestamp,Open,High,Low,Close,Volume\n" + "".join(
+        f"{int(b.ts.timestamp() * 1000)},{b.open},{b.high},{b.low},{b.close},{b.volume}\n" for b in bars))
+    c = backtest(la_env, "--source", "replay", "--data", str(export))
+    assert c.returncode == 0, c.stderr
+    assert (la_env.latest / "trades.csv").read_bytes() == (run_a / "trades.csv").read_bytes()
 
 
 def test_bad_replay_files_are_refused_with_the_line(la_env: LaEnv, tmp_path: Path) -> None:
@@ -75,6 +82,10 @@ def test_bad_replay_files_are_refused_with_the_line(la_env: LaEnv, tmp_path: Pat
     bad.write_text("a,b\n1,2\n")
     r = backtest(la_env, "--source", "replay", "--data", str(bad))
     assert r.returncode == 2 and "unknown columns" in r.stderr
+    bad.write_text("timestamp,open,high,low,close\n01/02/2026 10:00,1,2,0.5,1.5\n")
+    r = backtest(la_env, "--source", "replay", "--data", str(bad))
+    assert r.returncode == 2 and "line 2" in r.stderr and "ISO 8601" in r.stderr and "Traceback" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
     r = backtest(la_env, "--source", "replay")
     assert r.returncode == 2 and "--data" in r.stderr
 

@@ -12,46 +12,35 @@ from pathlib import Path
 import pytest
 
 from laptop_agents.core.config_models import MockSettings
-from laptop_agents.core.models import Candle, parse_utc
+from laptop_agents.core.models import Candle
 from laptop_agents.data.providers.mock import MockBarGenerator
 from laptop_agents.data.providers.replay import (
     DataFileError,
+    _columns,
+    _why,
+    parse_time,
     read_candles,
     write_candles,
 )
 
-OUR_COLUMNS = ["ts", "open", "high", "low", "close", "volume"]
-BITUNIX_COLUMNS = {"time", "open", "high", "low", "close", "baseVol"}
-
-
 def reference(path: Path, symbol: str = "BTCUSDT") -> Iterator[Candle]:
-    """The DictReader implementation the fast reader replaced (kept verbatim as the oracle)."""
-    with path.open(newline="", encoding="utf-8") as fh:
+    """The plain csv.DictReader reading of the documented rules: the oracle for the fast path."""
+    with path.open(newline="", encoding="utf-8-sig") as fh:
         reader = csv.DictReader(fh)
-        header = set(reader.fieldnames or [])
-        if set(OUR_COLUMNS) <= header:
-            shape = "ours"
-        elif BITUNIX_COLUMNS <= header:
-            shape = "bitunix"
-        else:
-            raise DataFileError(
-                f"replay file {path}: unknown columns {sorted(header)}; expected {','.join(OUR_COLUMNS)} "
-                "or Bitunix kline columns time,open,high,low,close,quoteVol,baseVol"
-            )
+        reader.fieldnames = [n.strip().lower() for n in (reader.fieldnames or [])]
+        time_col, _, volume_col = _columns(path, list(reader.fieldnames))
         previous: datetime | None = None
         for row in reader:
             line = reader.line_num
             try:
-                if shape == "ours":
-                    ts = parse_utc(row["ts"])
-                    volume = Decimal(row["volume"] or "0")
-                else:
-                    ts = datetime.fromtimestamp(int(row["time"]) / 1000, tz=UTC)
-                    volume = Decimal(row["baseVol"] or "0")
+                if row[time_col] is None:
+                    raise TypeError
+                ts = parse_time(row[time_col])
+                volume = Decimal((row[volume_col] if volume_col else "") or "0")
                 candle = Candle(ts=ts, open=Decimal(row["open"]), high=Decimal(row["high"]), low=Decimal(row["low"]),
                                 close=Decimal(row["close"]), volume=volume, symbol=symbol)
-            except (ValueError, TypeError, InvalidOperation, KeyError) as exc:
-                raise DataFileError(f"replay file {path} line {line}: {exc}") from None
+            except (ValueError, TypeError, InvalidOperation, KeyError, OverflowError, OSError) as exc:
+                raise DataFileError(f"replay file {path} line {line}: {_why(exc)}") from None
             if previous is not None and ts <= previous:
                 raise DataFileError(
                     f"replay file {path} line {line}: time {ts.isoformat()} is not after the previous row; "
@@ -99,6 +88,20 @@ CASES = {
                "1767225660000,1.5,2,1,1.2,9,,LAST\n",
     "bitunix_bad": "time,open,high,low,close,quoteVol,baseVol\n1767225600000.5,1,2,0.5,1.5,9,1\n",
     "bitunix_short": "time,open,high,low,close,quoteVol,baseVol\n1767225600000,1,2,0.5,1.5,9\n",
+    # the usual names and time formats (issue 16)
+    "timestamp_ms": "timestamp,open,high,low,close,volume\n1767225600000,1,2,0.5,1.5,1\n1767225660000,1,2,0.5,1.5,1\n",
+    "ts_epoch_s": HEAD + "1767225600,1,2,0.5,1.5,1\n1767225660,1,2,0.5,1.5,1\n1767225720.5,1,2,0.5,1.5,1\n",
+    "ts_epoch_us_ns": HEAD + "1767225600000000,1,2,0.5,1.5,1\n1767225660000000000,1,2,0.5,1.5,1\n",
+    "mixed_units": HEAD + "1767225600000,1,2,0.5,1.5,1\n1767225660,1,2,0.5,1.5,1\n",
+    "date_daily": "Date,Open,High,Low,Close,Volume\n2026-01-01,1,2,0.5,1.5,1\n2026-01-02,1,2,0.5,1.5,1\n",
+    "date_basic": "date,open,high,low,close\n20260101,1,2,0.5,1.5\n20260102,1,2,0.5,1.5\n",
+    "open_time_binance": "open_time,open,high,low,close,volume,close_time\n1767225600000,1,2,0.5,1.5,1,1767225659999\n",
+    "time_iso_space": "time,open,high,low,close,vol\n2026-01-01 00:00:00,1,2,0.5,1.5,1\n2026-01-01 00:01:00+00:00,1,2,0.5,1.5,1\n",
+    "datetime_no_volume": "datetime,open,high,low,close\n2026-01-01T00:00:00Z,1,2,0.5,1.5\n",
+    "bom_upper": "\ufeffTS,OPEN,HIGH,LOW,CLOSE,VOLUME\n2026-01-01T00:00:00Z,1,2,0.5,1.5,1\n",
+    "row_counter_time": "time,open,high,low,close\n1,1,2,0.5,1.5\n2,1,2,0.5,1.5\n",
+    "garbage_time": HEAD + "yesterday,1,2,0.5,1.5,1\n",
+    "missing_close": "ts,open,high,low,volume\n2026-01-01T00:00:00Z,1,2,0.5,1\n",
 }
 
 
@@ -115,3 +118,29 @@ def test_mock_file_round_trip(tmp_path: Path) -> None:
     write_candles(path, bars)
     assert list(read_candles(path)) == bars
     assert outcome(read_candles(path, symbol="ETHUSDT")) == outcome(reference(path, symbol="ETHUSDT"))
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("1767225600", "2026-01-01T00:00:00+00:00"), ("1767225600000", "2026-01-01T00:00:00+00:00"),
+    ("1767225600123", "2026-01-01T00:00:00.123000+00:00"), ("1767225600000000", "2026-01-01T00:00:00+00:00"),
+    ("2026-01-01T00:00:00Z", "2026-01-01T00:00:00+00:00"), ("2026-01-01", "2026-01-01T00:00:00+00:00"),
+    ("2026-01-01 01:00:00+01:00", "2026-01-01T00:00:00+00:00"), ("20260101", "2026-01-01T00:00:00+00:00"),
+])
+def test_time_formats(text: str, expected: str) -> None:
+    assert parse_time(text).isoformat() == expected
+
+
+def test_the_issue_file_epoch_ms_under_timestamp_and_clear_errors(tmp_path: Path) -> None:
+    """Epoch ms under `timestamp` used to fail with "day is out of range for month"."""
+    bars = list(islice(MockBarGenerator(MockSettings(seed=5)), 50))
+    path = tmp_path / "ms.csv"
+    path.write_text("timestamp,open,high,low,close,volume\n" + "".join(
+        f"{int(b.ts.timestamp() * 1000)},{b.open},{b.high},{b.low},{b.close},{b.volume}\n" for b in bars))
+    assert list(read_candles(path)) == bars
+    for name, needle in (("row_counter_time", "not a plausible epoch time"), ("garbage_time", "neither ISO 8601"),
+                         ("unknown_columns", "missing a time column"), ("missing_close", "missing close")):
+        bad = tmp_path / f"{name}.csv"
+        bad.write_text(CASES[name], encoding="utf-8")
+        with pytest.raises(DataFileError) as err:
+            list(read_candles(bad))
+        assert needle in str(err.value) and "\n" not in str(err.value)

@@ -1,16 +1,23 @@
 """Historical candles from a CSV file, streamed (a million rows never sit in memory at once).
 
-Two shapes are read, told apart by the header:
-  ts,open,high,low,close,volume                         ours (ts: ISO 8601 UTC), what `la data fetch` writes
-  time,open,high,low,close,quoteVol,baseVol[,type]      Bitunix kline fields (time: ms since epoch)
-Rows must be in time order without duplicates; a bad row stops the replay with
-its line number, never a silent skip.
+The header names the columns, in any order and any letter case (a UTF-8 BOM is ignored):
+  time      the first of: ts, timestamp, open_time, datetime, date, time
+  prices    open, high, low, close
+  volume    the first of: volume, basevol, vol (optional: 0 without one)
+So our own shape (ts,open,high,low,close,volume; what `la data fetch` writes), Bitunix kline
+fields (time,open,high,low,close,quoteVol,baseVol) and the usual exchange/pandas exports are read.
+Times: ISO 8601 (`Z`, an offset, or none = UTC; a date alone is midnight UTC) or epoch seconds,
+milliseconds, microseconds or nanoseconds, told apart by magnitude (only dates after 2001 are
+plausible, so a row counter in a "time" column is refused rather than replayed as 1970).
+Rows must be in time order without duplicates; a bad row stops the replay with its line number
+and what is wrong, never a silent skip.
 """
 
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterator
+import re
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -19,41 +26,106 @@ from laptop_agents.core.errors import ExitCode, LaError
 from laptop_agents.core.models import Candle, parse_utc
 
 OUR_COLUMNS = ["ts", "open", "high", "low", "close", "volume"]
-BITUNIX_COLUMNS = {"time", "open", "high", "low", "close", "baseVol"}
+TIME_COLUMNS = ("ts", "timestamp", "open_time", "datetime", "date", "time")
+PRICE_COLUMNS = ("open", "high", "low", "close")
+VOLUME_COLUMNS = ("volume", "basevol", "vol")
+# epoch units by magnitude: (lowest plausible value = 2001-09-09, divisor to seconds)
+_EPOCH_UNITS = ((10**9, 1), (10**12, 10**3), (10**15, 10**6), (10**18, 10**9))
+_NUMBER = re.compile(r"^\s*\d+(\.\d+)?\s*$")
 
 
 class DataFileError(LaError):
     exit_code = ExitCode.USAGE
 
 
+def _epoch_unit(value: float) -> int | None:
+    """The divisor to seconds for an epoch value (s, ms, us, ns), or None if no unit gives a date in 2001..2286."""
+    for low, div in _EPOCH_UNITS:
+        if low <= value < low * 100:
+            return div
+    return None
+
+
+def parse_time(text: str) -> datetime:
+    """One time value as an aware UTC datetime: ISO 8601, or epoch s/ms/us/ns; ValueError says what is wrong."""
+    t = text.strip()
+    if _NUMBER.match(t):
+        if len(t) == 8 and t.isdigit():  # 20260101: an ISO basic date, not an epoch
+            return parse_utc(t)
+        value = float(t) if "." in t else int(t)
+        div = _epoch_unit(value)
+        if div is None:
+            raise ValueError(f"time {t!r} is not a plausible epoch time (seconds, milliseconds, microseconds or "
+                             "nanoseconds since 1970, after 2001)")
+        return datetime.fromtimestamp(value / div, tz=UTC)
+    try:
+        return parse_utc(t)
+    except ValueError as exc:
+        raise ValueError(f"time {t!r} is neither ISO 8601 (2026-01-01T00:00:00Z) nor an epoch number: {exc}") from None
+
+
+def _columns(path: Path, fieldnames: list[str]) -> tuple[str, tuple[str, ...], str | None]:
+    """Pick the time, price and volume columns by name (case-insensitive); one clear error otherwise."""
+    names = {n.strip().lower() for n in fieldnames}
+    time_col = next((c for c in TIME_COLUMNS if c in names), None)
+    missing = [c for c in PRICE_COLUMNS if c not in names]
+    if time_col is None or missing:
+        need = [] if time_col else [f"a time column ({', '.join(TIME_COLUMNS)})"]
+        raise DataFileError(
+            f"replay file {path}: {'columns' if len(missing) < len(PRICE_COLUMNS) else 'unknown columns'} "
+            f"{sorted(n for n in names if n)}; missing "
+            f"{' and '.join(need + ([', '.join(missing)] if missing else []))}: a replay CSV needs a time column and "
+            "open,high,low,close (volume optional), e.g. ts,open,high,low,close,volume"
+        )
+    volume_col = next((c for c in VOLUME_COLUMNS if c in names), None)
+    return time_col, PRICE_COLUMNS, volume_col
+
+
+def _fast_time(sample: str) -> Callable[[str], datetime]:
+    """A parser specialised on the file's first time value; any doubt raises ValueError → parse_time decides."""
+    utc = UTC
+    if _NUMBER.match(sample) and not (len(sample.strip()) == 8 and sample.strip().isdigit()):
+        first = float(sample)
+        div = _epoch_unit(first)
+        if div is not None:
+            low, high = next((lo, lo * 100) for lo, d in _EPOCH_UNITS if d == div)
+            fromts = datetime.fromtimestamp
+
+            def epoch(text: str) -> datetime:
+                value = int(text)
+                if not low <= value < high:
+                    raise ValueError
+                return fromts(value / div, tz=utc)
+
+            return epoch
+    fromiso = datetime.fromisoformat
+
+    def iso(text: str) -> datetime:  # parse_utc, minus its no-op astimezone for a UTC time
+        ts = fromiso(text.replace("Z", "+00:00"))
+        if ts.tzinfo is not utc:
+            raise ValueError
+        return ts
+
+    return iso
+
+
 def read_candles(path: Path, symbol: str = "BTCUSDT") -> Iterator[Candle]:
     """Yield candles from `path`, validating shape, numbers, OHLC consistency and order."""
     try:
-        fh = path.open(newline="", encoding="utf-8")
+        fh = path.open(newline="", encoding="utf-8-sig")
     except OSError as exc:
         raise DataFileError(f"cannot read replay file {path}: {exc.strerror}") from None
     with fh:
         reader = csv.reader(fh)
         fieldnames: list[str] = next(reader, None) or []
-        header = set(fieldnames)
-        if set(OUR_COLUMNS) <= header:
-            shape = "ours"
-            time_col, volume_col = "ts", "volume"
-        elif BITUNIX_COLUMNS <= header:
-            shape = "bitunix"
-            time_col, volume_col = "time", "baseVol"
-        else:
-            raise DataFileError(
-                f"replay file {path}: unknown columns {sorted(header)}; expected {','.join(OUR_COLUMNS)} "
-                "or Bitunix kline columns time,open,high,low,close,quoteVol,baseVol"
-            )
+        time_col, prices, volume_col = _columns(path, fieldnames)
         # column positions; with a repeated name the last one wins, as with csv.DictReader
-        pos = {name: i for i, name in enumerate(fieldnames)}
+        pos = {name.strip().lower(): i for i, name in enumerate(fieldnames)}
         width = len(fieldnames)
-        it, io, ih, il, ic, iv = (pos[c] for c in (time_col, "open", "high", "low", "close", volume_col))
-        ours = shape == "ours"
-        utc = UTC
-        fromiso, fromts = datetime.fromisoformat, datetime.fromtimestamp
+        it, io, ih, il, ic = (pos[c] for c in (time_col, *prices))
+        iv = pos[volume_col] if volume_col is not None else None
+        keys = [n.strip().lower() for n in fieldnames]
+        fast_time: Callable[[str], datetime] | None = None
         previous: datetime | None = None
         for row in reader:
             if not row:  # a blank line: DictReader skips it too
@@ -62,18 +134,15 @@ def read_candles(path: Path, symbol: str = "BTCUSDT") -> Iterator[Candle]:
             if len(row) == width:
                 # fast path for a well-formed row; any doubt goes to the reference parsing below
                 try:
-                    if ours:  # parse_utc, minus its no-op astimezone for a UTC time
-                        ts = fromiso(row[it].replace("Z", "+00:00"))
-                        if ts.tzinfo is not utc:
-                            raise ValueError
-                    else:
-                        ts = fromts(int(row[it]) / 1000, tz=utc)
+                    if fast_time is None:
+                        fast_time = _fast_time(row[it])
+                    ts = fast_time(row[it])
                     candle = Candle(ts, Decimal(row[io]), Decimal(row[ih]), Decimal(row[il]), Decimal(row[ic]),
-                                    Decimal(row[iv] or "0"), symbol)
-                except (ValueError, TypeError, InvalidOperation, KeyError):
+                                    Decimal((row[iv] if iv is not None else "") or "0"), symbol)
+                except (ValueError, TypeError, InvalidOperation, KeyError, OverflowError, OSError):
                     candle = None
             if candle is None:
-                candle = _parse_row(path, reader.line_num, _as_dict(fieldnames, row), shape, symbol)
+                candle = _parse_row(path, reader.line_num, _as_dict(keys, row), time_col, volume_col, symbol)
                 ts = candle.ts
             if previous is not None and ts <= previous:
                 raise DataFileError(
@@ -95,19 +164,27 @@ def _as_dict(fieldnames: list[str], row: list[str]) -> dict[str | None, object]:
     return d
 
 
-def _parse_row(path: Path, line: int, row: dict, shape: str, symbol: str) -> Candle:  # type: ignore[type-arg]
+def _parse_row(path: Path, line: int, row: dict, time_col: str, volume_col: str | None,  # type: ignore[type-arg]
+               symbol: str) -> Candle:
     """The reference parsing of one row, with the error message that names the line."""
     try:
-        if shape == "ours":
-            ts = parse_utc(row["ts"])
-            volume = Decimal(row["volume"] or "0")
-        else:
-            ts = datetime.fromtimestamp(int(row["time"]) / 1000, tz=UTC)
-            volume = Decimal(row["baseVol"] or "0")
+        raw = row[time_col]
+        if raw is None:
+            raise TypeError
+        ts = parse_time(raw)
+        volume = Decimal((row[volume_col] if volume_col is not None else "") or "0")
         return Candle(ts=ts, open=Decimal(row["open"]), high=Decimal(row["high"]), low=Decimal(row["low"]),
                       close=Decimal(row["close"]), volume=volume, symbol=symbol)
-    except (ValueError, TypeError, InvalidOperation, KeyError) as exc:
-        raise DataFileError(f"replay file {path} line {line}: {exc}") from None
+    except (ValueError, TypeError, InvalidOperation, KeyError, OverflowError, OSError) as exc:
+        raise DataFileError(f"replay file {path} line {line}: {_why(exc)}") from None
+
+
+def _why(exc: Exception) -> str:
+    if isinstance(exc, InvalidOperation):
+        return "a price or volume is not a number"
+    if isinstance(exc, TypeError):
+        return "the row has fewer fields than the header"
+    return str(exc) or type(exc).__name__
 
 
 def write_candles(path: Path, candles: Iterator[Candle] | list[Candle]) -> int:
