@@ -15,6 +15,11 @@ Endpoints
   * ``POST /admin/clock`` body ``{"advance_ms": 60000}`` → ``{"marketTime": ms}``
   * ``GET  /admin/state`` → clocks, prices, regimes, connection counts, accounts, faults
   * ``POST /admin/accounts`` body ``{"api_key", "secret", "balance", "position_mode"}`` → account summary
+  * ``GET  /admin/holds?wait_s=5&after=<total>`` → ``{"holds": [{id, path, phase, account, body, heldAt}],
+    "total": n}``: the REST calls parked by the ``rest_hold_*`` faults right now, waiting up to ``wait_s``
+    for one (and, with ``after``, for one newer than that total)
+  * ``POST /admin/holds/release`` body ``{"action": "proceed"|"drop", "id": n}`` (no id: all) →
+    ``{"released": n}``
 """
 
 from __future__ import annotations
@@ -70,6 +75,8 @@ class AdminApi:
             web.post("/admin/clock", self._wrap(self.advance_clock)),
             web.get("/admin/state", self._wrap(self.state)),
             web.post("/admin/accounts", self._wrap(self.add_account)),
+            web.get("/admin/holds", self._wrap(self.get_holds)),
+            web.post("/admin/holds/release", self._wrap(self.release_holds)),
         ]
 
     @staticmethod
@@ -142,3 +149,21 @@ class AdminApi:
         cfg = AccountConfig.model_validate(body)
         self.ex.add_account(cfg)
         return self.ex.account_summary(cfg.api_key)
+
+    async def get_holds(self, request: web.Request) -> Any:
+        try:
+            wait_s = min(float(request.query.get("wait_s") or 0), 60.0)
+            after = int(request.query.get("after") or 0)
+        except ValueError:
+            raise AdminError("wait_s must be a number and after an integer") from None
+        held = await self.ex.holds.wait_any(wait_s, after)
+        return {"holds": [h.view() for h in held], "total": self.ex.holds.total}
+
+    async def release_holds(self, request: web.Request) -> Any:
+        body = await _json_body(request)
+        hold_id = body.get("id")
+        if hold_id is not None and not isinstance(hold_id, int):
+            raise AdminError("id must be an integer")
+        released = self.ex.holds.release(body.get("action", "proceed"), hold_id)
+        self.ex.ledger.record("admin", action="release_holds", released=released, hold_action=body.get("action", "proceed"))
+        return {"released": released}

@@ -52,6 +52,11 @@ class FaultSettings(BaseModel):
         code regardless of the real request rate.
       * ``reject_orders_next`` / ``reject_orders_code`` / ``reject_orders_msg``: refuse the next N authenticated
         ``place_order`` calls with that code (default 20003) after authentication and before validation.
+      * ``rest_hold_next`` / ``rest_hold_skip`` / ``rest_hold_paths`` / ``rest_hold_phase`` / ``rest_hold_s``:
+        park the next N calls whose path ends with one of ``rest_hold_paths`` (empty = every API path), after
+        letting ``rest_hold_skip`` matching calls through (so "the 3rd place_order" is skip 2, next 1), until
+        the test releases them (``POST /admin/holds/release``) or ``rest_hold_s`` passes (then HTTP 504).
+        Phase ``after`` processes the call first and parks only the answer. See :mod:`.holds`.
 
     Clock and market
       * ``clock_skew_ms``: add this to the exchange's wall clock (client timestamps then look skewed).
@@ -79,6 +84,11 @@ class FaultSettings(BaseModel):
     rate_limit_all: bool = False
     rate_limit_next: int = Field(0, ge=0)
     reject_orders_next: int = Field(0, ge=0)
+    rest_hold_next: int = Field(0, ge=0)
+    rest_hold_skip: int = Field(0, ge=0)
+    rest_hold_paths: list[str] = Field(default_factory=list)
+    rest_hold_phase: Literal["before", "after"] = "before"
+    rest_hold_s: float = Field(60.0, ge=0)
     reject_orders_code: int = errors.INSUFFICIENT_BALANCE
     reject_orders_msg: str = ""
     clock_skew_ms: int = 0
@@ -93,6 +103,14 @@ class RestFault:
     status: int
     hang_s: float
     phase: Literal["before", "after"]
+
+
+@dataclass(frozen=True, slots=True)
+class RestHold:
+    """A decision to park one REST call (see :mod:`.holds`)."""
+
+    phase: Literal["before", "after"]
+    hold_s: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +165,20 @@ class FaultInjector:
         if s.rest_error_share > 0 and rng.random() < s.rest_error_share:
             return RestFault("error", s.rest_error_status, 0.0, s.rest_fault_phase)
         return None
+
+    def rest_hold(self, path: str) -> RestHold | None:
+        """Whether to park this API call; consumes the skip budget first, then one unit of ``rest_hold_next``."""
+        s = self.settings
+        if s.rest_hold_next <= 0:
+            return None
+        suffixes = s.rest_hold_paths
+        if suffixes and not any(path.rstrip("/").endswith(x.strip("/")) for x in suffixes):
+            return None
+        if s.rest_hold_skip > 0:
+            s.rest_hold_skip -= 1
+            return None
+        s.rest_hold_next -= 1
+        return RestHold(s.rest_hold_phase, s.rest_hold_s)
 
     def force_rate_limit(self) -> bool:
         s = self.settings

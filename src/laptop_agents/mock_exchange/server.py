@@ -29,6 +29,7 @@ from .clock import MarketClock, WallClock
 from .config import AccountConfig, MockExchangeConfig, build_config
 from .engine import FeeSchedule, IdSequence, MatchingEngine
 from .faults import FaultInjector, FaultSettings
+from .holds import HoldRegistry
 from .ledger import Ledger
 from .market import MarketData
 from .middleware import rest_fault_middleware
@@ -79,6 +80,7 @@ class MockExchange:
         self._runner: web.AppRunner | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = asyncio.Event()
+        self.holds = HoldRegistry()
 
     def _new_engine(self) -> MatchingEngine:
         cfg = self.config
@@ -150,6 +152,7 @@ class MockExchange:
         if self._runner is None:
             return
         self._stopping.set()
+        self.holds.release("drop")
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -282,6 +285,7 @@ class MockExchange:
         self.sync()
         if faults:
             self.faults.reset()
+            self.holds.release("drop")
             self._apply_pause(False)
         if accounts:
             self.engine = self._new_engine()

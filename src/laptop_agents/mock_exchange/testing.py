@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -106,6 +107,28 @@ class AdminClient:
     def advance_clock(self, ms: int) -> int:
         """Move the market clock forward by ``ms``; returns the new market time."""
         return int(self._call("POST", "/admin/clock", {"advance_ms": ms})["marketTime"])
+
+    def holds(self, wait_s: float = 0.0, after: int = 0) -> dict[str, Any]:
+        """``{"holds": [...], "total": n}``: parked REST calls (waits up to ``wait_s`` for one newer than ``after``)."""
+        return self._call("GET", "/admin/holds", query={"wait_s": wait_s, "after": after})
+
+    def wait_hold(self, timeout_s: float = 30.0, after: int = 0) -> dict[str, Any]:
+        """The first parked REST call (see :mod:`.holds`); AdminError if none is parked within ``timeout_s``."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AdminError(f"no request was held within {timeout_s}s")
+            held = self.holds(min(remaining, 5.0), after)["holds"]
+            if held:
+                return held[0]
+
+    def release_holds(self, action: str = "proceed", hold_id: int | None = None) -> int:
+        """Let parked calls go on (``proceed``) or answer them 504 (``drop``); returns how many."""
+        body: dict[str, Any] = {"action": action}
+        if hold_id is not None:
+            body["id"] = hold_id
+        return int(self._call("POST", "/admin/holds/release", body)["released"])
 
     def add_account(
         self, api_key: str, secret: str, balance: str | int = "10000", position_mode: str = "ONE_WAY"
