@@ -9,6 +9,8 @@ Measures, on this machine:
               `la run --live` against the mock exchange (account verified flat on the exchange)
   latency     frame-to-order: a WebSocket kline frame read by BitunixWsProvider → the signed
               place_order request written to the mock exchange's socket (bench/frame_to_order.py)
+  chaos       (opt-in, ~10 min: --only chaos) the seeded kill -9 campaign of bench/chaos_campaign.py:
+              30 live sessions on the mock killed at random moments and restarted, tallied from the ledger
 Run one or a few with --only NAME[,NAME] (names: see --help's --only).
 Targets (issue 7) are printed beside each number; nothing here asserts.
 """
@@ -241,7 +243,9 @@ def bench_session_rss(seconds: float = 20.0) -> dict[str, Any]:
 
 # ----------------------------------------------------------------------------- main
 BENCHMARKS = ("replay", "memory", "pipeline", "rss", "help", "first_candle", "shutdown", "shutdown_live",
-              "serve_ready", "frame_to_order")
+              "serve_ready", "frame_to_order", "chaos")
+OPT_IN = ("chaos",)
+"""Run only when named in --only (the kill -9 campaign takes minutes)."""
 
 
 def _fmt_us(r: dict[str, Any]) -> str:
@@ -289,6 +293,10 @@ def _rows(results: dict[str, Any]) -> list[tuple[str, str, str]]:
             rows.append(("frame → order written", "no order measured", "p50 <= 200 µs"))
     if r("serve_ready"):
         rows.append(("la serve → READY=1", f"{results['serve_ready']['median_ms']} ms", "<= 1500 ms"))
+    if r("chaos"):
+        for name, value in results["chaos"]["summary"].items():
+            target = "-" if name in ("trials", "killed mid-session", "orders / fills on the exchange") else "0"
+            rows.append((f"kill -9 campaign (seed {results['chaos']['seed']}): {name}", str(value), target))
     return rows
 
 
@@ -302,7 +310,7 @@ def _print_table(rows: list[tuple[str, str, str]]) -> None:
 
 def _only(text: str | None) -> set[str]:
     if not text:
-        return set(BENCHMARKS)
+        return set(BENCHMARKS) - set(OPT_IN)
     names = {n.strip() for n in text.split(",") if n.strip()}
     unknown = names - set(BENCHMARKS)
     if unknown:
@@ -311,6 +319,7 @@ def _only(text: str | None) -> set[str]:
 
 
 def main() -> int:
+    from bench.chaos_campaign import bench_chaos_campaign
     from bench.frame_to_order import bench_frame_to_order
     from bench.live_shutdown import bench_shutdown_live
 
@@ -321,6 +330,8 @@ def main() -> int:
                         help="frame-to-order: orders to measure (default 2,000; --quick 300)")
     parser.add_argument("--quick", action="store_true", help="100,000 candles, 300 orders and fewer repeats")
     parser.add_argument("--only", metavar="NAME[,NAME]", help=f"run only these: {', '.join(BENCHMARKS)}")
+    parser.add_argument("--chaos-trials", type=int, default=30, help="kill -9 campaign trials (default 30)")
+    parser.add_argument("--chaos-seed", type=int, default=1, help="kill -9 campaign seed (default 1)")
     parser.add_argument("--profile-frame-to-order", metavar="FILE", type=Path,
                         help="write a pyinstrument profile of the frame-to-order loop (needs pyinstrument)")
     args = parser.parse_args()
@@ -365,6 +376,8 @@ def main() -> int:
         ("rss", "session_rss", "session RSS", lambda: bench_session_rss(10.0 if args.quick else 30.0)),
         ("frame_to_order", "frame_to_order", f"frame → order latency ({orders:,} orders against the mock exchange)",
          lambda: bench_frame_to_order(orders, args.profile_frame_to_order)),
+        ("chaos", "chaos", f"kill -9 campaign ({args.chaos_trials} trials, seed {args.chaos_seed})",
+         lambda: bench_chaos_campaign(args.chaos_trials, args.chaos_seed)),
     ]
     for name, key, what, measure in steps:
         if name in only:
