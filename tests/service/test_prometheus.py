@@ -134,9 +134,20 @@ def test_dashboard_is_complete() -> None:
     for needed in ("equity", "pnl", "drawdown", "position", "data age", "order flow", "latency", "breaker",
                    "kill switch", "memory", "heartbeat"):
         assert needed in titles, needed
+    # one datasource variable: provisioned, it resolves to our datasource; on a manual import, to the one chosen
+    # for the __inputs entry DS_PROMETHEUS
     uids = {p["datasource"]["uid"] for p in dash["panels"] if "datasource" in p}
-    ds = yaml.safe_load((REPO / "grafana/provisioning/datasources/prometheus.yaml").read_text())
-    assert uids == {ds["datasources"][0]["uid"]}
+    uids |= {t["datasource"]["uid"] for p in dash["panels"] for t in p.get("targets", []) if "datasource" in t}
+    assert uids == {"${datasource}"}
+    variable = next(v for v in dash["templating"]["list"] if v["name"] == "datasource")
+    assert variable["type"] == "datasource" and variable["query"] == "prometheus"
+    assert [i["name"] for i in dash["__inputs"]] == ["DS_PROMETHEUS"]
+    assert variable["current"]["value"] == "${DS_PROMETHEUS}"
+    # a stat panel asks for one value (instant), never a range too (Grafana would show both)
+    for panel in dash["panels"]:
+        for target in panel.get("targets", []):
+            want = (False, True) if panel["type"] == "stat" else (True, False)
+            assert (target.get("range"), target.get("instant")) == want, (panel["title"], target["expr"])
 
 
 @pytest.fixture
