@@ -2,6 +2,8 @@
 #   docker build --network host -t laptop-agents .        (pip needs the network while building)
 #   docker run -d --network host -v la-paper:/var/lib/laptop-agents/paper laptop-agents
 # Roles (docker/entrypoint.sh): paper (default), live, mock-exchange, or any `la` subcommand.
+# HEALTHCHECK = readiness (/readyz) after a 90 s start period: unhealthy while `la serve` is halted in place
+# (kill switch, breaker stop, stale data, data source down) or frozen; `la-healthcheck live` = liveness only.
 # No secret is baked in: live credentials, passphrase and opt-in arrive at run time as Docker secrets.
 
 FROM python:3.11-slim-bookworm AS build
@@ -29,9 +31,10 @@ RUN if ! command -v tini >/dev/null; then \
  && groupadd --system --gid 10001 la \
  && useradd --system --uid 10001 --gid la --home-dir /var/lib/laptop-agents --no-create-home \
         --shell /usr/sbin/nologin la \
- && mkdir -p /var/lib/laptop-agents/paper /var/lib/laptop-agents/live \
+ && mkdir -p /var/lib/laptop-agents/paper /var/lib/laptop-agents/live /var/lib/laptop-agents/targets \
  && chown -R la:la /var/lib/laptop-agents \
- && chmod 0750 /var/lib/laptop-agents/paper /var/lib/laptop-agents/live
+ && chmod 0750 /var/lib/laptop-agents/paper /var/lib/laptop-agents/live \
+ && chmod 0755 /var/lib/laptop-agents/targets
 COPY --from=build /opt/la /opt/la
 COPY config /etc/laptop-agents
 COPY docker/entrypoint.sh /usr/local/bin/la-entrypoint

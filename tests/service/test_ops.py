@@ -49,14 +49,20 @@ def test_install_stages_layout(tmp_path: Path) -> None:
     assert stat.S_IMODE((creds / "alert-urls").stat().st_mode) == 0o600
     for unit in ("laptop-agents.service", "laptop-agents-live.service"):
         assert (dest / "etc/systemd/system" / unit).read_text() == (REPO / "service" / unit).read_text()
+    for env_file in ("laptop-agents.env", "laptop-agents-live.env"):
+        assert (etc / env_file).read_text() == (OPS / env_file).read_text()
+        assert stat.S_IMODE((etc / env_file).stat().st_mode) == 0o640
     code = dest / "opt/laptop-agents"
     assert (code / "src/laptop_agents/service/serve.py").is_file() and not (code / ".git").exists()
     assert "passphrase" in result.stdout
     # idempotent, and it never overwrites the operator's config or secrets
     (creds / "alert-urls").write_text("json://127.0.0.1:1/\n")
     (etc / "risk.yaml").write_text("# mine\n")
-    assert sh(str(OPS / "install"), "--destdir", str(dest), "--no-venv", "--no-systemctl").returncode == 0
+    (etc / "laptop-agents.env").write_text("LA_SOURCE=mock\n")
+    again = sh(str(OPS / "install"), "--destdir", str(dest), "--no-venv", "--no-systemctl", "--no-start")
+    assert again.returncode == 0, again.stderr
     assert (creds / "alert-urls").read_text() == "json://127.0.0.1:1/\n" and (etc / "risk.yaml").read_text() == "# mine\n"
+    assert (etc / "laptop-agents.env").read_text() == "LA_SOURCE=mock\n"
 
 
 def test_backup_and_restore_round_trip(la_env: LaEnv, tmp_path: Path) -> None:

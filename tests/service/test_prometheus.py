@@ -70,13 +70,29 @@ def rule_queries() -> list[tuple[str, str]]:
     return out
 
 
+def short_for_rules(workdir: Path) -> Path:
+    """The shipped rules with every `for:` cut to 1s, derived mechanically (same exprs, labels, thresholds).
+
+    The shipped durations stay honest (promtool checks that file as is); tests only need not wait minutes.
+    """
+    doc = yaml.safe_load(RULES.read_text())
+    for group in doc["groups"]:
+        for rule in group["rules"]:
+            if "for" in rule:
+                rule["for"] = "1s"
+    out = workdir / "laptop-agents.short-for.rules.yml"
+    out.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return out
+
+
 class Prometheus:
-    def __init__(self, binary: str, workdir: Path, target_port: int) -> None:
+    def __init__(self, binary: str, workdir: Path, target_port: int | list[int], rules: Path = RULES) -> None:
         cfg = yaml.safe_load(CONFIG.read_text())
         cfg["global"].update({"scrape_interval": "1s", "scrape_timeout": "1s", "evaluation_interval": "1s"})
-        cfg["rule_files"] = [str(RULES)]
+        cfg["rule_files"] = [str(rules)]
         job = next(j for j in cfg["scrape_configs"] if j["job_name"] == "laptop-agents")
-        job["static_configs"] = [{"targets": [f"127.0.0.1:{target_port}"]}]
+        ports = target_port if isinstance(target_port, list) else [target_port]
+        job["static_configs"] = [{"targets": [f"127.0.0.1:{port}" for port in ports]}]
         self.config = workdir / "prometheus.yml"
         self.config.write_text(yaml.safe_dump(cfg))
         self.port = _free_port()
@@ -97,6 +113,14 @@ class Prometheus:
 
     def query(self, expr: str) -> list[dict[str, Any]]:
         return self.api("query", query=expr)["result"]
+
+    def firing(self) -> dict[str, set[str]]:
+        """alertname -> the instances it fires for."""
+        out: dict[str, set[str]] = {}
+        for alert in self.api("alerts")["alerts"]:
+            if alert["state"] == "firing":
+                out.setdefault(alert["labels"]["alertname"], set()).add(alert["labels"].get("instance", ""))
+        return out
 
     def ready(self) -> bool:
         try:
@@ -203,3 +227,142 @@ def test_real_prometheus_scrapes_session_and_every_query_returns_data(scraped_se
     assert filled >= 5
     rules = prom.api("rules")["groups"][0]["rules"]
     assert all(r["health"] == "ok" for r in rules), [(r["name"], r.get("lastError")) for r in rules]
+
+
+def _serve_env(tmp_path: Path, name: str) -> LaEnv:
+    root = tmp_path / name
+    root.mkdir()
+    shutil.copytree(REPO / "config", root / "config")
+    return LaEnv(root=root, workspace=root / ".workspace", config_dir=root / "config")
+
+
+def test_every_alert_rule_fires_in_real_prometheus(prometheus_binary: str, tmp_path: Path) -> None:
+    """Kill switch, breaker, stale data, data source down and service down each fire, against real `la serve`s.
+
+    Before `la serve` stayed up, the kill-switch and breaker-stop services exited within a second and only
+    LaptopAgentsDown could ever fire for them.
+    """
+    promtool = _tool("promtool")
+    rules = short_for_rules(tmp_path)
+    check = subprocess.run([promtool, "check", "rules", str(rules)], capture_output=True, text=True, timeout=60,
+                           check=False)
+    assert check.returncode == 0, check.stdout + check.stderr
+    envs = {name: _serve_env(tmp_path, name) for name in ("kill", "breaker", "feed")}
+    envs["breaker"].edit_yaml("risk.yaml", circuit_breaker={"action": "stop_session"})
+    dead = _free_port()  # the feed's exchange: nothing listens there
+    feed_env = {"LA_BITUNIX__MAX_RECONNECT_ATTEMPTS": "1", "LA_BITUNIX__BACKOFF_MAX_SEC": "0.05",
+                "LA_BITUNIX__WARMUP": "false"}
+    served: dict[str, Any] = {}
+    prom: Prometheus | None = None
+    try:
+        served["kill"] = start_serve(envs["kill"], "--candle-interval", "0.05")
+        served["breaker"] = start_serve(envs["breaker"], "--scenario", "losing_streak")
+        served["feed"] = start_serve(envs["feed"], "--source", "bitunix", "--rest-url", f"http://127.0.0.1:{dead}",
+                                     "--ws-url", f"ws://127.0.0.1:{dead}/public/", "--data-retry-base", "0.5",
+                                     "--data-retry-max", "2", extra_env=feed_env, source="bitunix")
+        instance = {name: s.url.removeprefix("http://") for name, s in served.items()}
+        prom = Prometheus(prometheus_binary, tmp_path, [int(i.rsplit(":", 1)[1]) for i in instance.values()],
+                          rules=rules)
+        wait_until(prom.ready, 30, "Prometheus ready")
+        (envs["kill"].workspace / "kill.txt").write_text("stop\n")
+        want = {"LaptopAgentsKillSwitchActive": instance["kill"], "LaptopAgentsBreakerTripped": instance["breaker"],
+                "LaptopAgentsDataSourceDown": instance["feed"], "LaptopAgentsMarketDataStale": instance["feed"]}
+
+        def missing() -> dict[str, str]:
+            firing = prom.firing()  # type: ignore[union-attr]
+            return {name: inst for name, inst in want.items() if inst not in firing.get(name, set())}
+
+        wait_until(lambda: not missing(), 90, f"alerts firing (missing: {missing()})", interval=0.5)
+        assert all(s.proc.poll() is None for s in served.values()), "every halted service is still up"
+        # a service that dies: LaptopAgentsDown (the kill-switch one, SIGKILLed while halted)
+        served["kill"].proc.kill()
+        served["kill"].proc.wait(timeout=10)
+        wait_until(lambda: instance["kill"] in prom.firing().get("LaptopAgentsDown", set()),  # type: ignore[union-attr]
+                   60, "LaptopAgentsDown firing", interval=0.5)
+        rule_health = [r for g in prom.api("rules")["groups"] for r in g["rules"]]
+        assert all(r["health"] == "ok" for r in rule_health), [(r["name"], r.get("lastError")) for r in rule_health]
+    finally:
+        if prom is not None:
+            prom.stop()
+        for s in served.values():
+            if s.proc.poll() is None:
+                s.proc.send_signal(signal.SIGTERM)
+                try:
+                    s.proc.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    s.proc.kill()
+        for env in envs.values():
+            for proc in env.procs:
+                if proc.poll() is None:
+                    proc.kill()
+
+
+COMPOSE_PROMETHEUS = REPO / "docker" / "prometheus" / "prometheus.yml"
+ENTRYPOINT = REPO / "docker" / "entrypoint.sh"
+
+
+def test_compose_prometheus_scrapes_every_started_service_and_down_fires(prometheus_binary: str,
+                                                                        tmp_path: Path) -> None:
+    """docker/prometheus/prometheus.yml + docker/entrypoint.sh, without Docker: each service started through the
+    entrypoint registers its endpoint; Prometheus scrapes all of them (paper-offline's port too, not just 9478),
+    and a registered service that dies raises LaptopAgentsDown (a DNS-discovered target would just vanish)."""
+    import os
+    import sys
+
+    targets = tmp_path / "targets"
+    targets.mkdir()
+    cfg = yaml.safe_load(COMPOSE_PROMETHEUS.read_text())
+    job = next(j for j in cfg["scrape_configs"] if j["job_name"] == "laptop-agents")
+    assert job["file_sd_configs"][0]["files"] == ["/etc/prometheus/targets/*.json"]
+    job["file_sd_configs"][0].update({"files": [str(targets / "*.json")], "refresh_interval": "1s"})
+    cfg["global"].update({"scrape_interval": "1s", "scrape_timeout": "1s", "evaluation_interval": "1s"})
+    cfg["rule_files"] = [str(short_for_rules(tmp_path))]
+    config = tmp_path / "prometheus.yml"
+    config.write_text(yaml.safe_dump(cfg))
+    procs: dict[str, subprocess.Popen[bytes]] = {}
+    ports = {name: _free_port() for name in ("paper", "paper-offline")}
+    prom = None
+    try:
+        for name, port in ports.items():
+            env_ = LaEnv(root=tmp_path / name, workspace=tmp_path / name / "ws", config_dir=REPO / "config")
+            env = env_.full_env({"PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+                                 "LA_SOURCE": "mock", "LA_SCRAPE_NAME": name,
+                                 "LA_SCRAPE_TARGET": f"127.0.0.1:{port}", "LA_SCRAPE_TARGETS_DIR": str(targets)})
+            procs[name] = subprocess.Popen(
+                ["sh", str(ENTRYPOINT), "paper", "--candle-interval", "0.05", "--http-port", str(port),
+                 "--workspace", str(env_.workspace), "--config-dir", str(REPO / "config")],
+                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_until(lambda: len(list(targets.glob("*.json"))) == 2, 30, "both services registered")
+        registered = {json.loads(p.read_text())[0]["labels"]["service"]: json.loads(p.read_text())[0]["targets"]
+                      for p in targets.glob("*.json")}
+        assert registered == {name: [f"127.0.0.1:{port}"] for name, port in ports.items()}
+        prom = Prometheus.__new__(Prometheus)
+        prom.port = _free_port()
+        prom.url = f"http://127.0.0.1:{prom.port}"
+        prom.config = config
+        prom.log = (tmp_path / "prometheus.log").open("w")
+        prom.proc = subprocess.Popen(
+            [prometheus_binary, f"--config.file={config}", f"--web.listen-address=127.0.0.1:{prom.port}",
+             f"--storage.tsdb.path={tmp_path / 'tsdb'}"], stdout=prom.log, stderr=subprocess.STDOUT, cwd=tmp_path)
+        wait_until(prom.ready, 30, "Prometheus ready")
+
+        def up() -> dict[str, str]:
+            return {r["metric"]["service"]: r["value"][1] for r in prom.query('up{job="laptop-agents"}')}  # type: ignore[union-attr]
+
+        wait_until(lambda: up() == {"paper": "1", "paper-offline": "1"}, 60, f"both scraped (up: {up()})",
+                   interval=0.5)
+        procs["paper-offline"].kill()
+        procs["paper-offline"].wait(timeout=10)
+        offline = f"127.0.0.1:{ports['paper-offline']}"
+        wait_until(lambda: prom.firing().get("LaptopAgentsDown") == {offline}, 60,  # type: ignore[union-attr]
+                   "LaptopAgentsDown for the dead service only", interval=0.5)
+    finally:
+        if prom is not None:
+            prom.stop()
+        for proc in procs.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    proc.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    proc.kill()

@@ -70,6 +70,23 @@ def test_unit_contract(unit: Path) -> None:
     assert "MemoryMax" in keys and "RestrictAddressFamilies" in keys
 
 
+def test_source_and_options_come_from_the_environment_file() -> None:
+    """No hard-coded `--source bitunix` in the paper unit: ops/install's env file chooses (LA_SOURCE, LA_SERVE_OPTS)."""
+    paper = (REPO / "service/laptop-agents.service").read_text()
+    start = re.search(r"^ExecStart=(.*)$", paper, re.MULTILINE).group(1)  # type: ignore[union-attr]
+    assert start.endswith("la serve --source ${LA_SOURCE} $LA_SERVE_OPTS"), start
+    assert "EnvironmentFile=-/etc/laptop-agents/laptop-agents.env" in paper
+    assert "Environment=LA_SOURCE=bitunix" in paper  # the default when the file says nothing
+    env = dict(line.split("=", 1) for line in (REPO / "ops/laptop-agents.env").read_text().splitlines()
+               if line and not line.startswith("#"))
+    assert env == {"LA_SOURCE": "bitunix", "LA_SERVE_OPTS": ""}
+    live = (REPO / "service/laptop-agents-live.service").read_text()
+    assert "EnvironmentFile=-/etc/laptop-agents/laptop-agents-live.env" in live and "$LA_SERVE_OPTS" in live
+    # the LSB names systemd prints for our exit codes are explained where an operator looks
+    for text in (paper, (REPO / "ops/RUNBOOK.md").read_text()):
+        assert "4/NOPERMISSION" in text and "6/NOTCONFIGURED" in text
+
+
 def test_paper_and_live_never_share_state() -> None:
     def state(name: str) -> str:
         return re.search(r"^StateDirectory=(.*)$", (REPO / "service" / name).read_text(), re.MULTILINE).group(1)  # type: ignore[union-attr]

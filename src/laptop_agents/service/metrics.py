@@ -222,6 +222,8 @@ class ServiceMetrics:
         breaker = runner.breaker
         self.lab(self.heartbeat_age).set(runner.heartbeat_age_sec)
         age = runner.data_age_sec
+        if age is None and hasattr(runner, "stale_age"):
+            age = runner.stale_age(time.monotonic())  # no data yet: as old as the session (not a flattering 0)
         if age is not None:
             self.lab(self.data_age).set(age)
         equity = paper.equity

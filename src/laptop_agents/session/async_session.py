@@ -153,6 +153,7 @@ class AsyncRunner:
         self._deadline_mono: float | None = None
         self.exit_code: int = ExitCode.INTERNAL_ERROR
         self._consumer: asyncio.Task[None] | None = None
+        self._data_before_replace: float | None = None
         self.stay_up: StayUp | None = None
         if options.stay_up:
             self.stay_up = StayUp(self, provider_factory,
@@ -253,8 +254,13 @@ class AsyncRunner:
 
     @property
     def data_age_sec(self) -> float | None:
-        last = self.provider.last_data_monotonic
+        last = self._last_data_monotonic()
         return None if last is None else time.monotonic() - last
+
+    def _last_data_monotonic(self) -> float | None:
+        """The last market data of this session, across providers replaced by a reconnect (service mode)."""
+        last = self.provider.last_data_monotonic
+        return last if last is not None else self._data_before_replace
 
     # ------------------------------------------------------------------ run
     def run(self) -> int:
@@ -302,12 +308,15 @@ class AsyncRunner:
 
     def replace_provider(self, provider: MarketDataProvider) -> None:
         """Service mode: consume a fresh provider after the previous one gave up (stay_up reconnects)."""
+        previous = self.provider.last_data_monotonic
+        if previous is not None:
+            self._data_before_replace = previous
         self.provider = provider
         self._consumer = asyncio.create_task(self._consume(), name="market-data")
 
     def stale_age(self, now: float) -> float:
         """Seconds without market data (since the session started if none came yet)."""
-        last = self.provider.last_data_monotonic
+        last = self._last_data_monotonic()
         return now - (last if last is not None else self._started_mono)
 
     async def _warm_up(self) -> None:
