@@ -9,7 +9,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from laptop_agents.core.models import Trade, utc_iso
+from laptop_agents.core.models import Trade, parse_utc, utc_iso
+from laptop_agents.reporting.equity_chart import TradeMark, drawdown_pct, equity_chart_svg
 
 
 @dataclass
@@ -54,23 +55,15 @@ class SessionSummary:
         }
 
 
-def _svg_curve(points: list[tuple[str, Decimal]], width: int = 760, height: int = 220) -> str:
-    if len(points) < 2:
-        return '<p class="muted">Not enough trades for an equity curve.</p>'
-    values = [float(v) for _, v in points]
-    lo, hi = min(values), max(values)
-    span = (hi - lo) or 1.0
-    pad = 24
-    xs = [pad + i * (width - 2 * pad) / (len(values) - 1) for i in range(len(values))]
-    ys = [height - pad - (v - lo) / span * (height - 2 * pad) for v in values]
-    path = " ".join(f"{'M' if i == 0 else 'L'}{x:.1f},{y:.1f}" for i, (x, y) in enumerate(zip(xs, ys)))
-    return (
-        f'<svg viewBox="0 0 {width} {height}" width="100%" role="img" aria-label="equity curve">'
-        f'<rect width="{width}" height="{height}" fill="#fafafa"/>'
-        f'<text x="{pad}" y="16" class="axis">{hi:,.2f}</text>'
-        f'<text x="{pad}" y="{height - 6}" class="axis">{lo:,.2f}</text>'
-        f'<path d="{path}" fill="none" stroke="#2563eb" stroke-width="2"/></svg>'
-    )
+def _chart(s: SessionSummary) -> str:
+    """The equity chart (time axis, trade markers, drawdown) from the recorder's curve and the run's trades."""
+    curve = [(parse_utc(ts), float(v)) for ts, v in s.equity_curve]
+    marks = [TradeMark(t.trade_id, t.side.value, t.entry_ts, t.exit_ts, float(t.pnl), t.exit_reason) for t in s.trades]
+    return equity_chart_svg(curve, marks, starting_equity=float(s.starting_equity))
+
+
+def max_drawdown_pct(s: SessionSummary) -> float:
+    return min(drawdown_pct([float(v) for _, v in s.equity_curve]), default=0.0)
 
 
 def render_summary_html(s: SessionSummary) -> str:
@@ -96,7 +89,7 @@ def render_summary_html(s: SessionSummary) -> str:
 body{{font-family:system-ui,sans-serif;margin:2rem auto;max-width:960px;color:#111;padding:0 1rem}}
 h1{{font-size:1.4rem}} table{{border-collapse:collapse;width:100%;margin:.5rem 0 1.5rem}}
 td,th{{border-bottom:1px solid #ddd;padding:.3rem .5rem;text-align:left;font-size:.9rem}}
-.kpis{{display:grid;grid-template-columns:repeat(4,1fr);gap:.75rem;margin:1rem 0}}
+.kpis{{display:grid;grid-template-columns:repeat(5,1fr);gap:.75rem;margin:1rem 0}}
 .kpi{{background:#f3f4f6;border-radius:8px;padding:.75rem}} .kpi b{{display:block;font-size:1.2rem}}
 .pos{{color:#15803d}} .neg{{color:#b91c1c}} .muted{{color:#6b7280}} .axis{{font-size:11px;fill:#6b7280}}
 .badge{{padding:.15rem .5rem;border-radius:4px;background:{'#dcfce7' if ok else '#fee2e2'}}}
@@ -110,12 +103,13 @@ stopped: <span class="badge" id="stopped-reason">{e(s.stopped_reason)}</span> (e
 <div class="kpi">Net PnL<b class="{pnl_class}" id="net-pnl">{s.net_pnl:,.2f} USDT</b></div>
 <div class="kpi">Trades<b id="trade-count">{len(s.trades)}</b></div>
 <div class="kpi">Fees paid<b>{s.fees:,.2f} USDT</b></div>
+<div class="kpi">Max drawdown<b class="{'neg' if max_drawdown_pct(s) < 0 else ''}" id="max-drawdown">{max_drawdown_pct(s):.2f}%</b></div>
 </div>
 <p>Starting equity {s.starting_equity:,.2f} USDT · candles processed {s.candles_processed} ·
 accounting: <b class="{'pos' if s.accounting_ok else 'neg'}">{'no drift' if s.accounting_ok else 'DRIFT'}</b>
 ({e(s.accounting_detail)}) · circuit breaker: {breaker_line}</p>
 <h2>Equity curve</h2>
-{_svg_curve(s.equity_curve)}
+{_chart(s)}
 <h2>Trades</h2>
 <table><thead><tr><th>id</th><th>side</th><th>entry</th><th>exit</th><th>entry price</th><th>exit price</th>
 <th>qty</th><th>fees</th><th>pnl</th><th>exit reason</th></tr></thead><tbody>
