@@ -32,11 +32,13 @@ def _common(parser: argparse.ArgumentParser) -> None:
 
 
 def _verbosity(parser: argparse.ArgumentParser, quiet: bool) -> None:
-    """--quiet / --verbose for the commands that log while they work (run, serve)."""
+    """--quiet / --verbose / --status-every for the commands that log while they work (run, serve)."""
     if quiet:
         parser.add_argument("--quiet", action="store_true", help="console shows warnings and errors only")
     parser.add_argument("--verbose", action="store_true",
                         help="console also shows debug lines (signals, routine risk rejections)")
+    parser.add_argument("--status-every", type=_non_negative_float, default=30.0, metavar="SEC",
+                        help="live session: a status line on the console every SEC seconds (default 30; 0: none)")
 
 
 def console_level(args: argparse.Namespace) -> int:
@@ -112,8 +114,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gap-duration", type=_positive_float, metavar="SEC", help="mock: length of the injected gap (default 35)")
     p.add_argument("--stale-timeout", type=_positive_float, metavar="SEC", help="override session.stale_data_timeout_sec")
     _verbosity(p, quiet=True)
-    p.add_argument("--status-every", type=_non_negative_float, default=30.0, metavar="SEC",
-                   help="live session: a status line on the console every SEC seconds (default 30; 0: none)")
     p.add_argument("--dashboard", action="store_true",
                    help="serve a live dashboard (and /metrics /healthz /status) on 127.0.0.1, port $LA_HTTP_PORT or free")
     p.add_argument("--live", action="store_true",

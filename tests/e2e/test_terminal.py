@@ -73,3 +73,17 @@ def test_status_after_kill9_shows_the_open_position_and_how_the_run_ended(la_env
     assert "recovered a stale lock" in again.stderr and levels(again.stderr) <= {"WARNING", "ERROR", "CRITICAL"}
     st = la_env.run("status")
     assert "OPEN POSITION" not in st.stdout and ": completed, equity" in st.stdout
+
+
+def test_serve_quiet_hides_info_but_journals_the_trade_lines(la_env: LaEnv) -> None:
+    """`la serve --quiet` used to log at INFO anyway (the session re-ran the logging set-up)."""
+    proc = la_env.start("serve", "--source", "mock", "--candle-interval", "0.01", "--no-http", "--quiet",
+                        "--status-every", "0.2")
+    la_env.wait_for(lambda: count(la_env.events(), "ExecutionExit") > 0, what="a closed trade")
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=30)
+    assert proc.returncode == 0, stderr
+    assert levels(stderr) <= {"WARNING", "ERROR", "CRITICAL"}, stderr[:2000]
+    console = [r["message"] for r in la_env.system_log() if r.get("component") == "console"]
+    assert any(m.startswith("ORDER ") for m in console) and any(m.startswith("EXIT ") for m in console)
+    assert any(m.startswith("status: up") for m in console)

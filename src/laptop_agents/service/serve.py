@@ -157,6 +157,10 @@ def _serve(args: argparse.Namespace, config_dir: Any, router: Any, alert_setting
         hooks.append(http)
         print(f"la serve: endpoint {http.url}" + (f" (dashboard {http.url}/)" if args.dashboard else ""), flush=True)
     hooks.append(router)
+    from laptop_agents.session.console import ConsoleReporter
+
+    console = ConsoleReporter(getattr(args, "status_every", 30.0))  # order/fill/exit + status lines (i16-terminal)
+    hooks.append(console)
 
     try:
         provider = build_provider(config, args.source)
@@ -167,7 +171,7 @@ def _serve(args: argparse.Namespace, config_dir: Any, router: Any, alert_setting
         runner = AsyncRunner(config, workspace, provider, options_, hooks=hooks,
                              broker_factory=broker_factory(args, config, provider),
                              provider_factory=_provider_factory(args, config, provider))
-        for subscriber in (MetricsObserver(metrics), recent, router):
+        for subscriber in (MetricsObserver(metrics), recent, router, console):
             runner.bus.subscribe(subscriber)
         code = runner.run()
     finally:
