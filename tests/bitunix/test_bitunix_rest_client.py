@@ -232,8 +232,29 @@ def test_timed_out_placement_is_retried_and_the_duplicate_resolved() -> None:
     fake, (ack, resolved) = run_with(
         {"/trade/place_order": slow_place, "/trade/get_order_detail": detail}, scenario
     )
+    # the lookup by clientId finds it: never sent a second time
     assert ack.order_id == "9001" and ack.already_existed and resolved == 1
-    assert len(placed) == 1 and fake.count("/place_order") == 2
+    assert len(placed) == 1 and fake.count("/place_order") == 1
+
+
+def test_timed_out_placement_is_resent_only_after_the_lookup_proves_it_absent() -> None:
+    calls: list[str] = []
+
+    async def place(rec: Recorded) -> web.Response:
+        calls.append(body_json(rec)["clientId"])
+        if len(calls) == 1:
+            await asyncio.sleep(1.0)  # never processed (the answer is too late and nothing was placed)
+            return web.Response(status=504)
+        return ok({"orderId": "9002", "clientId": calls[-1]})
+
+    async def scenario(fake: FakeBitunix) -> Any:
+        async with make_client(fake, timeout_sec=0.3) as client:
+            return await client.place_order(market_order())
+
+    fake, ack = run_with({"/trade/place_order": place, "/trade/get_order_detail": lambda r: err(20007)}, scenario)
+    assert ack.order_id == "9002" and not ack.already_existed
+    paths = [r.path.rsplit("/", 1)[-1] for r in fake.requests]
+    assert paths == ["place_order", "get_order_detail", "place_order"], paths
     bodies = [r.body for r in fake.requests if r.path.endswith("/place_order")]
     assert bodies[0] == bodies[1]  # same clientId, same bytes
     nonces = [r.headers["nonce"] for r in fake.requests if r.path.endswith("/place_order")]

@@ -121,9 +121,8 @@ def test_5xx_and_timeouts_on_place_order_never_duplicate(fault: dict) -> None:
             assert len(ledger_fills(mx)) == 1
             account = mx.admin.account()
             assert len(account["positions"]) == 1 and Decimal(account["positions"][0]["qty"]) == Decimal("0.01")
-            if fault.get("rest_fault_phase") == "after":
-                dups = [r for r in mx.admin.events("order_request") if r["duplicate"]]
-                assert dups, "the retry must have met 30042 and been resolved"
+            # placed-but-unanswered orders are found by the clientId lookup, never sent a second time
+            assert not [r for r in mx.admin.events("order_request") if r["duplicate"]]
             await broker.shutdown("test", T0)
             assert len(accepted_orders(mx)) == 2  # entry + one close
 

@@ -43,8 +43,8 @@ def _fire_after_entry(broker: BitunixBroker, mx: MockExchangeHandle, price: Deci
     place, positions = client.place_order, client.get_pending_positions
     state: list[str] = []
 
-    async def place_order(request: Any) -> Any:
-        ack = await place(request)
+    async def place_order(request: Any, **kwargs: Any) -> Any:
+        ack = await place(request, **kwargs)
         state.append("placed")
         return ack
 
@@ -203,8 +203,8 @@ def test_an_entry_cancelled_mid_flight_is_followed_booked_and_closed_by_close_al
             place = broker.client.place_order
             sent = asyncio.Event()
 
-            async def place_order(request: Any) -> Any:
-                ack = await place(request)
+            async def place_order(request: Any, **kwargs: Any) -> Any:
+                ack = await place(request, **kwargs)
                 sent.set()
                 await asyncio.sleep(0)  # the caller's cancellation lands here, after the order is on the exchange
                 return ack

@@ -9,10 +9,14 @@ differences are where the truth lives and what can go wrong:
   leverage and margin mode, and reconciles local state with the exchange's
   positions and open orders. A failed query raises: "I could not ask" is never
   read as "flat".
-* **Idempotent orders.** Every order carries a deterministic clientId
-  (``<prefix><tag><seq>``; tag and sequence persist in ``to_state()``). The
-  REST client retries with the same clientId, so a lost response meets 30042
-  and resolves to the existing order instead of a duplicate.
+* **Order identity.** Every order carries a clientId ``<prefix><tag><run><seq>``:
+  the instance tag and the sequence persist in ``to_state()``, the run token is
+  fresh random at every start, so a crash that loses the saved sequence can never
+  make a restart reuse a clientId. After an ambiguous failure the REST client
+  sends again (same clientId) only when a lookup proves the order absent; an
+  order found under our clientId counts as ours only when it matches what we sent
+  (symbol, side, qty, trade side, not older than what we had already seen).
+  A mismatch halts entries (CRITICAL, the session stops: exit 8).
 * **Checks before sending** (:mod:`order_checks`): quantity bounds and
   precision, TP/SL sides, price protection. A failed check or an exchange
   rejection becomes an ``OrderRejected`` event, not a crash. The current
@@ -33,17 +37,22 @@ differences are where the truth lives and what can go wrong:
   adjustment, never silently absorbed.
 * **Shutdown** cancels every order, closes every position and verifies the
   account is flat by querying; otherwise :class:`NotFlatError` (exit code 10).
+  Exits win: closing, cancelling, verifying and booking run on the transport's
+  exit path (never paused by the API circuit breaker) and retry with backoff for
+  ``stop_budget_sec`` (the session's ``shutdown_grace_sec``), with a fresh HTTP
+  session after repeated transport failures.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import secrets as _secrets
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, TypeVar
 
@@ -69,6 +78,7 @@ from laptop_agents.execution.bitunix.enums import (
 )
 from laptop_agents.execution.bitunix.errors import (
     BitunixError,
+    DuplicateClientIdError,
     ExchangeUnavailableError,
     InsufficientBalanceError,
     InvalidRequestError,
@@ -78,7 +88,7 @@ from laptop_agents.execution.bitunix.errors import (
     RateLimitError,
     TransportError,
 )
-from laptop_agents.execution.bitunix.rest import BitunixRestClient
+from laptop_agents.execution.bitunix.rest import BitunixRestClient, order_mismatch
 from laptop_agents.execution.bitunix.schemas import (
     AccountInfo,
     OrderInfo,
@@ -86,6 +96,7 @@ from laptop_agents.execution.bitunix.schemas import (
     PositionInfo,
     TradeInfo,
 )
+from laptop_agents.execution.bitunix.transport import exit_path
 from laptop_agents.execution.bitunix_private_stream import PrivateStream
 from laptop_agents.execution.last_price import LastPrice
 from laptop_agents.execution.order_checks import (
@@ -113,6 +124,8 @@ EXIT_EXCHANGE_CLOSE = "exchange_close"
 
 Closed = tuple[list[Event], Trade | None]
 T = TypeVar("T")
+CLOCK_TOLERANCE = timedelta(seconds=1)
+"""Exchange timestamps may be coarser than our ordering needs (seconds vs milliseconds)."""
 
 
 class LiveBrokerError(LaError):
@@ -133,6 +146,16 @@ class NotFlatError(LiveBrokerError):
     exit_code = ExitCode.NOT_FLAT
 
 
+class OrderIdentityError(ReconcileError):
+    """An order found under our clientId is not the one we sent: entries halt, the session stops (exit 8)."""
+
+
+class ClockSkewError(LiveBrokerError):
+    """The local clock is further from the exchange's than its receive window: refuse to start."""
+
+    exit_code = ExitCode.USAGE
+
+
 @dataclass(frozen=True)
 class LiveBrokerSettings:
     """How the broker trades; values the operator chooses (leverage is capped by the hard limits upstream)."""
@@ -148,6 +171,11 @@ class LiveBrokerSettings:
     flat_verify_attempts: int = 5
     flat_verify_interval_sec: float = 0.2
     history_page_limit: int = 100
+    stop_budget_sec: float = 10.0
+    """How long exits (close, cancel, verify flat, book) keep retrying a failing exchange, with backoff."""
+    stop_backoff_max_sec: float = 1.0
+    recv_window_ms: int = 5000
+    """The exchange's timestamp tolerance (undocumented; a few seconds): a larger clock skew refuses start-up."""
 
     def __post_init__(self) -> None:
         if not self.client_id_prefix.isalnum() or len(self.client_id_prefix) > 8:
@@ -157,6 +185,21 @@ class LiveBrokerSettings:
 
 
 _SIDE_OF_POSITION = {PositionSide.LONG: Side.LONG, PositionSide.SHORT: Side.SHORT}
+
+
+@dataclass
+class _PendingEntry:
+    """What is needed to book an entry that was sent but whose fill could not be read yet."""
+
+    order_id: str
+    client_id: str
+    order_side: str
+    intent: OrderIntent
+    stop_loss: Decimal
+    take_profit: Decimal
+    candle: Candle
+    base: dict[str, Any]
+    sent_at: datetime
 
 
 class BitunixBroker(CashAccountView):
@@ -199,6 +242,15 @@ class BitunixBroker(CashAccountView):
         self.last_price: Decimal | None = None
         self._seq = 0
         self._tag = _secrets.token_hex(4)
+        self._run = _secrets.token_hex(4)
+        """Fresh at every start: clientIds of this life differ from every earlier one, saved sequence or not."""
+        self._newest_seen: datetime | None = None
+        """Exchange time of the newest order/fill seen: an order created before it is not one we just sent."""
+        self.halted: str | None = None
+        """Why entries are halted (an order identity mismatch); the session stops on it (``check``)."""
+        self._stop_until: float | None = None
+        self._pending_entry: _PendingEntry | None = None
+        """An entry sent but not booked (the exchange stopped answering after the send): booked first thing."""
         self._entry_order_id: str | None = None
         self._unreported: list[Trade] = []
         """Round trips booked inside submit (TP/SL fired at once): handed to the session by the next on_candle."""
@@ -213,9 +265,19 @@ class BitunixBroker(CashAccountView):
 
     # ------------------------------------------------------------------ ids
     def _next_client_id(self) -> str:
-        """Deterministic and unique across restarts: the tag and sequence live in the state file."""
+        """Unique across restarts and crashes: persisted tag + per-start run token + sequence (<= 30 chars)."""
         self._seq += 1
-        return f"{self.settings.client_id_prefix}{self._tag}{self._seq:06d}"
+        return f"{self.settings.client_id_prefix}{self._tag}{self._run}{self._seq:06d}"
+
+    def _saw(self, when: datetime | None) -> None:
+        if when is not None and (self._newest_seen is None or when > self._newest_seen):
+            self._newest_seen = when
+
+    def _halt(self, why: str) -> None:
+        """Stop entering: the exchange holds an order under our clientId that we did not send."""
+        if self.halted is None:
+            self.halted = why
+            log.critical("ENTRIES HALTED: %s; check the account's orders on the exchange before restarting", why)
 
     def _is_ours(self, client_id: str | None) -> bool:
         return bool(client_id) and str(client_id).startswith(self.settings.client_id_prefix)
@@ -226,6 +288,7 @@ class BitunixBroker(CashAccountView):
         s = self.settings
         pairs = await self.client.trading_pairs([self.symbol])
         pair = next((p for p in pairs if p.symbol == self.symbol), None)
+        self._check_clock()
         if pair is None:
             raise LiveBrokerError(f"exchange does not list {self.symbol}")
         self.rules = SymbolRules.from_pair(pair)
@@ -240,6 +303,9 @@ class BitunixBroker(CashAccountView):
             raise LiveBrokerError("the account is in HEDGE position mode; this broker trades ONE_WAY only")
         positions = [p for p in await self.client.get_pending_positions(self.symbol) if p.symbol == self.symbol]
         orders = [o for o in (await self.client.get_pending_orders(self.symbol, limit=100)).orders if o.status.is_open]
+        history = await self.client.get_history_trades(self.symbol, limit=self.settings.history_page_limit)
+        for record in [*orders, *history.trades]:  # an order created before these is not one we are about to send
+            self._saw(record.created)
         events: list[Event] = []
         details: dict[str, Any] = {}
         foreign = [o for o in orders if not self._is_ours(o.client_id)]
@@ -286,6 +352,22 @@ class BitunixBroker(CashAccountView):
             )
         )
         return events
+
+    def _check_clock(self) -> None:
+        """Refuse to start when the local clock is further from the exchange's than its receive window."""
+        clock = getattr(getattr(self.client, "transport", None), "clock", None)
+        if clock is None or not clock.known:
+            return
+        offset = clock.offset_ms
+        if abs(offset) > self.settings.recv_window_ms:
+            raise ClockSkewError(
+                f"the local clock is {abs(offset) / 1000:.1f}s {'behind' if offset > 0 else 'ahead of'} the "
+                f"exchange's (receive window {self.settings.recv_window_ms / 1000:.0f}s); sync it "
+                "(e.g. `timedatectl set-ntp true` or chronyc makestep) and start again"
+            )
+        if offset:
+            log.warning("the exchange's clock is %+.1fs from the local one; signing with the exchange's time",
+                        offset / 1000)
 
     async def _reconcile_position(self, exch: PositionInfo | None, now: datetime, details: dict[str, Any]) -> list[Event]:
         local = self.position
@@ -335,6 +417,13 @@ class BitunixBroker(CashAccountView):
         must be followed to its fill and booked, so :meth:`close_all` waits for it and closes what it opened.
         """
         self._require_started()
+        if self._pending_entry is not None:
+            events = await self._finish_pending(now)
+            if self._pending_entry is not None or self.position is not None or events:
+                return events + [Event(ORDER_REJECTED, now, symbol=self.symbol, side=intent.side.entry_order_side,
+                                       position_side=intent.side, order_type="MARKET", qty=intent.qty,
+                                       reason="previous_entry_unbooked" if self._pending_entry else "position_open",
+                                       message="the previous entry is booked first", sent=False)]
         if self.position is not None:
             raise RuntimeError("BitunixBroker.submit called with a position already open")
         task = asyncio.ensure_future(self._submit(intent, candle, now))
@@ -366,6 +455,10 @@ class BitunixBroker(CashAccountView):
     async def _submit(self, intent: OrderIntent, candle: Candle, now: datetime) -> list[Event]:
         assert self.rules is not None
         order_side = intent.side.entry_order_side
+        if self.halted is not None:
+            return [Event(ORDER_REJECTED, now, symbol=self.symbol, side=order_side, position_side=intent.side,
+                          order_type="MARKET", qty=intent.qty, reason="entries_halted", message=self.halted,
+                          sent=False)]
         client_id = self._next_client_id()
         base: dict[str, Any] = {
             "client_id": client_id, "symbol": self.symbol, "side": order_side, "position_side": intent.side,
@@ -397,14 +490,22 @@ class BitunixBroker(CashAccountView):
             sl_order_type=OrderType.MARKET,
         )
         try:
-            ack = await self.client.place_order(request)
+            ack = await self.client.place_order(request, not_before=self._not_before())
             order_id = ack.order_id
+        except DuplicateClientIdError as exc:
+            self._halt(f"entry {client_id}: {exc}")
+            return [Event(ORDER_REJECTED, now, **base, reason="order_identity", code=exc.code, message=str(exc),
+                          sent=True)]
         except (InsufficientBalanceError, OrderRejectedError, InvalidRequestError, ExchangeUnavailableError) as exc:
             reason = _rejection_reason(exc)
             log.warning("entry %s rejected: %s", client_id, exc)
             return [Event(ORDER_REJECTED, now, **base, reason=reason, code=exc.code, message=str(exc), sent=True)]
         except (TransportError, RateLimitError) as exc:
-            found = await self._lookup_after_failure(client_id, exc)
+            try:
+                found = await self._lookup_after_failure(request, exc)
+            except OrderIdentityError as ident:
+                self._halt(str(ident))
+                return [Event(ORDER_REJECTED, now, **base, reason="order_identity", message=str(ident), sent=True)]
             if found is None:
                 return [Event(ORDER_REJECTED, now, **base, reason="not_placed", code=exc.code, message=str(exc), sent=True)]
             order_id = found.order_id
@@ -414,6 +515,27 @@ class BitunixBroker(CashAccountView):
                 stop_loss=checked.stop_loss, take_profit=checked.take_profit,
             )
         ]
+        pending = _PendingEntry(order_id, client_id, order_side, intent, checked.stop_loss, checked.take_profit,
+                                candle, base, now)
+        try:
+            return events + await self._follow_entry(pending, now)
+        except (TransportError, RateLimitError, ExchangeUnavailableError) as exc:
+            # sent (and maybe filled), but the exchange stopped answering before we could book it: never lose it.
+            # OrderSubmitted goes out now; the fill is booked by the next successful query (on_candle/close_all),
+            # and no new entry is sent until then.
+            self._pending_entry = pending
+            log.critical("entry %s (orderId %s) was sent but following it failed (%s); NOT booked yet: la books it "
+                         "on the next successful query and sends no new entry until then", client_id, order_id, exc)
+            return events
+
+    async def _follow_entry(self, p: _PendingEntry, now: datetime) -> list[Event]:
+        """Wait for the entry's end and book it (fill, and the whole round trip if the exchange already closed it).
+
+        A failed query raises before anything is booked, so the caller may simply try again later.
+        """
+        order_id, client_id, order_side, intent, candle, base = (
+            p.order_id, p.client_id, p.order_side, p.intent, p.candle, p.base)
+        events: list[Event] = []
         order = await self._await_terminal(order_id)
         if order.filled_qty <= 0:
             events.append(Event(ORDER_REJECTED, now, **base, order_id=order_id, reason="not_filled",
@@ -432,11 +554,11 @@ class BitunixBroker(CashAccountView):
             position_id = pos.position_id
         fee = money(order.fee if order.fee is not None else sum((t.fee or ZERO for t in entry_trades), ZERO))
         price = (order.avg_price or (pos.avg_open_price if pos is not None else None) or _vwap(entry_trades)
-                 or checked.take_profit)
+                 or p.take_profit)
         self.cash = money(self.cash - fee)
         self.position = Position(
             position_id=position_id, side=intent.side, qty=order.filled_qty, entry_price=price,
-            entry_ts=now, entry_fee=fee, stop_loss=checked.stop_loss, take_profit=checked.take_profit,
+            entry_ts=p.sent_at, entry_fee=fee, stop_loss=p.stop_loss, take_profit=p.take_profit,
         )
         self._entry_order_id = order_id
         self.last_price = candle.close
@@ -444,8 +566,8 @@ class BitunixBroker(CashAccountView):
             Event(
                 EventName.EXECUTION_FILL, now, order_id=order_id, client_id=client_id, symbol=self.symbol,
                 side=order_side, position_side=intent.side, qty=order.filled_qty, price=price, fee=fee,
-                liquidity="taker", position_id=position_id, stop_loss=checked.stop_loss,
-                take_profit=checked.take_profit, equity=self.cash,
+                liquidity="taker", position_id=position_id, stop_loss=p.stop_loss,
+                take_profit=p.take_profit, equity=self.cash,
             )
         )
         if closing is not None:
@@ -453,6 +575,21 @@ class BitunixBroker(CashAccountView):
             events += exit_events
             if trade is not None:
                 self._unreported.append(trade)  # submit returns events only: on_candle reports it (breaker)
+        return events
+
+    async def _finish_pending(self, now: datetime) -> list[Event]:
+        """Book the entry that was sent while the exchange stopped answering; [] (still pending) if it still fails."""
+        pending = self._pending_entry
+        if pending is None:
+            return []
+        try:
+            events = await self._retrying(f"booking entry {pending.order_id}", lambda: self._follow_entry(pending, now))
+        except (TransportError, RateLimitError, ExchangeUnavailableError) as exc:
+            log.error("entry %s (orderId %s) still not booked: %s", pending.client_id, pending.order_id, exc)
+            return []
+        self._pending_entry = None
+        log.warning("entry %s (orderId %s) booked after the exchange answered again", pending.client_id,
+                    pending.order_id)
         return events
 
     async def _round_trip_trades(self, order: OrderInfo, side: Side) -> tuple[list[TradeInfo], list[TradeInfo], str]:
@@ -506,8 +643,17 @@ class BitunixBroker(CashAccountView):
                     return push.position_id
         return f"order-{order.order_id}"
 
-    async def _lookup_after_failure(self, client_id: str, exc: BitunixError) -> OrderInfo | None:
-        """After retries ran out on place_order: did it land? Ask by clientId (the exchange is the truth)."""
+    def _not_before(self) -> datetime | None:
+        return None if self._newest_seen is None else self._newest_seen - CLOCK_TOLERANCE
+
+    async def _lookup_after_failure(self, request: PlaceOrderRequest, exc: BitunixError) -> OrderInfo | None:
+        """After retries ran out on place_order: did it land? Ask by clientId (the exchange is the truth).
+
+        A found order counts only if it is the one we sent (:func:`order_mismatch`); otherwise
+        :class:`OrderIdentityError`: we must not adopt, book or retry on someone else's order.
+        """
+        client_id = request.client_id
+        assert client_id is not None
         try:
             order = await self.client.get_order_detail(client_id=client_id)
         except OrderNotFoundError:
@@ -518,7 +664,14 @@ class BitunixBroker(CashAccountView):
                 f"order {client_id}: placement failed ({exc}) and the lookup failed too ({lookup_exc}); "
                 "order state unknown, stopping"
             ) from None
+        why = order_mismatch(order, request, self._not_before())
+        if why is not None:
+            raise OrderIdentityError(
+                f"order {client_id}: the exchange's order {order.order_id} under our clientId is not the one we sent "
+                f"({why}); stopping"
+            )
         log.warning("order %s was placed despite the failed response (orderId %s)", client_id, order.order_id)
+        self._saw(order.created)
         return order
 
     async def _await_terminal(self, order_id: str) -> OrderInfo:
@@ -532,6 +685,7 @@ class BitunixBroker(CashAccountView):
             order = await self.client.get_order_detail(order_id=order_id)
             if not order.status.is_open:
                 self.fill_notices[source] += 1
+                self._saw(order.created)
                 return order
             source = "poll"
             if self._monotonic() >= deadline:
@@ -548,6 +702,10 @@ class BitunixBroker(CashAccountView):
     async def on_candle(self, candle: Candle, now: datetime) -> Closed:
         """Age the position; if the exchange closed it (TP/SL/liquidation), book the exit."""
         self.last_price = candle.close
+        booked = await self._finish_pending(now)
+        if booked:
+            trade = self._unreported.pop(0) if self._unreported and self.position is None else None
+            return booked, trade
         pos = self.position
         if pos is None:
             if self._unreported:  # booked (and its events published) by submit; the session's risk checks need it
@@ -561,31 +719,108 @@ class BitunixBroker(CashAccountView):
         return await self._book_exit(pos, None, None, now, now)
 
     async def close_position(self, reason: str, price: Decimal, exit_ts: datetime, now: datetime) -> Closed:
-        """Market-close the open position (reduce-only); ``price`` is only a reference here."""
+        """Market-close the open position (reduce-only); ``price`` is only a reference here.
+
+        An exit: it runs on the transport's exit path (the API circuit breaker never blocks it) and keeps
+        retrying a failing exchange with backoff for ``stop_budget_sec``.
+        """
         pos = self.position
         if pos is None:
             return [], None
-        client_id = self._next_client_id()
-        request = PlaceOrderRequest(
-            symbol=self.symbol, side=OrderSide(pos.side.exit_order_side), qty=pos.qty, order_type=OrderType.MARKET,
-            trade_side=TradeSide.CLOSE, position_id=pos.position_id, reduce_only=True, client_id=client_id,
-        )
-        close_order_id: str | None = None
+        with self._exit_budget():
+            client_id = self._next_client_id()
+            request = PlaceOrderRequest(
+                symbol=self.symbol, side=OrderSide(pos.side.exit_order_side), qty=pos.qty,
+                order_type=OrderType.MARKET, trade_side=TradeSide.CLOSE, position_id=pos.position_id,
+                reduce_only=True, client_id=client_id,
+            )
+            close_order_id = await self._retrying(f"closing position {pos.position_id}",
+                                                  lambda: self._send_close(pos, request))
+            if close_order_id is not None:
+                await self._retrying(f"waiting for close order {close_order_id}",
+                                     lambda: self._await_terminal(close_order_id))
+            return await self._book_exit(pos, close_order_id, reason, exit_ts, now)
+
+    async def _send_close(self, pos: Position, request: PlaceOrderRequest) -> str | None:
+        """One try at the close order: its id, or None when the position is already gone.
+
+        After an ambiguous failure the order is looked up by clientId: found (and ours) → its id; proven absent
+        and the position still open → the transport error again, so :meth:`_retrying` sends it once more
+        (same clientId; reduce-only, so it can never open a position). A lookup that fails is retried too.
+        """
+        client_id = request.client_id
+        assert client_id is not None
         try:
-            ack = await self.client.place_order(request)
-            close_order_id = ack.order_id
+            return (await self.client.place_order(request, not_before=self._not_before())).order_id
+        except DuplicateClientIdError as exc:
+            self._halt(f"close {client_id}: {exc}")
+            raise OrderIdentityError(f"closing position {pos.position_id}: {exc}") from None
         except (PositionNotFoundError, OrderRejectedError) as exc:
             if await self._exchange_position() is not None:
                 raise LiveBrokerError(f"closing position {pos.position_id} was rejected: {exc}") from None
             log.info("position %s was already closed on the exchange (%s)", pos.position_id, exc)
+            return None
         except (TransportError, RateLimitError) as exc:
-            found = await self._lookup_after_failure(client_id, exc)
-            if found is None and await self._exchange_position() is not None:
-                raise LiveBrokerError(f"closing position {pos.position_id} failed: {exc}") from None
-            close_order_id = found.order_id if found else None
-        if close_order_id is not None:
-            await self._await_terminal(close_order_id)
-        return await self._book_exit(pos, close_order_id, reason, exit_ts, now)
+            try:
+                found: OrderInfo | None = await self.client.get_order_detail(client_id=client_id)
+            except OrderNotFoundError:
+                found = None
+            if found is not None:
+                why = order_mismatch(found, request, self._not_before())
+                if why is not None:
+                    self._halt(f"close {client_id}: the exchange's order {found.order_id} is not ours ({why})")
+                    raise OrderIdentityError(f"closing position {pos.position_id}: order {found.order_id} under "
+                                             f"our clientId {client_id} is not ours ({why})") from None
+                log.warning("close order %s landed despite the failed answer (orderId %s)", client_id, found.order_id)
+                return found.order_id
+            if await self._exchange_position() is None:
+                return None  # closed anyway (TP/SL raced us): book it from history
+            raise exc
+
+    @contextlib.contextmanager
+    def _exit_budget(self) -> Iterator[None]:
+        """Run an exit: bypass the API circuit breaker and allow ``stop_budget_sec`` of retries (outermost wins)."""
+        fresh = self._stop_until is None
+        if fresh:
+            self._stop_until = self._monotonic() + self.settings.stop_budget_sec
+        try:
+            with exit_path():
+                yield
+        finally:
+            if fresh:
+                self._stop_until = None
+
+    def _stop_remaining(self) -> float:
+        return 0.0 if self._stop_until is None else self._stop_until - self._monotonic()
+
+    async def _fresh_connections(self, failures: int, exc: BaseException) -> None:
+        """After every third transport failure in a row, drop the HTTP connection pool (dead sockets)."""
+        if isinstance(exc, TransportError) and failures % 3 == 0:
+            reset = getattr(getattr(self.client, "transport", None), "reset_session", None)
+            if reset is not None:
+                await reset()
+
+    async def _retrying(self, what: str, call: Callable[[], Awaitable[T]]) -> T:
+        """``call()``, retried with backoff on transient exchange failures while the exit budget lasts.
+
+        Outside an exit (no budget) it is a single call. Failures that are answers (rejections) are not retried.
+        """
+        delay = self.settings.flat_verify_interval_sec
+        failures = 0
+        while True:
+            try:
+                return await call()
+            except (TransportError, RateLimitError, ExchangeUnavailableError) as exc:
+                failures += 1
+                remaining = self._stop_remaining()
+                if remaining <= 0:
+                    raise
+                await self._fresh_connections(failures, exc)
+                wait = min(delay, remaining)
+                log.warning("%s failed (%s); retrying in %.2fs (%.1fs of the exit budget left)",
+                            what, exc, wait, remaining)
+                await self._sleep(wait)
+                delay = min(delay * 2, max(self.settings.stop_backoff_max_sec, self.settings.flat_verify_interval_sec))
 
     async def _book_exit(
         self, pos: Position, close_order_id: str | None, reason: str | None, exit_ts: datetime, now: datetime,
@@ -593,9 +828,12 @@ class BitunixBroker(CashAccountView):
     ) -> Closed:
         """Rebuild the exit from the exchange's trades of this position; update equity; emit ExecutionExit."""
         if closing is None:
-            closing = await self._closing_trades(pos)
+            closing = await self._retrying(f"reading the closing trades of {pos.position_id}",
+                                           lambda: self._closing_trades(pos))
+        for t in closing:
+            self._saw(t.created)
         if not closing:
-            if await self._exchange_position() is not None:
+            if await self._retrying("reading the position", self._exchange_position) is not None:
                 return [], None  # still open after all (e.g. a partial close): nothing to book yet
             raise ReconcileError(
                 f"position {pos.position_id} is gone from the exchange but its closing trades were not found"
@@ -619,7 +857,11 @@ class BitunixBroker(CashAccountView):
         self.trades.append(trade)
         self.position = None
         self._entry_order_id = None
-        await self._check_wallet("exit " + pos.position_id)
+        try:
+            await self._retrying("reading the wallet", lambda: self._check_wallet("exit " + pos.position_id))
+        except BitunixError as exc:  # booked from the exchange's fills already; the next wallet read adopts drift
+            log.warning("could not re-read the wallet after booking %s (%s); equity may lag the exchange",
+                        pos.position_id, exc)
         event = Event(
             EventName.EXECUTION_EXIT, now, trade_id=trade.trade_id, position_id=pos.position_id, symbol=self.symbol,
             side=pos.side.exit_order_side, position_side=pos.side, reason=reason, qty=pos.qty,
@@ -669,8 +911,16 @@ class BitunixBroker(CashAccountView):
 
     # ------------------------------------------------------------------ flatten and shutdown
     async def close_all(self, reason: str, now: datetime) -> Closed:
-        """Close our position, then cancel every order and close every position of the symbol; verify flat."""
+        """Close our position, then cancel every order and close every position of the symbol; verify flat.
+
+        Every step is an exit: never blocked by the API circuit breaker, retried for ``stop_budget_sec``.
+        """
+        with self._exit_budget():
+            return await self._close_all(reason, now)
+
+    async def _close_all(self, reason: str, now: datetime) -> Closed:
         settled = await self._settle_inflight()
+        settled += await self._finish_pending(now)
         events: list[Event] = []
         trade: Trade | None = None
         pos = self.position
@@ -688,7 +938,7 @@ class BitunixBroker(CashAccountView):
             if self._unreported:
                 trade = self._unreported.pop(0)  # booked by submit, not yet reported by on_candle: the breaker needs it
             try:  # the flatten may have closed something la had not booked (an entry cut off on a frozen loop)
-                await self._check_wallet("close_all")
+                await self._retrying("reading the wallet", lambda: self._check_wallet("close_all"))
             except BitunixError as exc:
                 log.warning("could not re-read the wallet after flattening (%s); equity may lag the exchange", exc)
         return settled + events, trade
@@ -704,15 +954,24 @@ class BitunixBroker(CashAccountView):
         await self.verify_flat()
 
     async def verify_flat(self) -> None:
-        """Query until no position and no open order remain; NotFlatError after the attempts run out."""
+        """Query until no position and no open order remain, re-flattening between queries, with backoff.
+
+        Gives up (:class:`NotFlatError`) only after ``flat_verify_attempts`` queries *and* the exit budget are
+        both spent: a blip of a few seconds ends flat.
+        """
         problem, seen = "unknown", ""
-        for attempt in range(self.settings.flat_verify_attempts):
+        delay = self.settings.flat_verify_interval_sec
+        attempt = failures = 0
+        while True:
+            attempt += 1
             try:
                 positions = [p for p in await self.client.get_pending_positions(self.symbol) if p.symbol == self.symbol]
                 orders = [o for o in (await self.client.get_pending_orders(self.symbol, limit=100)).orders
                           if o.status.is_open]
             except BitunixError as exc:
                 problem = f"{seen}cannot query the account ({exc})"
+                failures += 1
+                await self._fresh_connections(failures, exc)
             else:
                 if not positions and not orders:
                     return
@@ -725,8 +984,10 @@ class BitunixBroker(CashAccountView):
                         await self.client.close_all_position(self.symbol)
                 except BitunixError as exc:
                     problem += f"; flatten request failed ({exc})"
-            if attempt + 1 < self.settings.flat_verify_attempts:
-                await self._sleep(self.settings.flat_verify_interval_sec)
+            if attempt >= self.settings.flat_verify_attempts and self._stop_remaining() <= 0:
+                break
+            await self._sleep(delay)
+            delay = min(delay * 2, max(self.settings.stop_backoff_max_sec, self.settings.flat_verify_interval_sec))
         raise NotFlatError(f"account is NOT flat on {self.symbol}: {problem}; close it on the exchange now")
 
     async def shutdown(self, reason: str, now: datetime) -> Closed:
@@ -744,6 +1005,7 @@ class BitunixBroker(CashAccountView):
             raise LiveBrokerError("close_all_blocking needs a client_factory")
 
         async def run() -> Closed:
+            self._stop_until = None  # the frozen loop's exit (if any) never finishes: this one gets a full budget
             original = self.client
             self.client = self._client_factory()  # type: ignore[misc]
             saved_stream, self.stream = self.stream, None  # bound to the frozen loop: poll instead

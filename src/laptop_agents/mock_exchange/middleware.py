@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable
+from email.utils import formatdate
 from typing import TYPE_CHECKING
 
 from aiohttp import web
@@ -24,16 +25,23 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def rest_fault_middleware(exchange: MockExchange) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
+    def dated(resp: web.StreamResponse) -> web.StreamResponse:
+        # like any HTTP server, stamp the answer with the exchange's own wall clock (skew fault included):
+        # the only server time a client can read (no server-time endpoint is documented)
+        if not resp.prepared:
+            resp.headers["Date"] = formatdate(exchange.wall.now_ms() / 1000, usegmt=True)
+        return resp
+
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         if not request.path.startswith(API_PREFIX):
             return await handler(request)
         hold = exchange.faults.rest_hold(request.path)
         if hold is not None:
-            return await _held(exchange, request, handler, hold.phase, hold.hold_s)
+            return dated(await _held(exchange, request, handler, hold.phase, hold.hold_s))
         fault = exchange.faults.rest_fault(request.path)
         if fault is None:
-            return await handler(request)
+            return dated(await handler(request))
         if fault.phase == "after":
             await handler(request)
         exchange.ledger.record(
@@ -46,11 +54,11 @@ def rest_fault_middleware(exchange: MockExchange) -> Callable[[web.Request, Hand
         )
         if fault.kind == "hang":
             await exchange.wait_stopping(fault.hang_s)
-        return web.Response(
+        return dated(web.Response(
             status=fault.status,
             text=f"<html><body><h1>{fault.status}</h1>injected fault</body></html>",
             content_type="text/html",
-        )
+        ))
 
     return middleware
 

@@ -70,6 +70,7 @@ STOP_REASONS: dict[str, tuple[ExitCode, str]] = {
     "data_exhausted": (ExitCode.OK, "session_end"),
     "error": (ExitCode.INTERNAL_ERROR, "error"),
     "optin_expired": (ExitCode.USAGE, "optin_expired"),
+    "order_identity": (ExitCode.STATE_ERROR, "order_identity"),
 }
 
 

@@ -148,7 +148,8 @@ class LiveBrokerFactory:
             passphrase_source=self.passphrase_source or PassphraseSource(name=live.passphrase_name),
             rest=RestConfig(base_url=bitunix.rest_url),
             broker=broker_settings_for(self.config, live.leverage, margin_mode=MarginMode(live.margin_mode),
-                                       fill_timeout_sec=live.fill_timeout_sec),
+                                       fill_timeout_sec=live.fill_timeout_sec,
+                                       stop_budget_sec=self.config.settings.session.shutdown_grace_sec),
             state=self.state,
             private_ws_url=bitunix.private_ws_url,
             last_price=self.last_price,
@@ -175,6 +176,9 @@ class LiveBrokerFactory:
     def check(self, now: datetime) -> tuple[str, str] | None:
         if self.grant is None:
             return None
+        halted = getattr(self.broker, "halted", None)
+        if halted:  # an order under our clientId that we did not send: stop, flatten, say why (exit 8)
+            return "order_identity", halted
         expires = self.grant.expires_at
         if now >= expires:
             return "optin_expired", f"the live opt-in expired at {utc_iso(expires)}"

@@ -6,9 +6,11 @@ circuit breaker) live in :mod:`transport`; this module decides, per endpoint,
 which rate-limit group applies and how safe a resend is:
 
 * reads are retried on any retryable failure;
-* order placement is retried because it always carries a ``clientId``: if an
-  earlier attempt did land, the exchange answers 30042 and we look the order up
-  by ``clientId`` instead of placing it twice;
+* order placement is re-sent only when a lookup by its ``clientId`` proves the
+  earlier attempt absent (a lost answer may hide a placed order, and whether the
+  exchange answers 30042 for a clientId whose order already finished is
+  undocumented); an order found (by lookup or a 30042) counts as ours only when it
+  matches what we sent;
 * cancels and closes are retried only when the request provably had no effect.
 """
 
@@ -18,11 +20,12 @@ import logging
 import uuid
 from collections.abc import Sequence
 from dataclasses import replace
+from datetime import datetime
 from typing import Any
 
 from laptop_agents.execution.bitunix.credentials import Credentials
 from laptop_agents.execution.bitunix.enums import MarginMode, OrderStatus
-from laptop_agents.execution.bitunix.errors import DuplicateClientIdError, OrderNotFoundError
+from laptop_agents.execution.bitunix.errors import BitunixError, DuplicateClientIdError, OrderNotFoundError
 from laptop_agents.execution.bitunix.intervals import interval_from_rest
 from laptop_agents.execution.bitunix.schemas import (
     AccountInfo,
@@ -64,6 +67,28 @@ PENDING_ORDERS_MAX_LIMIT = 100
 def new_client_id() -> str:
     """A fresh order clientId (32 hex chars, unique per placement intent)."""
     return uuid.uuid4().hex
+
+
+def order_mismatch(existing: OrderInfo, request: PlaceOrderRequest, not_before: datetime | None = None) -> str | None:
+    """Why ``existing`` (found by our clientId) is NOT the order ``request`` placed; None when it matches.
+
+    Symbol, side and quantity must match; trade side and reduce-only when the exchange reports them; and the
+    order must not be older than ``not_before`` (exchange time of the newest record we had already seen when we
+    sent it): an older order under our clientId is someone else's, or ours from another life.
+    """
+    if existing.symbol != request.symbol:
+        return f"symbol {existing.symbol} != {request.symbol}"
+    if existing.side is not request.side:
+        return f"side {existing.side.value} != {request.side.value}"
+    if existing.qty != request.qty:
+        return f"qty {existing.qty} != {request.qty}"
+    if existing.trade_side is not None and existing.trade_side is not request.trade_side:
+        return f"tradeSide {existing.trade_side.value} != {request.trade_side.value}"
+    if request.reduce_only and existing.trade_side is None and not existing.reduce_only:
+        return "not reduce-only"
+    if not_before is not None and existing.created is not None and existing.created < not_before:
+        return f"created {existing.created.isoformat()} before our send (newest known {not_before.isoformat()})"
+    return None
 
 
 class BitunixRestClient:
@@ -225,31 +250,72 @@ class BitunixRestClient:
 
     # -- trading ----------------------------------------------------------------
 
-    async def place_order(self, request: PlaceOrderRequest) -> OrderAck:
+    async def place_order(self, request: PlaceOrderRequest, *, not_before: datetime | None = None) -> OrderAck:
         """Place one order exactly once, however many attempts it takes.
 
         A missing ``client_id`` is generated here, *before* the first attempt,
-        so every retry carries the same one. A 30042 answer means an order with
-        this clientId exists: it is looked up and returned with
-        ``already_existed=True`` if it matches the request (symbol, side, qty);
-        a clientId reused for a different order re-raises the 30042.
+        so every attempt carries the same one. Sends that certainly had no
+        effect (rate-limited, connection refused) are retried as usual. After an
+        ambiguous failure (timeout, 5xx: it may have landed) the order is looked
+        up by clientId: found and matching (:func:`order_mismatch`) → returned
+        with ``already_existed=True``; proven absent → sent again (same
+        clientId); lookup failed → the original error is raised (the caller
+        must treat the order as unknown). A 30042 answer is resolved the same
+        way; a clientId that belongs to a different order raises
+        :class:`DuplicateClientIdError`.
         """
         if request.client_id is None:
             request = replace(request, client_id=new_client_id())
+        attempts = max(1, self.config.retry.max_attempts)
+        for attempt in range(attempts):
+            try:
+                data = await self._post(
+                    "/trade/place_order",
+                    request.to_body(),
+                    EndpointGroup.PLACE_ORDER,
+                    RetryMode.UNDELIVERED_ONLY,
+                )
+            except DuplicateClientIdError as dup:
+                return await self._resolve_duplicate(request, dup, not_before)
+            except BitunixError as exc:
+                if not (exc.retryable and exc.maybe_delivered):
+                    raise
+                found = await self._lookup_placed(request, exc, not_before)
+                if found is not None:
+                    return found
+                if attempt + 1 >= attempts:
+                    raise
+                log.warning("order %s: placement failed (%s) and the lookup proves it absent; sending again "
+                            "(attempt %d of %d)", request.client_id, exc, attempt + 2, attempts)
+                continue
+            ack = parse_order_ack(data)
+            return ack if ack.client_id else replace(ack, client_id=request.client_id)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _lookup_placed(
+        self, request: PlaceOrderRequest, failure: BitunixError, not_before: datetime | None
+    ) -> OrderAck | None:
+        """After an ambiguous failure: the order if it landed (and matches), None if proven absent."""
+        assert request.client_id is not None
         try:
-            data = await self._post(
-                "/trade/place_order",
-                request.to_body(),
-                EndpointGroup.PLACE_ORDER,
-                RetryMode.IDEMPOTENT,
+            existing = await self.get_order_detail(client_id=request.client_id)
+        except OrderNotFoundError:
+            return None
+        except BitunixError:
+            raise failure from None  # unknown: never send again on a guess
+        why = order_mismatch(existing, request, not_before)
+        if why is not None:
+            raise DuplicateClientIdError(
+                f"clientId {request.client_id} belongs to a different order {existing.order_id} ({why})",
+                context="POST /trade/place_order",
             )
-        except DuplicateClientIdError as dup:
-            return await self._resolve_duplicate(request, dup)
-        ack = parse_order_ack(data)
-        return ack if ack.client_id else replace(ack, client_id=request.client_id)
+        self.duplicates_resolved += 1
+        log.warning("order %s landed despite the failed answer (%s): orderId %s; not sent again",
+                    request.client_id, failure, existing.order_id)
+        return OrderAck(order_id=existing.order_id, client_id=request.client_id, already_existed=True)
 
     async def _resolve_duplicate(
-        self, request: PlaceOrderRequest, dup: DuplicateClientIdError
+        self, request: PlaceOrderRequest, dup: DuplicateClientIdError, not_before: datetime | None = None
     ) -> OrderAck:
         assert request.client_id is not None
         try:
@@ -257,13 +323,10 @@ class BitunixRestClient:
         except OrderNotFoundError:
             log.error("clientId %s reported duplicate but no order found", request.client_id)
             raise dup from None
-        if (
-            existing.symbol != request.symbol
-            or existing.side is not request.side
-            or existing.qty != request.qty
-        ):
+        why = order_mismatch(existing, request, not_before)
+        if why is not None:
             raise DuplicateClientIdError(
-                f"clientId {request.client_id} belongs to a different order {existing.order_id}",
+                f"clientId {request.client_id} belongs to a different order {existing.order_id} ({why})",
                 code=dup.code,
                 context=dup.context,
             ) from None

@@ -6,17 +6,28 @@ the signed bytes → parse the envelope into ``data`` or a typed error. Around
 that, a retry loop whose scope depends on how safe a resend is
 (:class:`RetryMode`).
 
+Two exceptions keep a trading service safe when the exchange wobbles:
+
+* **Exits are never paused by the circuit breaker.** Inside :func:`exit_path` (closing, cancelling, verifying
+  flat, booking an exit) requests skip breaker admission: the breaker protects the exchange from our entries,
+  it must never leave a position open. Their outcomes still feed the breaker.
+* **Exchange time.** Every answer's ``Date`` header feeds a :class:`ServerClock`; signatures use the local
+  clock plus its offset, and a signed request rejected for its signature/timestamp (10007) is re-signed and
+  sent once more (the rejection's own ``Date`` has already re-synced the offset after a clock step).
+
 Nothing here knows about individual endpoints; ``rest.py`` does.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
 import logging
 import random
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
@@ -35,19 +46,37 @@ from laptop_agents.execution.bitunix.errors import (
     error_from_code,
 )
 from laptop_agents.execution.bitunix.schemas import decode_json
+from laptop_agents.execution.bitunix.server_clock import ServerClock, parse_http_date_ms
 from laptop_agents.execution.bitunix.signing import (
     encode_body,
     new_nonce,
     normalize_params,
     signed_headers,
 )
-from laptop_agents.resilience.circuit import CircuitBreaker, CircuitOpenError
+from laptop_agents.resilience.circuit import CircuitBreaker, CircuitOpenError, CircuitState
 from laptop_agents.resilience.rate_limiter import AsyncRateLimiter, RateLimit
 from laptop_agents.resilience.retry import RetryPolicy, retry_async
 
 log = logging.getLogger("laptop_agents.execution.bitunix")
 
 DEFAULT_BASE_URL = "https://fapi.bitunix.com"
+SIGNATURE_ERROR_CODE = 10007
+
+_EXIT_PATH: contextvars.ContextVar[bool] = contextvars.ContextVar("bitunix_exit_path", default=False)
+
+
+@contextlib.contextmanager
+def exit_path() -> Iterator[None]:
+    """Requests made inside (this task and tasks it starts) bypass the API circuit breaker: exits always go."""
+    token = _EXIT_PATH.set(True)
+    try:
+        yield
+    finally:
+        _EXIT_PATH.reset(token)
+
+
+def on_exit_path() -> bool:
+    return _EXIT_PATH.get()
 
 
 class EndpointGroup(str, Enum):
@@ -125,6 +154,10 @@ class TransportStats:
     retries: int = 0
     errors: Counter[str] = field(default_factory=Counter)
     circuit_rejections: int = 0
+    circuit_bypassed: int = 0
+    """Exit-path requests sent while the circuit was not closed."""
+    signature_retries: int = 0
+    session_resets: int = 0
 
 
 class BitunixTransport:
@@ -170,6 +203,20 @@ class BitunixTransport:
             on_state_change=self._log_circuit,
         )
         self.stats = TransportStats()
+        self.clock = ServerClock()
+        """The exchange's clock as seen from its answers' ``Date`` headers; signatures use its offset."""
+
+    def exchange_time_ms(self) -> int:
+        """The local wall clock corrected by the offset to the exchange's clock."""
+        return self._wall_clock_ms() + self.clock.offset_ms
+
+    async def reset_session(self) -> None:
+        """Drop the pooled HTTP connections (a fresh session on the next request): for stop paths that keep
+        failing on transport errors, in case the pool holds dead connections."""
+        if self._owns_session and self._session is not None and not self._session.closed:
+            self.stats.session_resets += 1
+            await self._session.close()
+            self._session = None
 
     @property
     def has_credentials(self) -> bool:
@@ -220,7 +267,18 @@ class BitunixTransport:
         context = f"{method} {path}"
 
         async def attempt() -> Any:
-            return await self._guarded_attempt(method, path, query, body_text, group, signed, context)
+            signed_with = self.clock.offset_ms
+            try:
+                return await self._guarded_attempt(method, path, query, body_text, group, signed, context)
+            except AuthError as exc:
+                if not signed or exc.code != SIGNATURE_ERROR_CODE or self.clock.offset_ms == signed_with:
+                    raise  # the clock did not move: a wrong key/secret, not a timestamp; never hammer
+                # the exchange refused our timestamp/signature: the rejection's Date header has re-synced the
+                # clock offset (a step on either side); sign again once with it. Refused = not executed: safe.
+                self.stats.signature_retries += 1
+                log.warning("bitunix %s: signature/timestamp rejected (%s); clock offset now %d ms, signing again",
+                            context, exc, self.clock.offset_ms)
+                return await self._guarded_attempt(method, path, query, body_text, group, signed, context)
 
         def should_retry(exc: BaseException) -> bool:
             if not isinstance(exc, BitunixError) or not exc.retryable:
@@ -261,13 +319,18 @@ class BitunixTransport:
         signed: bool,
         context: str,
     ) -> Any:
-        try:
-            self.breaker.acquire()
-        except CircuitOpenError as exc:
-            self.stats.circuit_rejections += 1
-            raise ExchangeUnavailableError(
-                "API circuit breaker is open", retry_after_sec=exc.retry_after_sec, context=context
-            ) from None
+        bypass = on_exit_path()
+        if bypass:
+            if self.breaker.state is not CircuitState.CLOSED:
+                self.stats.circuit_bypassed += 1
+        else:
+            try:
+                self.breaker.acquire()
+            except CircuitOpenError as exc:
+                self.stats.circuit_rejections += 1
+                raise ExchangeUnavailableError(
+                    "API circuit breaker is open", retry_after_sec=exc.retry_after_sec, context=context
+                ) from None
         try:
             await self.limiter.acquire(group)
             self.stats.attempts += 1
@@ -280,7 +343,8 @@ class BitunixTransport:
                 self.breaker.record_success()  # the API answered coherently
             raise
         except BaseException:
-            self.breaker.release()
+            if not bypass:
+                self.breaker.release()
             raise
         self.breaker.record_success()
         return data
@@ -301,7 +365,7 @@ class BitunixTransport:
                 api_key=self._credentials.api_key,
                 secret_key=self._credentials.secret_key,
                 nonce=self._nonce_factory(),
-                timestamp_ms=self._wall_clock_ms(),
+                timestamp_ms=self.exchange_time_ms(),
                 params=query,
                 body_text=body_text,
                 language=self.config.language,
@@ -312,6 +376,7 @@ class BitunixTransport:
                 headers["Content-Type"] = "application/json"
         url = self._base_url + path
         timeout = aiohttp.ClientTimeout(total=self.config.timeout_sec)
+        sent_ms = self._wall_clock_ms()
         try:
             async with self._get_session().request(
                 method,
@@ -324,6 +389,7 @@ class BitunixTransport:
             ) as resp:
                 status = resp.status
                 raw = await resp.read()
+                server_ms = parse_http_date_ms(resp.headers.get("Date"))
         except asyncio.TimeoutError:
             raise TransportError("request timed out", context=context) from None
         except aiohttp.ClientConnectorError as exc:
@@ -332,6 +398,8 @@ class BitunixTransport:
             ) from None
         except aiohttp.ClientError as exc:
             raise TransportError(f"HTTP client error: {type(exc).__name__}", context=context) from None
+        if server_ms is not None:
+            self.clock.observe(server_ms, sent_ms, self._wall_clock_ms())
         return self._parse_envelope(status, raw, context)
 
     def _parse_envelope(self, status: int, raw: bytes, context: str) -> Any:

@@ -1,0 +1,53 @@
+"""Every fill on the exchange is booked and evented, even when the exchange stops answering right after it.
+
+A filled entry whose follow-up position query fails (4 x 503: the transport's retries run out) must still
+produce OrderSubmitted at once, and ExecutionFill (and its exit) on the next successful query, exactly once.
+Asserted against the mock's ledger.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from laptop_agents.core.events import EventName
+from laptop_agents.core.models import Side
+from laptop_agents.mock_exchange.testing import running_mock_exchange
+from tests.live.conftest import T0, candle, intent, ledger_fills, make_broker, price_of, run
+
+MX = {"seed": 11, "time_scale": 0}
+
+
+@pytest.mark.parametrize("then", ["on_candle", "close_all"])
+def test_a_fill_whose_position_query_fails_is_booked_on_the_next_successful_query(then: str) -> None:
+    with running_mock_exchange(**MX) as mx:
+        async def scenario() -> list[Any]:
+            broker = make_broker(mx)
+            await broker.start(T0)
+            p = price_of(mx)
+            mx.admin.set_faults(rest_error_next=4, rest_fault_paths=["position/get_pending_positions"])
+            events = list(await broker.submit(intent(Side.LONG, p), candle(p), T0))
+            assert [e.name for e in events] == [EventName.ORDER_SUBMITTED]
+            assert broker.position is None
+            again = await broker.submit(intent(Side.LONG, p), candle(p, 1), T0)  # books first, sends nothing
+            events += again
+            assert [e.name for e in again] == [EventName.EXECUTION_FILL, EventName.ORDER_REJECTED]
+            if then == "on_candle":
+                more, trade = await broker.on_candle(candle(p, 2), T0)
+                events += more
+                assert trade is None and broker.position is not None
+            more, trade = await broker.shutdown("shutdown", T0)
+            events += more
+            assert trade is not None and len(broker.trades) == 1
+            broker.verify_accounting()
+            return events
+
+        events = run(scenario)
+        fills = ledger_fills(mx)
+        assert len(fills) == 2, fills
+        booked = [e for e in events if e.name in (EventName.EXECUTION_FILL, EventName.EXECUTION_EXIT)]
+        assert [e.name for e in booked] == [EventName.EXECUTION_FILL, EventName.EXECUTION_EXIT]
+        assert booked[0].data["order_id"] == fills[0]["orderId"]
+        assert len([r for r in mx.admin.events("order_request") if r["accepted"]]) == 2  # one entry, one close
+        assert mx.admin.account()["positions"] == []
