@@ -16,7 +16,6 @@ import pytest
 
 from laptop_agents.core.events import EventName
 from laptop_agents.core.models import Side
-from laptop_agents.execution.bitunix import TransportError
 from laptop_agents.execution.bitunix_broker import BitunixBroker, ReconcileError
 from laptop_agents.mock_exchange.testing import (
     MockExchangeHandle,
@@ -118,7 +117,7 @@ def test_tpsl_between_fill_and_position_query_books_the_round_trip_once(side: Si
         run(scenario)
 
 
-def test_a_failed_history_query_in_the_race_raises_never_books_flat() -> None:
+def test_a_failed_history_query_in_the_race_never_books_flat_and_books_once_later() -> None:
     with running_mock_exchange(**MX) as mx:
         async def scenario() -> None:
             broker = make_broker(mx, retry=RetryPolicy(max_attempts=1, base_delay_sec=0.01, max_delay_sec=0.01))
@@ -128,9 +127,14 @@ def test_a_failed_history_query_in_the_race_raises_never_books_flat() -> None:
             _fire_after_entry(broker, mx, order.take_profit + 10)
             mx.admin.set_faults(rest_error_share=1.0, rest_fault_paths=["trade/get_history_trades"])
             try:
-                with pytest.raises(TransportError):
-                    await broker.submit(order, candle(p), T0)
+                events = await broker.submit(order, candle(p), T0)
+                # sent, not booked, never read as flat: OrderSubmitted now, the round trip once history answers
+                assert [e.name for e in events] == [EventName.ORDER_SUBMITTED]
                 assert broker.trades == [] and broker.position is None
+                mx.admin.set_faults(rest_error_share=0.0)
+                booked, trade = await broker.on_candle(candle(p, 1), T0)
+                assert [e.name for e in booked] == [EventName.EXECUTION_FILL, EventName.EXECUTION_EXIT]
+                assert trade is not None and broker.trades == [trade] and len(ledger_fills(mx)) == 2
             finally:
                 await broker.client.close()
 
