@@ -582,9 +582,9 @@ def cmd_reset_breaker(args: argparse.Namespace) -> int:
 
     from laptop_agents.core.config_models import load_config
     from laptop_agents.core.state import StateManager
-    from laptop_agents.resilience.trading_circuit_breaker import BreakerState, TradingCircuitBreaker
+    from laptop_agents.resilience.trading_circuit_breaker import TradingCircuitBreaker
     from laptop_agents.session.lock import lock_is_held
-    from laptop_agents.session.state_store import BREAKER_KIND
+    from laptop_agents.session.state_store import BREAKER_KIND, check_workspace_state
     from laptop_agents.session.workspace import BREAKER_STATE_NAME
 
     ws = _workspace(args)
@@ -592,11 +592,11 @@ def cmd_reset_breaker(args: argparse.Namespace) -> int:
         return _reset_running_breaker(ws)
     config = load_config(_config_dir(args))
     states = StateManager(ws.state_dir)
-    data = states.load(BREAKER_STATE_NAME, BREAKER_KIND)
-    if not data or not data.get("tripped"):
+    state = check_workspace_state(ws)  # an impossible state file is refused (exit 8), never rewritten
+    if state is None or not state.tripped:
         print("circuit breaker is not tripped; nothing to do")
         return ExitCode.OK
-    breaker = TradingCircuitBreaker(config.risk.circuit_breaker, config.risk.hard_limits(), BreakerState.from_dict(data))
+    breaker = TradingCircuitBreaker(config.risk.circuit_breaker, config.risk.hard_limits(), state)
     was = breaker.state.reason
     breaker.reset(datetime.now(timezone.utc), why="la reset-breaker")
     states.save(BREAKER_STATE_NAME, BREAKER_KIND, breaker.state.to_dict())

@@ -1,7 +1,7 @@
 """`la doctor [--fix]`: is this machine ready to trade? Fix what is safe to fix.
 
 Checks: Python version, dependencies, config validity (and prints the
-effective config), workspace writable, stale lock, state files readable, clock
+effective config), workspace writable, stale lock, state files valid (core/state_schema.py), clock
 sanity, kill switch. `--fix` creates missing directories and default config
 files and removes a stale lock; it never touches state files or a running
 session's lock, and says what it did.
@@ -19,11 +19,10 @@ from pathlib import Path
 
 from laptop_agents.core.config_models import default_files, load_config
 from laptop_agents.core.errors import ExitCode, LaError
-from laptop_agents.core.state import StateManager
 from laptop_agents.session.kill_switch import KillSwitch
 from laptop_agents.session.lock import LockInfo, lock_is_held
-from laptop_agents.session.state_store import BREAKER_KIND, BROKER_KIND
-from laptop_agents.session.workspace import BREAKER_STATE_NAME, BROKER_STATE_NAME, Workspace
+from laptop_agents.session.state_store import check_workspace_state
+from laptop_agents.session.workspace import Workspace
 
 REQUIRED = ["aiohttp", "pydantic", "python-json-logger", "sdnotify", "psutil", "prometheus-client", "apprise",
             "cryptography", "pyyaml"]
@@ -111,13 +110,12 @@ def run_doctor(ws: Workspace, config_dir: Path, fix: bool) -> int:
     else:
         checks.append(Check("lock", True, "no session running"))
 
-    states = StateManager(ws.state_dir)
-    for name, kind in ((BROKER_STATE_NAME, BROKER_KIND), (BREAKER_STATE_NAME, BREAKER_KIND)):
-        try:
-            data = states.load(name, kind)
-            checks.append(Check(f"state {name}", True, "absent (fresh start)" if data is None else "readable"))
-        except LaError as err:
-            checks.append(Check(f"state {name}", False, str(err)))
+    try:
+        check_workspace_state(ws)
+        present = [p.name for p in (ws.broker_state_path, ws.breaker_state_path) if p.exists()]
+        checks.append(Check("state", True, f"{', '.join(present)} valid" if present else "absent (fresh start)"))
+    except LaError as err:
+        checks.append(Check("state", False, str(err)))
 
     kill = KillSwitch(ws.kill_files()).reason()
     checks.append(Check("kill switch", kill is None, kill or "not active", warn=kill is not None))

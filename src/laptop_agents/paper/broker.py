@@ -28,6 +28,7 @@ from laptop_agents.core.account import CashAccountView
 from laptop_agents.core.config_models import PaperSettings
 from laptop_agents.core.events import Event, EventName
 from laptop_agents.core.models import ZERO, Candle, OrderIntent, Position, Side, Trade, parse_utc, utc_iso
+from laptop_agents.core.state_schema import check_paper_state
 
 BPS = Decimal(10000)
 MONEY_STEP = Decimal("0.00000001")
@@ -192,7 +193,9 @@ class PaperBroker(CashAccountView):
 
     @classmethod
     def from_state(cls, settings: PaperSettings, data: dict[str, Any]) -> PaperBroker:
-        """Rebuild from `to_state()` output; raises KeyError/ValueError on a malformed dict."""
+        """Rebuild from `to_state()` output; raises StateInvalid (a ValueError naming the field) on an impossible
+        value (core/state_schema.py), KeyError/ValueError on anything else malformed."""
+        check_paper_state(data)
         broker = cls(settings, symbol=data["symbol"])
         broker.starting_equity = Decimal(data["starting_equity"])
         broker.cash = Decimal(data["equity"])

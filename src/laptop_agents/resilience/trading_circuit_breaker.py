@@ -18,6 +18,7 @@ from laptop_agents.core.config_models import CircuitBreakerConfig
 from laptop_agents.core.events import Event, EventName
 from laptop_agents.core.hard_limits import HardLimits
 from laptop_agents.core.models import Trade, utc_iso
+from laptop_agents.core.state_schema import check_breaker_state
 
 REASON_DRAWDOWN = "max_drawdown"
 REASON_CONSECUTIVE = "consecutive_losses"
@@ -43,9 +44,11 @@ class BreakerState:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> BreakerState:
+        """Rebuild from `to_dict()` output; StateInvalid (core/state_schema.py) on an impossible value."""
+        check_breaker_state(data)
         peak = data.get("peak_equity")
         return cls(
-            tripped=bool(data["tripped"]),
+            tripped=data["tripped"],
             reason=data.get("reason"),
             detail=data.get("detail"),
             tripped_at=data.get("tripped_at"),

@@ -37,7 +37,7 @@ import psutil
 from laptop_agents.agents.supervisor import EntryWindow, Supervisor
 from laptop_agents.core.clock import Clock, SystemClock
 from laptop_agents.core.config_models import AppConfig
-from laptop_agents.core.errors import ExitCode, LaError, StateError
+from laptop_agents.core.errors import ExitCode, LaError
 from laptop_agents.core.events import Event, EventBus, EventName
 from laptop_agents.core.logger import flush_logging, setup_logging
 from laptop_agents.core.models import utc_iso
@@ -50,9 +50,9 @@ from laptop_agents.session.kill_switch import KillSwitch
 from laptop_agents.session.lock import PidLock
 from laptop_agents.session.pipeline import TradingPipeline
 from laptop_agents.session.recorder import RunRecorder
-from laptop_agents.session.state_store import BREAKER_KIND, StateStore
+from laptop_agents.session.state_store import StateStore, load_breaker_state
 from laptop_agents.session.stay_up import Backoff, StayUp, take_reset_request
-from laptop_agents.session.workspace import BREAKER_STATE_NAME, Workspace
+from laptop_agents.session.workspace import Workspace
 
 log = logging.getLogger("laptop_agents.session")
 
@@ -168,14 +168,11 @@ class AsyncRunner:
 
     def _load_state(self) -> tuple[TradingCircuitBreaker, bool]:
         restored = self.factory.load(self.state, self.workspace)
-        breaker_data = self.state.load(BREAKER_STATE_NAME, BREAKER_KIND)
-        try:
-            breaker_state = BreakerState.from_dict(breaker_data) if breaker_data else BreakerState()
-        except (KeyError, ValueError, TypeError, ArithmeticError) as exc:
-            raise StateError(
-                f"corrupted state file {self.workspace.breaker_state_path}: {exc!s}; move it aside or "
-                "`la clean --all`; it was left untouched"
-            ) from None
+        account = self.factory.account if restored and self.mode == "paper" else None  # live: built in open()
+        breaker_state = load_breaker_state(
+            self.state, equity=account.equity if account else None,
+            trade_pnls=[t.pnl for t in account.trades] if account else None,
+        ) or BreakerState()
         breaker = TradingCircuitBreaker(self.config.risk.circuit_breaker, self.config.risk.hard_limits(), breaker_state)
         return breaker, restored
 

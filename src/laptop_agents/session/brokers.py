@@ -22,6 +22,7 @@ from laptop_agents.core.errors import StateError
 from laptop_agents.core.events import Event
 from laptop_agents.core.models import Trade, utc_iso
 from laptop_agents.core.state import StateManager
+from laptop_agents.core.state_schema import StateInvalid, check_live_state, state_error
 from laptop_agents.execution.broker import Broker, PaperBrokerPort
 from laptop_agents.paper.broker import PaperBroker
 from laptop_agents.session.state_store import BROKER_KIND
@@ -76,6 +77,8 @@ class PaperBrokerFactory:
             return False
         try:
             paper = PaperBroker.from_state(paper_settings, data)
+        except StateInvalid as exc:
+            raise state_error(workspace.broker_state_path, exc) from None
         except (KeyError, ValueError, TypeError, ArithmeticError) as exc:
             raise StateError(
                 f"corrupted state file {workspace.broker_state_path}: {exc!s}; "
@@ -129,6 +132,11 @@ class LiveBrokerFactory:
         from laptop_agents.execution.live_start import load_live_state
 
         self.state = load_live_state(workspace)
+        if self.state is not None:
+            try:
+                check_live_state(self.state)
+            except StateInvalid as exc:
+                raise state_error(workspace.broker_state_path, exc) from None
         return self.state is not None
 
     def _request(self) -> Any:

@@ -49,10 +49,10 @@ class TradingPipeline:
             }))
             stop: str | None = None
             events, trade = await broker.on_candle(candle, now)
-            if events:
-                bus.publish_all(events)
             if trade is not None:
-                stop = self._after_trade(trade, now)
+                stop = self._after_trade(trade, events, now)
+            elif events:
+                bus.publish_all(events)
             breaker = self.supervisor.breaker.state
             snapshot = broker.snapshot(breaker.daily_realized_pnl, breaker.peak_equity)
             window = None if self.entry_window is None else self.entry_window()
@@ -62,9 +62,10 @@ class TradingPipeline:
                 bus.publish_all(decision.events)
             if decision.close_reason is not None:
                 events, trade = await broker.close_position(decision.close_reason, candle.close, now, now)
-                bus.publish_all(events)
                 if trade is not None:
-                    stop = stop or self._after_trade(trade, now)
+                    stop = self._after_trade(trade, events, now) or stop
+                else:
+                    bus.publish_all(events)
             if decision.intent is not None and stop is None:
                 if self.halted_reason is not None:
                     bus.publish(Event(EventName.RISK_REJECTED, now, signal=decision.intent.side.value,
@@ -73,8 +74,12 @@ class TradingPipeline:
                     bus.publish_all(await broker.submit(decision.intent, candle, now))
             return stop or decision.stop_reason
 
-    def _after_trade(self, trade: Trade, now: datetime) -> str | None:
+    def _after_trade(self, trade: Trade, events: list[Event], now: datetime) -> str | None:
+        """Account for a closed trade in the breaker *before* publishing the broker's events (the exit), then
+        publish both in order: the state store persists broker and breaker on the exit, so both files then
+        already include this trade (a crash right after cannot leave the breaker a trade behind)."""
         decision = self.supervisor.on_trade_closed(trade, self.broker.equity, now)
+        self.bus.publish_all(events)
         self.bus.publish_all(decision.events)
         return decision.stop_reason
 
@@ -93,7 +98,8 @@ class TradingPipeline:
         now = self.clock.now()
         with self.mutation_lock:
             events, trade = await self.broker.close_all(reason, now)
-            self.bus.publish_all(events)
             if trade is not None:
-                self._after_trade(trade, now)
+                self._after_trade(trade, events, now)
+            else:
+                self.bus.publish_all(events)
             return trade

@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
+from laptop_agents.core.errors import StateError
 from laptop_agents.core.events import Event, EventName
 from laptop_agents.core.state import StateManager
-from laptop_agents.session.workspace import BREAKER_STATE_NAME, BROKER_STATE_NAME
+from laptop_agents.core.state_schema import (
+    StateInvalid,
+    check_breaker_state,
+    check_live_state,
+    check_paper_state,
+    state_error,
+)
+from laptop_agents.resilience.trading_circuit_breaker import BreakerState
+from laptop_agents.session.workspace import BREAKER_STATE_NAME, BROKER_STATE_NAME, Workspace
 
 BROKER_KIND = "paper_broker"
 BREAKER_KIND = "circuit_breaker"
@@ -47,3 +58,48 @@ class StateStore:
     def save_all(self) -> None:
         self.save_broker()
         self.save_breaker()
+
+
+def load_breaker_state(
+    manager: StateManager,
+    *,
+    equity: Decimal | None = None,
+    trade_pnls: Sequence[Decimal] | None = None,
+) -> BreakerState | None:
+    """The persisted breaker state (None if there is none), validated on its own and, when the account's
+    ``equity`` and closed ``trade_pnls`` are known, against them; StateError (exit 8, one line) otherwise."""
+    path: Path = manager.path(BREAKER_STATE_NAME)
+    data = manager.load(BREAKER_STATE_NAME, BREAKER_KIND)
+    if data is None:
+        return None
+    try:
+        check_breaker_state(data, equity=equity, trade_pnls=trade_pnls)
+        return BreakerState.from_dict(data)
+    except StateInvalid as exc:
+        raise state_error(path, exc) from None
+    except (KeyError, ValueError, TypeError, ArithmeticError) as exc:
+        raise StateError(
+            f"corrupted state file {path}: {exc!s}; move it aside or `la clean --all`; it was left untouched"
+        ) from None
+
+
+LIVE_BROKER_KIND = "bitunix_broker"  # execution/bitunix_broker.py STATE_KIND (not imported: aiohttp is heavy)
+
+
+def check_workspace_state(workspace: Workspace) -> BreakerState | None:
+    """Validate a mode's broker and breaker files as a session start would, without starting one (`la doctor`,
+    `la status`, `la reset-breaker`); the breaker state, or None if there is none. StateError names the file."""
+    manager = StateManager(workspace.state_dir)
+    paper = workspace.mode == "paper"
+    data = manager.load(BROKER_STATE_NAME, BROKER_KIND if paper else LIVE_BROKER_KIND)
+    equity: Decimal | None = None
+    pnls: list[Decimal] | None = None
+    if data is not None:
+        try:
+            (check_paper_state if paper else check_live_state)(data)
+        except StateInvalid as exc:
+            raise state_error(workspace.broker_state_path, exc) from None
+        if paper:
+            equity = Decimal(str(data["equity"]))
+            pnls = [Decimal(str(t["pnl"])) for t in data["trades"]]
+    return load_breaker_state(manager, equity=equity, trade_pnls=pnls)
