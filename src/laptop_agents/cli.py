@@ -426,6 +426,7 @@ def _detach(args: argparse.Namespace, workspace: Any) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    from laptop_agents.session.guard_notices import guard_lines, guard_status
     from laptop_agents.session.lock import LockInfo, lock_is_held
 
     ws = _workspace(args)
@@ -447,6 +448,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     }
     if not running:
         out.update(_stopped_view(ws, status))
+    out.update(guard_status(ws, status.get("breaker") if running else None))  # breaker, entries_halted, kill_switch
     if args.json:
         print(json.dumps(out, indent=2))
         return ExitCode.OK
@@ -466,6 +468,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         if out["stale_lock"]:
             print(f"note: stale lock {ws.lock_path} from a session that died; the next run recovers it "
                   "(or `la doctor --fix` removes it)")
+    for line in guard_lines(out):
+        print(line)
     return ExitCode.OK
 
 

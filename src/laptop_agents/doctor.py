@@ -19,6 +19,7 @@ from pathlib import Path
 
 from laptop_agents.core.config_models import default_files, load_config
 from laptop_agents.core.errors import ExitCode, LaError
+from laptop_agents.session.guard_notices import KILL_HINT, breaker_line
 from laptop_agents.session.kill_switch import KillSwitch
 from laptop_agents.session.lock import LockInfo, lock_is_held
 from laptop_agents.session.state_store import check_workspace_state
@@ -111,14 +112,19 @@ def run_doctor(ws: Workspace, config_dir: Path, fix: bool) -> int:
         checks.append(Check("lock", True, "no session running"))
 
     try:
-        check_workspace_state(ws)
+        breaker = check_workspace_state(ws)
         present = [p.name for p in (ws.broker_state_path, ws.breaker_state_path) if p.exists()]
         checks.append(Check("state", True, f"{', '.join(present)} valid" if present else "absent (fresh start)"))
+        if breaker is not None and breaker.tripped:
+            checks.append(Check("circuit breaker", False, breaker_line(breaker), warn=True))
+        else:
+            checks.append(Check("circuit breaker", True, "not tripped"))
     except LaError as err:
         checks.append(Check("state", False, str(err)))
 
     kill = KillSwitch(ws.kill_files()).reason()
-    checks.append(Check("kill switch", kill is None, kill or "not active", warn=kill is not None))
+    checks.append(Check("kill switch", kill is None, f"{kill}; {KILL_HINT}" if kill else "not active",
+                        warn=kill is not None))
 
     for c in checks:
         print(c.line())

@@ -16,7 +16,7 @@ from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from laptop_agents.agents.strategy import EmaTrendBreakout, Signal
 from laptop_agents.core.config_models import PaperSettings, RiskConfig, StrategyConfig
 from laptop_agents.core.events import Event, EventName, new_event
-from laptop_agents.core.models import AccountSnapshot, Candle, OrderIntent, Side, Trade
+from laptop_agents.core.models import ZERO, AccountSnapshot, Candle, OrderIntent, Side, Trade
 from laptop_agents.core.sizing import size_position
 from laptop_agents.resilience.trading_circuit_breaker import TradingCircuitBreaker
 
@@ -95,9 +95,15 @@ class Supervisor:
         if today != self._today:  # string formatting only when the UTC day changes
             self._today = today
             decision.events += self.breaker.roll_day(today.isoformat(), now)
+        position = account.position
+        # drawdown counts unrealized loss: the breaker follows mark-to-market equity on every candle
+        marked = account.equity + (position.unrealized_pnl(candle.close) if position is not None else ZERO)
+        tripped = self.breaker.observe_equity(marked, now)
+        if tripped:
+            decision.events += tripped
+            decision.stop_reason = self._stop_reason_for(tripped)
         signal = self.strategy.update(candle)
         self._bars_since_exit += 1
-        position = account.position
         if position is not None:
             max_hold = self.strategy_config.exits.max_hold_candles
             if max_hold and position.bars_held >= max_hold:

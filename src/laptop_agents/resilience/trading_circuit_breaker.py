@@ -1,7 +1,9 @@
 """The trading circuit breaker: stops new risk after losses pile up.
 
-Rules (each a ceiling config may tighten): max drawdown from peak realized
-equity (5%), consecutive losing trades (5), and realized loss today ($50).
+Rules (each a ceiling config may tighten): max drawdown (5%) of the
+mark-to-market equity from its peak (the peak starts at the starting equity and
+follows mark-to-market equity every candle), consecutive losing trades (5), and
+realized loss today ($50).
 Pure: the caller passes trades, equity, the trading day and the time; the
 state (`tripped`, `reason`, `consecutive_losses`, ...) round-trips through a
 plain dict that the shell persists with StateManager.
@@ -87,9 +89,19 @@ class TradingCircuitBreaker:
             return self.reset(now, why=f"new trading day {day}")
         return []
 
+    def anchor_peak(self, starting_equity: Decimal, equity: Decimal) -> None:
+        """A breaker without history measures drawdown from the account's starting equity (or today's equity if
+        higher), not from whatever equity it first happens to see: a session that starts with a losing position
+        already counts that loss. A restored peak is kept."""
+        anchor = max(starting_equity, equity)
+        if self.state.peak_equity is None and anchor > 0:
+            self.state.peak_equity = anchor
+
     def observe_equity(self, equity: Decimal, now: datetime) -> list[Event]:
-        if self.state.peak_equity is None or equity > self.state.peak_equity:
-            self.state.peak_equity = equity
+        """Follow the account's equity (mark-to-market on every candle, realized after every trade): raise the
+        peak, trip on a drawdown from it. Unrealized loss counts: a loser that never closes still trips."""
+        if equity > 0 and (self.state.peak_equity is None or equity > self.state.peak_equity):
+            self.state.peak_equity = equity  # never a non-positive peak: no drawdown can be measured from it
         dd = self.drawdown_pct(equity)
         if dd >= self.config.max_drawdown_pct:
             return self._trip(REASON_DRAWDOWN, f"drawdown {dd:.2f}% >= {self.config.max_drawdown_pct}%", now, equity)

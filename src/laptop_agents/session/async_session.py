@@ -46,6 +46,7 @@ from laptop_agents.core.state import StateManager, atomic_write_text
 from laptop_agents.data.providers.base import FatalError, MarketDataProvider
 from laptop_agents.resilience.trading_circuit_breaker import BreakerState, TradingCircuitBreaker
 from laptop_agents.session.brokers import BrokerFactory, PaperBrokerFactory
+from laptop_agents.session.guard_notices import GuardNotices, announce_at_start
 from laptop_agents.session.kill_switch import KillSwitch
 from laptop_agents.session.lock import PidLock
 from laptop_agents.session.pipeline import TradingPipeline
@@ -159,6 +160,7 @@ class AsyncRunner:
         if options.stay_up:
             self.stay_up = StayUp(self, provider_factory,
                                   Backoff(options.data_retry_base_sec, options.data_retry_max_sec))
+        self._fresh_breaker = False
 
     # ------------------------------------------------------------------ start-up
     @property
@@ -172,8 +174,10 @@ class AsyncRunner:
         breaker_state = load_breaker_state(
             self.state, equity=account.equity if account else None,
             trade_pnls=[t.pnl for t in account.trades] if account else None,
-        ) or BreakerState()
-        breaker = TradingCircuitBreaker(self.config.risk.circuit_breaker, self.config.risk.hard_limits(), breaker_state)
+        )
+        self._fresh_breaker = breaker_state is None
+        breaker = TradingCircuitBreaker(self.config.risk.circuit_breaker, self.config.risk.hard_limits(),
+                                        breaker_state or BreakerState())
         return breaker, restored
 
     def _setup(self) -> None:
@@ -207,6 +211,8 @@ class AsyncRunner:
         self.account = account = self.factory.account
         self.broker = broker
         self.breaker = breaker
+        if self._fresh_breaker:  # drawdown from the starting equity; a restored peak is kept
+            breaker.anchor_peak(account.starting_equity, account.equity)
         self.supervisor = Supervisor(self.config.strategy, self.config.risk, self.config.settings.paper, breaker)
         self.pipeline = TradingPipeline(self.supervisor, self.broker, self.bus, self.clock)
         self.recorder = RunRecorder(
@@ -217,6 +223,7 @@ class AsyncRunner:
         self.store = StateStore(self.state, self.broker.to_state, lambda: self.breaker.state.to_dict(),
                                 broker_kind=self.factory.state_kind)
         self.bus.subscribe(self.store)
+        self.bus.subscribe(GuardNotices())
         if self.lock.recovered_from is not None:
             prev = self.lock.recovered_from
             log.warning("recovered a stale lock left by pid %s (run %s): that session is not running", prev.pid, prev.run_id)
@@ -290,6 +297,7 @@ class AsyncRunner:
         ))
         log.info("session %s started: %s, source %s, duration %s min", self.run_id, self.mode, self.options.source,
                  self.options.duration_min if self.options.duration_min is not None else "unlimited")
+        announce_at_start(self.breaker.state, self.kill_switch.reason())
         self._call_hooks("on_started")
         if self.options.warmup:
             await self._warm_up()
