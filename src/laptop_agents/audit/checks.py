@@ -249,16 +249,14 @@ def _watchdog_detail(events: list[dict[str, Any]], reason: str) -> str | None:
 def _config_valid(ev: RunEvidence) -> Finding:
     from pydantic import ValidationError
 
-    from laptop_agents.core.config_models import RiskConfig, Settings, StrategyConfig
+    from laptop_agents.core.config_models import validate_snapshot
 
     title = "Strategy config validated on startup"
     snap = ev.config_snapshot
     if snap is None:
         return Finding("F7", AUTONOMY, title, FAIL, f"{ev.where('config_snapshot.json')} missing", "high")
     try:
-        StrategyConfig.model_validate(snap["strategy"]).validate_config()
-        RiskConfig.model_validate(snap["risk"])
-        Settings.model_validate(snap["settings"])
+        validate_snapshot(snap)  # the config models are strict; a snapshot's decimals are JSON text
     except (KeyError, ValidationError, ValueError) as exc:
         text = str(exc).splitlines()[0]
         return Finding("F7", AUTONOMY, title, FAIL, f"config_snapshot.json does not validate: {text}", "critical")

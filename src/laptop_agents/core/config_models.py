@@ -6,6 +6,12 @@ Three files under the config directory (default `./config`):
   settings.yaml            runtime: paper broker, session timeouts, mock data (Settings)
 Precedence: CLI flag > environment (`LA_<SECTION>__<FIELD>`) > file > default.
 A bad value stops start-up with one line naming the file, the field and what is allowed.
+
+Strict: a boolean is `true`/`false` and a number is a number. Nothing is coerced: no "yes" → true, no "12" → 12,
+no 12.0 → 12 for a count (pydantic strict mode; decimals take any finite number, never text). YAML is read with
+the YAML 1.2 core schema, so `yes`/`no`/`on`/`off` are text (refused where a boolean goes), not booleans.
+Environment overrides are text by nature: they parse as strictly (`true`/`false`, decimal numbers) by the type of
+the field they set; anything else reaches the model as text and is refused with the same one line.
 """
 
 from __future__ import annotations
@@ -17,10 +23,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Literal
+import re
+import types
+import typing
+from typing import Annotated, Any, Literal, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict, ValidationError, ValidationInfo, model_validator
 
 from laptop_agents.core import hard_limits as hl
 from laptop_agents.core.errors import ConfigError
@@ -31,8 +40,26 @@ SETTINGS_FILE = Path("settings.yaml")
 ENV_PREFIX = "LA_"
 
 
+SNAPSHOT_CONTEXT = {"decimals_as_text": True}
+"""Validation context for a config snapshot (`config_snapshot.json`): there decimals are JSON text by design."""
+
+
+def _decimal_input(value: Any, info: ValidationInfo) -> Any:
+    """A decimal field takes a number (int, float, Decimal), never a bool or text (except in a snapshot)."""
+    if isinstance(value, (int, float, Decimal)) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and info.context and info.context.get("decimals_as_text"):
+        return value
+    raise ValueError("must be a number, not " + ("a boolean" if isinstance(value, bool) else "text"
+                                                 if isinstance(value, str) else type(value).__name__))
+
+
+Dec = Annotated[Decimal, Strict(False), BeforeValidator(_decimal_input)]
+"""A config decimal: strict about its input (numbers only), lax only in turning a YAML float into a Decimal."""
+
+
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
 
 # --------------------------------------------------------------------------- strategy
@@ -49,8 +76,8 @@ class EntryConfig(_Model):
 
 class ExitConfig(_Model):
     atr_period: int = Field(14, ge=2, le=500)
-    stop_atr_mult: Decimal = Field(Decimal("2"), gt=0, le=20, description="stop distance in ATRs")
-    take_profit_r: Decimal = Field(Decimal("2"), gt=0, le=20, description="take profit as a multiple of the stop distance")
+    stop_atr_mult: Dec = Field(Decimal("2"), gt=0, le=20, description="stop distance in ATRs")
+    take_profit_r: Dec = Field(Decimal("2"), gt=0, le=20, description="take profit as a multiple of the stop distance")
     max_hold_candles: int = Field(120, ge=0, le=100000, description="exit after N bars; 0 = never")
 
 
@@ -87,7 +114,7 @@ class StrategyConfig(_Model):
 
 # --------------------------------------------------------------------------- risk
 class CircuitBreakerConfig(_Model):
-    max_drawdown_pct: Decimal = Field(Decimal("5"), gt=0, le=hl.MAX_DRAWDOWN_PCT)
+    max_drawdown_pct: Dec = Field(Decimal("5"), gt=0, le=hl.MAX_DRAWDOWN_PCT)
     max_consecutive_losses: int = Field(5, ge=1, le=hl.MAX_CONSECUTIVE_LOSSES)
     action: Literal["halt_entries", "stop_session"] = Field(
         "halt_entries", description="halt_entries: keep running, open nothing new; stop_session: flatten and stop"
@@ -97,11 +124,11 @@ class CircuitBreakerConfig(_Model):
 class RiskConfig(_Model):
     """`config/risk.yaml`: may tighten the hard limits, never loosen them."""
 
-    risk_per_trade_pct: Decimal = Field(Decimal("0.05"), gt=0, le=hl.MAX_RISK_PER_TRADE_PCT)
-    max_daily_loss_usd: Decimal = Field(hl.MAX_DAILY_LOSS_USD, gt=0, le=hl.MAX_DAILY_LOSS_USD)
-    max_position_notional_usd: Decimal = Field(hl.MAX_POSITION_NOTIONAL_USD, gt=0, le=hl.MAX_POSITION_NOTIONAL_USD)
-    max_risk_per_trade_pct: Decimal = Field(hl.MAX_RISK_PER_TRADE_PCT, gt=0, le=hl.MAX_RISK_PER_TRADE_PCT)
-    max_leverage: Decimal = Field(Decimal("10"), gt=0, le=hl.MAX_LEVERAGE)
+    risk_per_trade_pct: Dec = Field(Decimal("0.05"), gt=0, le=hl.MAX_RISK_PER_TRADE_PCT)
+    max_daily_loss_usd: Dec = Field(hl.MAX_DAILY_LOSS_USD, gt=0, le=hl.MAX_DAILY_LOSS_USD)
+    max_position_notional_usd: Dec = Field(hl.MAX_POSITION_NOTIONAL_USD, gt=0, le=hl.MAX_POSITION_NOTIONAL_USD)
+    max_risk_per_trade_pct: Dec = Field(hl.MAX_RISK_PER_TRADE_PCT, gt=0, le=hl.MAX_RISK_PER_TRADE_PCT)
+    max_leverage: Dec = Field(Decimal("10"), gt=0, le=hl.MAX_LEVERAGE)
     circuit_breaker: CircuitBreakerConfig = CircuitBreakerConfig()
 
     @model_validator(mode="after")
@@ -123,13 +150,13 @@ class RiskConfig(_Model):
 
 # --------------------------------------------------------------------------- settings
 class PaperSettings(_Model):
-    starting_equity: Decimal = Field(Decimal("10000"), gt=0, le=Decimal("100000000"))
-    maker_fee_bps: Decimal = Field(Decimal("2"), ge=0, le=100, description="Bitunix VIP0 maker: 2 bps")
-    taker_fee_bps: Decimal = Field(Decimal("6"), ge=0, le=100, description="Bitunix VIP0 taker: 6 bps")
-    slippage_bps: Decimal = Field(Decimal("1"), ge=0, le=500, description="adverse slippage on market fills")
-    lot_size: Decimal = Field(Decimal("0.0001"), gt=0, description="qty step (Bitunix BTCUSDT basePrecision 4)")
-    min_qty: Decimal = Field(Decimal("0.0001"), gt=0)
-    tick_size: Decimal = Field(Decimal("0.1"), gt=0, description="price step (quotePrecision 1)")
+    starting_equity: Dec = Field(Decimal("10000"), gt=0, le=Decimal("100000000"))
+    maker_fee_bps: Dec = Field(Decimal("2"), ge=0, le=100, description="Bitunix VIP0 maker: 2 bps")
+    taker_fee_bps: Dec = Field(Decimal("6"), ge=0, le=100, description="Bitunix VIP0 taker: 6 bps")
+    slippage_bps: Dec = Field(Decimal("1"), ge=0, le=500, description="adverse slippage on market fills")
+    lot_size: Dec = Field(Decimal("0.0001"), gt=0, description="qty step (Bitunix BTCUSDT basePrecision 4)")
+    min_qty: Dec = Field(Decimal("0.0001"), gt=0)
+    tick_size: Dec = Field(Decimal("0.1"), gt=0, description="price step (quotePrecision 1)")
 
 
 class SessionSettings(_Model):
@@ -146,7 +173,7 @@ class MockSettings(_Model):
     seed: int = Field(26, description="default seed: a 10-minute default session that trades without tripping the breaker")
     candle_interval_sec: float = Field(2.0, gt=0, le=3600, description="real seconds between mock candles")
     timeframe_sec: int = Field(60, ge=1, le=86400, description="bar length the mock candles represent")
-    start_price: Decimal = Field(Decimal("95000"), gt=0)
+    start_price: Dec = Field(Decimal("95000"), gt=0)
     start_time: str = "2026-01-01T00:00:00Z"
     scenario: Literal["random_walk", "losing_streak"] = "random_walk"
     gap_at_sec: float | None = Field(None, ge=0, description="inject a data gap this many seconds into the session")
@@ -239,6 +266,13 @@ def _format_validation_error(err: ValidationError, source: Path) -> str:
     return f"invalid config {source}: {loc}: {msg}{shown}{extra}"
 
 
+def validate_snapshot(snapshot: Mapping[str, Any]) -> None:
+    """Validate a run's `config_snapshot.json` (its decimals are JSON text); ValidationError if invalid."""
+    StrategyConfig.model_validate(snapshot["strategy"], context=SNAPSHOT_CONTEXT).validate_config()
+    RiskConfig.model_validate(snapshot["risk"], context=SNAPSHOT_CONTEXT)
+    Settings.model_validate(snapshot["settings"], context=SNAPSHOT_CONTEXT)
+
+
 def _validate(model: type[_Model], data: Any, source: Path) -> Any:
     try:
         return model.model_validate(data)
@@ -246,12 +280,31 @@ def _validate(model: type[_Model], data: Any, source: Path) -> Any:
         raise ConfigError(_format_validation_error(err, source)) from None
 
 
+class StrictYamlLoader(yaml.SafeLoader):
+    """PyYAML's safe loader with YAML 1.2 core-schema scalars: only true/false are booleans (not yes/no/on/off),
+    integers are plain decimal digits (no 0x/0o/sexagesimal/underscores), and timestamps stay text."""
+
+
+_CORE_TAGS = {f"tag:yaml.org,2002:{t}" for t in ("bool", "int", "float", "timestamp")}
+StrictYamlLoader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag not in _CORE_TAGS]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+StrictYamlLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
+StrictYamlLoader.add_implicit_resolver("tag:yaml.org,2002:int", re.compile(r"^[-+]?[0-9]+$"), list("-+0123456789"))
+StrictYamlLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"),
+    list("-+0123456789."))
+
+
 def _read_file(path: Path) -> dict[str, Any]:
     if not path.exists():
         raise ConfigError(f"missing config file {path}: run `la doctor --fix` to write the defaults")
     try:
         text = path.read_text(encoding="utf-8")
-        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+        data = json.loads(text) if path.suffix == ".json" else yaml.load(text, Loader=StrictYamlLoader)  # noqa: S506
     except (json.JSONDecodeError, yaml.YAMLError) as exc:
         detail = str(exc).splitlines()[0]
         raise ConfigError(f"invalid config {path}: not valid {path.suffix.lstrip('.').upper()}: {detail}") from None
@@ -274,10 +327,49 @@ def _deep_merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, 
     return out
 
 
-def env_overrides(env: Mapping[str, str]) -> dict[str, Any]:
-    """`LA_SESSION__STALE_DATA_TIMEOUT_SEC=5` → {"session": {"stale_data_timeout_sec": "5"}}.
+_ENV_BOOL = {"true": True, "True": True, "TRUE": True, "false": False, "False": False, "FALSE": False}
+_ENV_INT = re.compile(r"^[-+]?[0-9]+$")
+_ENV_DECIMAL = re.compile(r"^[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?$")
 
-    Only double-underscore names are settings; single names like LA_KILL_SWITCH are not.
+
+def _field_type(path: list[str]) -> Any:
+    """The type of the Settings field at ``path`` (Optional stripped), or None if there is no such field."""
+    model: Any = Settings
+    annotation: Any = None
+    for part in path:
+        fields = getattr(model, "model_fields", None)
+        if not fields or part not in fields:
+            return None
+        annotation = fields[part].annotation
+        if typing.get_origin(annotation) in (Union, types.UnionType):
+            args = [a for a in typing.get_args(annotation) if a is not type(None)]
+            annotation = args[0] if len(args) == 1 else annotation
+        model = annotation
+    return annotation
+
+
+def _env_value(path: list[str], text: str) -> Any:
+    """Environment text → the value it strictly denotes for its field; text that denotes nothing stays text
+    (and the model refuses it where a boolean or a number goes)."""
+    if text.strip().lower() in ("", "null", "none"):
+        return None
+    kind = _field_type(path)
+    if kind is bool:
+        return _ENV_BOOL.get(text.strip(), text)
+    if kind is int and _ENV_INT.match(text.strip()):
+        return int(text.strip())
+    if kind is float and _ENV_DECIMAL.match(text.strip()):
+        return float(text.strip())
+    if kind is Decimal and _ENV_DECIMAL.match(text.strip()):
+        return Decimal(text.strip())
+    return text
+
+
+def env_overrides(env: Mapping[str, str]) -> dict[str, Any]:
+    """`LA_SESSION__STALE_DATA_TIMEOUT_SEC=5` → {"session": {"stale_data_timeout_sec": 5.0}}.
+
+    Only double-underscore names are settings; single names like LA_KILL_SWITCH are not. Values parse strictly
+    by the field's type (`true`/`false`, decimal numbers): see :func:`_env_value`.
     """
     out: dict[str, Any] = {}
     for name, value in env.items():
@@ -287,7 +379,7 @@ def env_overrides(env: Mapping[str, str]) -> dict[str, Any]:
         node = out
         for part in path[:-1]:
             node = node.setdefault(part, {})
-        node[path[-1]] = None if value.strip().lower() in ("", "null", "none") else value
+        node[path[-1]] = _env_value(path, value)
     return out
 
 
