@@ -77,3 +77,12 @@ def test_a_restored_peak_is_kept_and_never_non_positive() -> None:
     empty.anchor_peak(D("0"), D("0"))
     empty.observe_equity(D("0"), T0)
     assert empty.state.peak_equity is None
+
+
+def test_resetting_a_drawdown_trip_measures_afresh_instead_of_tripping_again() -> None:
+    b = TradingCircuitBreaker(CircuitBreakerConfig(), RiskConfig().hard_limits())
+    b.anchor_peak(D("1000"), D("1000"))
+    assert b.observe_equity(D("940"), T0)[0].data["reason"] == "max_drawdown"
+    b.reset(T0, why="la reset-breaker")
+    assert b.observe_equity(D("939"), T0) == [] and b.allows_entries and b.state.peak_equity == D("939")
+    assert b.observe_equity(D("890"), T0)[0].data["reason"] == "max_drawdown"  # 5.2% below the new base

@@ -131,6 +131,10 @@ class TradingCircuitBreaker:
 
     def reset(self, now: datetime, why: str = "manual reset") -> list[Event]:
         was = self.state.reason
+        if was == REASON_DRAWDOWN:
+            # the operator has acknowledged the loss: measure drawdown afresh from the equity seen next, or the
+            # next candle's mark-to-market check would trip again at once
+            self.state.peak_equity = None
         self.state.tripped = False
         self.state.reason = None
         self.state.detail = None

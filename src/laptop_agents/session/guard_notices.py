@@ -22,7 +22,7 @@ from laptop_agents.session.workspace import Workspace
 
 log = logging.getLogger("laptop_agents.session")
 
-RESET_HINT = "review why, then run `la reset-breaker` (with no session running)"
+RESET_HINT = "review why, then run `la reset-breaker`"
 KILL_HINT = "remove the kill file (or unset LA_KILL_SWITCH) to trade again"
 
 
