@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +17,15 @@ from laptop_agents.execution.live_start import LiveStart, start_live_broker
 from laptop_agents.mock_exchange.testing import running_mock_exchange
 from laptop_agents.security.credentials_file import api_key_fingerprint
 from laptop_agents.security.errors import LiveGateRefused
-from laptop_agents.security.optin import generate_operator_key
+from laptop_agents.security.optin import (
+    build_payload,
+    check_live_gate,
+    generate_operator_key,
+    load_private_key,
+    remember_optin,
+    sign_payload,
+    write_document,
+)
 from laptop_agents.security.passphrase import PassphraseSource
 from tests.live.conftest import rest_config, run
 from tests.security.helpers import NOW, LiveSetup, passphrase_source, write_config
@@ -78,7 +86,30 @@ def _cases(setup: LiveSetup, tmp: Path) -> dict[str, Callable[[LiveStart], LiveS
         path = root / "strategies" / "default.json"
         path.write_text(path.read_text().replace("BTCUSDT", "ETHUSDT"))
 
+    def signed_span(created: datetime, expires: datetime) -> None:
+        """Sign an opt-in with any lifetime (`la live optin create` would refuse to make these)."""
+        payload = replace(build_payload(setup.config, api_key_fingerprint("testkey"), now=NOW),
+                          created_at=created, expires_at=expires)
+        write_document(setup.optin_path, sign_payload(payload, load_private_key(setup.key_path)))
+
+    def valid_to_2099(req: LiveStart) -> LiveStart:  # issue 13: created in 2030, valid to 2099
+        signed_span(datetime(2030, 1, 1, tzinfo=UTC), datetime(2099, 1, 1, tzinfo=UTC))
+        return req
+
+    def created_tomorrow(req: LiveStart) -> LiveStart:  # a 7-day window that starts tomorrow
+        signed_span(NOW + timedelta(days=1), NOW + timedelta(days=8))
+        return req
+
+    def replayed(req: LiveStart) -> LiveStart:  # the account already used an opt-in signed a day later
+        ledger = tmp / "optin_ledger.json"
+        remember_optin(ledger, replace(build_payload(setup.config, api_key_fingerprint("testkey"), now=NOW)))
+        signed_span(NOW - timedelta(days=1), NOW + timedelta(days=6))
+        return replace(req, optin_ledger=ledger)
+
     return {
+        "validity_too_long": valid_to_2099,
+        "created_in_future": created_tomorrow,
+        "replayed_optin": replayed,
         "no_live_flag": lambda r: replace(r, flag=False),
         "no_pinned_key": lambda r: replace(r, pinned_pubkey=None),
         "no_optin": lambda r: replace(r, optin_path=tmp / "missing-optin.json"),
@@ -103,6 +134,7 @@ CASE_NAMES = [
     "no_live_flag", "no_pinned_key", "no_optin", "bad_optin", "unsigned_optin", "bad_signature:other_key",
     "bad_signature:altered", "expired", "no_credentials", "plaintext_credentials", "no_passphrase",
     "wrong_passphrase", "tampered_credentials", "wrong_account", "wrong_symbol", "limits_changed", "config_changed",
+    "validity_too_long", "created_in_future", "replayed_optin",
 ]
 
 
@@ -153,3 +185,31 @@ def test_gating_matrix_each_refusal_has_its_own_message_and_sends_nothing(
 
         run(start_and_stop)
         assert sent and mx.admin.events("request")
+
+
+def test_optin_ledger_refuses_an_older_optin_and_remembers_the_newest(tmp_path: Path) -> None:
+    """The live workspace remembers the newest opt-in each account used; an older one is refused (no replay)."""
+    setup = LiveSetup(tmp_path)
+    ledger = tmp_path / "live" / "optin_ledger.json"
+
+    def gate(now: datetime) -> Any:
+        return check_live_gate(True, setup.optin_path, setup.pubkey, setup.credentials_path, setup.source,
+                               setup.config, now=now, optin_ledger=ledger)
+
+    old_doc = setup.optin_path.read_bytes()  # created NOW
+    gate(NOW)
+    setup.sign(api_key_fingerprint("testkey"), now=NOW + timedelta(days=2))
+    gate(NOW + timedelta(days=2))  # a newer opt-in replaces the old one
+    assert json.loads(ledger.read_text())["accounts"][api_key_fingerprint("testkey")]["created_at"].startswith(
+        "2026-11-25T12:00")
+    setup.optin_path.write_bytes(old_doc)  # put the older (still unexpired) consent back
+    with pytest.raises(LiveGateRefused) as err:
+        gate(NOW + timedelta(days=3))
+    assert err.value.reason == "replayed_optin" and "\n" not in str(err.value)
+    ledger.write_text("{broken")
+    with pytest.raises(LiveGateRefused, match="opt-in ledger .* cannot be read"):
+        gate(NOW + timedelta(days=3))
+    # a created_at a little ahead of our clock (skew within the tolerance) is accepted
+    ledger.unlink()
+    setup.sign(api_key_fingerprint("testkey"), now=NOW + timedelta(minutes=4))
+    assert gate(NOW).payload.created_at == NOW + timedelta(minutes=4)

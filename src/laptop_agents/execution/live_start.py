@@ -48,6 +48,8 @@ class LiveStart:
     """``wss://fapi.bitunix.com/private/`` (or the mock's); None = fills by REST polling only."""
     last_price: LastPrice | None = None
     """The public ticker's last price (kept by the kline provider); None = price protection reads REST tickers."""
+    optin_ledger: Path | None = None
+    """The live workspace's record of the newest opt-in per account (security/optin.py); None = no replay check."""
 
 
 def load_live_state(workspace: Workspace) -> dict[str, Any] | None:
@@ -77,6 +79,7 @@ async def start_live_broker(
         request.passphrase_source,
         request.config,
         now=now,
+        optin_ledger=request.optin_ledger,
     )
     rest = request.rest
     credentials = grant.credentials

@@ -71,6 +71,11 @@ PUBKEY_PREFIX = "ed25519:"
 MAX_VALIDITY = timedelta(days=90)
 DEFAULT_VALIDITY = timedelta(days=7)
 MAX_OPTIN_BYTES = 64 * 1024
+CLOCK_TOLERANCE = timedelta(minutes=5)
+"""How far in the future an opt-in's ``created_at`` may be (clock skew between the signer's machine and ours)."""
+LEDGER_FORMAT = "laptop-agents/optin-ledger"
+LEDGER_NAME = "optin_ledger.json"
+"""In the live workspace (``.workspace/live/``): the newest opt-in each account has used (replay protection)."""
 
 
 # --------------------------------------------------------------------------- keys
@@ -281,6 +286,44 @@ def verify_signature(payload: OptInPayload, signature: dict[str, Any] | None, pi
         raise OptInError("opt-in signature does not match its contents (altered after signing?)") from None
 
 
+# --------------------------------------------------------------------------- replay protection
+def _ledger_newest(ledger: Path, account: str) -> datetime | None:
+    """The ``created_at`` of the newest opt-in this account has used, from the live workspace's ledger."""
+    try:
+        doc = json.loads(Path(ledger).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise OptInError(f"opt-in ledger {ledger} cannot be read ({type(exc).__name__}); restore it from a "
+                         "backup (deleting it drops the replay protection)") from None
+    accounts = doc.get("accounts") if isinstance(doc, dict) and doc.get("format") == LEDGER_FORMAT else None
+    if not isinstance(accounts, dict):
+        raise OptInError(f"opt-in ledger {ledger} is not a laptop-agents opt-in ledger")
+    entry = accounts.get(account)
+    if entry is None:
+        return None
+    try:
+        return parse_utc(str(entry["created_at"]))
+    except (KeyError, TypeError, ValueError):
+        raise OptInError(f"opt-in ledger {ledger}: the entry for {account} is malformed") from None
+
+
+def remember_optin(ledger: Path, payload: OptInPayload) -> None:
+    """Record ``payload`` as the newest opt-in its account has used (atomic write; never moves backwards)."""
+    ledger = Path(ledger)
+    try:
+        doc = json.loads(ledger.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        doc = {"format": LEDGER_FORMAT, "accounts": {}}
+    newest = _ledger_newest(ledger, payload.account_fingerprint)
+    if newest is not None and newest >= payload.created_at:
+        return
+    doc["accounts"][payload.account_fingerprint] = {
+        "created_at": utc_iso(payload.created_at), "expires_at": utc_iso(payload.expires_at),
+    }
+    atomic_write_text(ledger, json.dumps(doc, indent=1, sort_keys=True) + "\n")
+
+
 # --------------------------------------------------------------------------- the gate
 @dataclass(frozen=True)
 class LiveGrant:
@@ -317,12 +360,19 @@ def check_live_gate(
     config: AppConfig,
     *,
     now: datetime | None = None,
+    optin_ledger: Path | None = None,
 ) -> LiveGrant:
     """Every requirement for a live session, checked in order; the first failure refuses with one line.
 
     Reasons (``LiveGateRefused.reason``): no_live_flag, no_pinned_key, no_optin, bad_optin, unsigned_optin,
-    bad_signature, expired, no_credentials, plaintext_credentials, bad_credentials, no_passphrase,
-    wrong_passphrase, tampered_credentials, wrong_account, wrong_symbol, limits_changed, config_changed.
+    bad_signature, validity_too_long, created_in_future, expired, replayed_optin, no_credentials,
+    plaintext_credentials, bad_credentials, no_passphrase, wrong_passphrase, tampered_credentials, wrong_account,
+    wrong_symbol, limits_changed, config_changed.
+
+    The opt-in's lifetime is enforced here, not only by `la live optin create`: at most ``MAX_VALIDITY`` from
+    ``created_at`` to ``expires_at``, ``created_at`` not in the future (beyond ``CLOCK_TOLERANCE``), and, with
+    ``optin_ledger`` (the live workspace's record of the newest opt-in each account has used), never older than
+    that one: a superseded consent cannot be replayed. A passing gate records the opt-in there.
     Makes no network request: call it before building any exchange client.
     """
     now = now or datetime.now(UTC)
@@ -347,8 +397,27 @@ def check_live_gate(
         verify_signature(payload, signature, pinned)
     except OptInError as exc:
         raise _refuse("bad_signature", f"opt-in {optin_path}: {exc}") from None
+    lifetime = payload.expires_at - payload.created_at
+    if lifetime <= timedelta(0) or lifetime > MAX_VALIDITY:
+        raise _refuse("validity_too_long",
+                      f"opt-in {optin_path} is valid from {utc_iso(payload.created_at)} to {utc_iso(payload.expires_at)}; "
+                      f"the most an opt-in may cover is {MAX_VALIDITY.days} days: create and sign a new one")
+    if payload.created_at > now + CLOCK_TOLERANCE:
+        raise _refuse("created_in_future",
+                      f"opt-in {optin_path} was created at {utc_iso(payload.created_at)}, in the future (now "
+                      f"{utc_iso(now)}); check this machine's clock, or create and sign a new one")
     if now >= payload.expires_at:
         raise _refuse("expired", f"opt-in expired at {utc_iso(payload.expires_at)}; create and sign a new one")
+    if optin_ledger is not None:
+        try:
+            newest = _ledger_newest(optin_ledger, payload.account_fingerprint)
+        except OptInError as exc:
+            raise _refuse("bad_optin", str(exc)) from None
+        if newest is not None and payload.created_at < newest:
+            raise _refuse("replayed_optin",
+                          f"opt-in {optin_path} (created {utc_iso(payload.created_at)}) is older than the opt-in "
+                          f"created {utc_iso(newest)} that this account already used; an older consent cannot "
+                          "replace a newer one: sign a new opt-in")
     if credentials_path is None or not Path(credentials_path).is_file():
         raise _refuse("no_credentials", f"no credentials file at {credentials_path} (run `la secrets encrypt`)")
     try:
@@ -387,4 +456,9 @@ def check_live_gate(
             f"config changed since the opt-in was signed (hash {config.config_hash[:12]}, "
             f"opt-in {payload.config_hash[:12]}); review, then create and sign a new opt-in",
         )
+    if optin_ledger is not None:
+        try:
+            remember_optin(optin_ledger, payload)
+        except OSError as exc:
+            raise _refuse("bad_optin", f"cannot record the opt-in in {optin_ledger}: {exc.strerror}") from None
     return LiveGrant(credentials, payload, Path(optin_path), Path(credentials_path), now)

@@ -119,6 +119,7 @@ class LiveBrokerFactory:
         self.passphrase_source = passphrase_source
         self.last_price = last_price
         self.state: dict[str, Any] | None = None
+        self.workspace: Workspace | None = None
         self.broker: Any = None
         self.grant: Any = None
         self._warned_expiry = False
@@ -131,6 +132,7 @@ class LiveBrokerFactory:
     def load(self, state: StateManager, workspace: Workspace) -> bool:
         from laptop_agents.execution.live_start import load_live_state
 
+        self.workspace = workspace
         self.state = load_live_state(workspace)
         if self.state is not None:
             try:
@@ -143,6 +145,7 @@ class LiveBrokerFactory:
         from laptop_agents.execution.bitunix.enums import MarginMode
         from laptop_agents.execution.bitunix.transport import RestConfig
         from laptop_agents.execution.live_start import LiveStart, broker_settings_for
+        from laptop_agents.security.optin import LEDGER_NAME
         from laptop_agents.security.passphrase import PassphraseSource
 
         live = self.config.settings.live
@@ -159,6 +162,7 @@ class LiveBrokerFactory:
                                        fill_timeout_sec=live.fill_timeout_sec,
                                        stop_budget_sec=self.config.settings.session.shutdown_grace_sec),
             state=self.state,
+            optin_ledger=None if self.workspace is None else self.workspace.state_dir / LEDGER_NAME,
             private_ws_url=bitunix.private_ws_url,
             last_price=self.last_price,
         )
