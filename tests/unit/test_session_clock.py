@@ -10,6 +10,7 @@ cannot live to its first candle before the deadline is refused, visibly.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -63,13 +64,13 @@ def test_every_trade_time_is_on_the_session_clock_even_a_forced_exit() -> None:
     assert [x.timestamp for x in exits] == [t.exit_ts for t in paper.trades]
 
 
-class _BurstProvider:
-    """All bars at once, then quiet (fresh enough: the session is shorter than the stale timeout)."""
+class _PacedProvider:
+    """Warm-up history at once (primes the strategy), then one live bar every `interval_sec`."""
 
     name = "mock"
 
-    def __init__(self, bars: list[Candle]) -> None:
-        self._bars = bars
+    def __init__(self, history: list[Candle], live: list[Candle], interval_sec: float) -> None:
+        self._history, self._live, self._interval = history, live, interval_sec
         self._last: float | None = None
         self._closed = asyncio.Event()
 
@@ -77,35 +78,67 @@ class _BurstProvider:
     def last_data_monotonic(self) -> float | None:
         return self._last
 
+    async def warm_up(self, n: int) -> list[Candle]:
+        return self._history[-n:]
+
     async def candles(self) -> AsyncIterator[Candle]:
         import time
 
-        for bar in self._bars:
+        for bar in self._live:
             self._last = time.monotonic()
             yield bar
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._closed.wait(), self._interval)
+            if self._closed.is_set():
+                return
         await self._closed.wait()
 
     async def close(self) -> None:
         self._closed.set()
 
 
-def test_no_entry_that_cannot_live_to_its_next_candle(tmp_path: Path) -> None:
-    """A 1.2 s session whose next candle is due in 60 s: every signal is refused as `session_ending`."""
+def _paced_session(tmp_path: Path, name: str, minutes: float, interval_sec: float) -> list[dict]:
+    """A real AsyncRunner on the losing-streak path: bar 50 is a breakout (a long signal) the moment trading starts."""
     from laptop_agents.session.async_session import AsyncRunner, RunOptions
     from laptop_agents.session.workspace import Workspace
 
-    config = load_config(REPO / "config", env={}, cli_settings={"mock": {"candle_interval_sec": 60}})
-    bars = list(zip(range(400), MockBarGenerator(config.settings.mock), strict=False))
-    runner = AsyncRunner(config, Workspace.resolve(tmp_path / "ws"), _BurstProvider([b for _, b in bars]),
-                         RunOptions(duration_min=0.02, source="mock"), env={})
+    config = load_config(REPO / "config", env={}, cli_settings={"mock": {"scenario": "losing_streak",
+                                                                         "candle_interval_sec": interval_sec}})
+    bars = [b for _, b in zip(range(60), MockBarGenerator(config.settings.mock), strict=False)]
+    runner = AsyncRunner(config, Workspace.resolve(tmp_path / name), _PacedProvider(bars[:50], bars[50:], interval_sec),
+                         RunOptions(duration_min=minutes, source="mock", warmup=True), env={})
     assert runner.run() == 0
-    names = [e.get("event") for e in _events(runner.run_dir.events)]
-    rejected = [e for e in _events(runner.run_dir.events) if e.get("event") == "RiskRejected"]
-    assert "SignalGenerated" in names, "the burst must produce signals for this test to mean anything"
+    return _events(runner.run_dir.events)
+
+
+def test_no_entry_that_cannot_live_to_its_next_candle(tmp_path: Path) -> None:
+    """Candles 1 s apart: with 0.9 s left the breakout is refused as `session_ending`; with 3 s left it trades."""
+    short = _paced_session(tmp_path, "short", 0.015, 1.0)
+    names = [e["event"] for e in short]
+    assert "SignalGenerated" in names, "the breakout bar must signal for this test to mean anything"
     assert "OrderSubmitted" not in names and "ExecutionFill" not in names
+    rejected = [e for e in short if e["event"] == "RiskRejected"]
     assert rejected and {e["reason"] for e in rejected} == {"session_ending"}
-    assert all(e["next_candle_in_sec"] == 60 and e["session_left_sec"] < 60 for e in rejected)
-    assert runner.recorder.run_trades == []
+    assert all(abs(e["next_candle_in_sec"] - 1.0) < 0.25 and e["session_left_sec"] < 1.0 for e in rejected)
+
+    ample = _paced_session(tmp_path, "ample", 0.05, 1.0)
+    assert "session_ending" not in [e["reason"] for e in ample if e["event"] == "RiskRejected"]
+    assert any(e["event"] == "ExecutionFill" for e in ample)
+
+
+def test_the_cadence_is_measured_not_assumed(tmp_path: Path) -> None:
+    """A 1m bar arriving every 0.3 s (a time-scaled feed) must not be treated as 60 s away: entries go on."""
+    from laptop_agents.session.async_session import AsyncRunner, RunOptions
+    from laptop_agents.session.workspace import Workspace
+
+    config = load_config(REPO / "config", env={}, cli_settings={"mock": {"scenario": "losing_streak"}})
+    bars = [b for _, b in zip(range(160), MockBarGenerator(config.settings.mock), strict=False)]
+    # source "bitunix": no mock cadence in the config, the configured guess is the 60 s bar
+    runner = AsyncRunner(config, Workspace.resolve(tmp_path / "ws"), _PacedProvider(bars[:48], bars[48:], 0.02),
+                         RunOptions(duration_min=0.05, source="bitunix", warmup=True), env={})
+    assert runner.run() == 0
+    events = _events(runner.run_dir.events)
+    assert any(e["event"] == "ExecutionFill" for e in events), [e for e in events if e["event"] == "RiskRejected"]
 
 
 def _events(path: Path) -> list[dict]:

@@ -27,6 +27,7 @@ import os
 import signal
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass
 from datetime import datetime
 from collections.abc import Callable
@@ -153,6 +154,7 @@ class AsyncRunner:
         self._started_mono = time.monotonic()
         self._started_at: datetime | None = None
         self._deadline_mono: float | None = None
+        self._candle_arrivals: deque[float] = deque(maxlen=6)  # monotonic arrival times: the measured cadence
         self.exit_code: int = ExitCode.INTERNAL_ERROR
         self._consumer: asyncio.Task[None] | None = None
         self._data_before_replace: float | None = None
@@ -341,6 +343,7 @@ class AsyncRunner:
 
     async def _consume(self) -> None:
         async for candle in self.provider.candles():
+            self._candle_arrivals.append(time.monotonic())
             stop = await self.pipeline.process(candle)
             if self.pipeline.candles_processed == 1:
                 self._call_hooks("on_first_candle")
@@ -350,7 +353,13 @@ class AsyncRunner:
                 return
 
     def candle_interval_sec(self) -> float:
-        """Real seconds between two closed candles of this session's source (mock: its cadence; else the bar)."""
+        """Real seconds until the next closed candle is expected: the median of the last few gaps between candle
+        arrivals once there are some (a time-scaled mock exchange's bar is not 60 real seconds), else the
+        configured cadence (mock: candle_interval_sec; else the bar length)."""
+        arrivals = self._candle_arrivals
+        if len(arrivals) >= 2:
+            gaps = sorted(b - a for a, b in zip(arrivals, list(arrivals)[1:], strict=False))
+            return gaps[len(gaps) // 2]
         if self.options.source == "mock":
             return float(self.config.settings.mock.candle_interval_sec)
         from laptop_agents.session.backtest import TIMEFRAME_SEC
