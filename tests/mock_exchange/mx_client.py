@@ -90,7 +90,8 @@ class SignedClient:
     async def account(self) -> dict[str, Any]:
         res = await self.get("account", {"marginCoin": "USDT"})
         assert res["code"] == 0, res
-        return res["data"]
+        data = res["data"]  # docs (default dialect) wrap it in a list, the SDK reads an object
+        return data[0] if isinstance(data, list) else data
 
 
 @asynccontextmanager

@@ -90,8 +90,8 @@ def test_signed_get_succeeds(mx) -> None:
         async with signed_client(mx.rest_url) as c:
             res = await c.get("account", {"marginCoin": "USDT"})
             assert res["code"] == 0 and res["msg"] == "Success"
-            assert res["data"]["marginCoin"] == "USDT"
-            assert res["data"]["available"] == "10000"
+            assert res["data"][0]["marginCoin"] == "USDT"
+            assert res["data"][0]["available"] == "10000"
 
     run(scenario())
 
@@ -181,9 +181,9 @@ def test_missing_or_unknown_api_key_is_10003(mx) -> None:
 def test_legacy_time_header_is_accepted(mx) -> None:
     async def scenario() -> None:
         async with signed_client(mx.rest_url) as c:
-            headers = c.headers({}, "")
+            headers = c.headers({"marginCoin": "USDT"}, "")
             headers["time"] = headers.pop("timestamp")
-            async with c.session.get(mx.rest_url + API + "account", headers=headers) as resp:
+            async with c.session.get(mx.rest_url + API + "account?marginCoin=USDT", headers=headers) as resp:
                 assert (await resp.json())["code"] == 0
 
     run(scenario())

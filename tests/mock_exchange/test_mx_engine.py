@@ -112,14 +112,14 @@ def test_marketable_limit_takes_at_current_price() -> None:
 def test_ioc_fok_not_marketable_are_cancelled(effect: Effect, reason: str) -> None:
     eng = make_engine()
     o, events = eng.place_order("k", order("BUY", "0.01", "LIMIT", "90000", effect=effect), T0)
-    assert o.status is OrderStatus.CANCELED
+    assert o.status is OrderStatus.SYSTEM_CANCELED  # the exchange cancelled it, not the user
     assert next(e for e in events if isinstance(e, CancelEvent)).reason == reason
 
 
 def test_post_only_that_would_take_is_cancelled_not_filled() -> None:
     eng = make_engine()
     o, _ = eng.place_order("k", order("SELL", "0.01", "LIMIT", "94000", effect=Effect.POST_ONLY), T0)
-    assert o.status is OrderStatus.CANCELED and not eng.accounts["k"].trades
+    assert o.status is OrderStatus.SYSTEM_CANCELED and not eng.accounts["k"].trades
 
 
 @pytest.mark.parametrize(
@@ -196,13 +196,51 @@ def test_reduce_only_rules_in_one_way_mode() -> None:
     assert not eng.accounts["k"].positions
 
 
-@pytest.mark.parametrize("close_side", ["BUY", "SELL"])
-def test_one_way_close_accepts_either_side_reading(close_side: str) -> None:
-    eng = make_engine()
+@pytest.mark.parametrize(
+    ("convention", "accepted", "refused"),
+    [("position", "BUY", "SELL"), ("exit", "SELL", "BUY"), ("either", "SELL", None)],
+)
+@pytest.mark.parametrize("mode", ["ONE_WAY", "HEDGE"])
+def test_close_side_dialect_accepts_only_its_reading(mode: str, convention: str, accepted: str, refused) -> None:
+    eng = make_engine(mode=mode)
+    eng.close_side = convention
     eng.place_order("k", order("BUY", "0.03"), T0)
     pos_id = next(iter(eng.accounts["k"].positions.values())).position_id
-    o, _ = eng.place_order("k", order(close_side, "0.03", trade_side=TradeSide.CLOSE, position_id=pos_id), T0)
+    if refused is not None:
+        with pytest.raises(ApiError) as exc:
+            eng.place_order("k", order(refused, "0.03", trade_side=TradeSide.CLOSE, position_id=pos_id), T0)
+        assert exc.value.code == 30004 and eng.accounts["k"].positions  # refused, nothing traded
+    o, _ = eng.place_order("k", order(accepted, "0.03", trade_side=TradeSide.CLOSE, position_id=pos_id), T0)
     assert o.status is OrderStatus.FILLED and not eng.accounts["k"].positions
+    trade = eng.accounts["k"].trades[-1]
+    assert trade.trade_side is TradeSide.CLOSE and trade.reduced is PositionSide.LONG
+
+
+def test_reduce_only_exit_side_closes_in_one_way_mode_under_every_convention() -> None:
+    for convention in ("position", "exit", "either"):
+        eng = make_engine()
+        eng.close_side = convention
+        eng.place_order("k", order("BUY", "0.03"), T0)
+        o, _ = eng.place_order("k", order("SELL", "0.03", reduce_only=True), T0)
+        assert o.status is OrderStatus.FILLED and not eng.accounts["k"].positions, convention
+
+
+@pytest.mark.parametrize(("scope", "second_code"), [("forever", 30042), ("open_only", None)])
+def test_duplicate_client_id_scope_dialect(scope: str, second_code) -> None:
+    eng = make_engine()
+    eng.duplicate_client_id = scope
+    eng.place_order("k", order("SELL", "0.01", "LIMIT", "99000", client_id="c1"), T0)
+    with pytest.raises(ApiError) as exc:  # while the first is open, every reading refuses
+        eng.place_order("k", order("SELL", "0.01", "LIMIT", "99000", client_id="c1"), T0)
+    assert exc.value.code == 30042
+    eng.place_order("k", order("BUY", "0.01", client_id="c2"), T0)  # filled at once
+    if second_code is None:
+        eng.place_order("k", order("BUY", "0.01", client_id="c2"), T0)  # placed AGAIN: the danger
+        assert len([t for t in eng.accounts["k"].trades if t.client_id == "c2"]) == 2
+    else:
+        with pytest.raises(ApiError) as exc:
+            eng.place_order("k", order("BUY", "0.01", client_id="c2"), T0)
+        assert exc.value.code == second_code
 
 
 def test_hedge_mode_keeps_both_sides_and_closes_with_the_positions_side() -> None:

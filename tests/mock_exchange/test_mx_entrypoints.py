@@ -43,7 +43,7 @@ def start_cli(*extra: str, tmp_path: Path) -> tuple[subprocess.Popen[str], str]:
 def test_cli_process_serves_and_exits_0_on_sigterm(tmp_path: Path) -> None:
     ledger = tmp_path / "ledger.jsonl"
     proc, line = start_cli("--seed", "3", "--ledger-file", str(ledger), "--fault-rest-error-status", "502",
-                           tmp_path=tmp_path)
+                           "--dialect", "community", tmp_path=tmp_path)
     try:
         assert line.startswith("mock-exchange listening on http://127.0.0.1:"), line
         url = line.rsplit(" ", 1)[-1]
@@ -57,6 +57,7 @@ def test_cli_process_serves_and_exits_0_on_sigterm(tmp_path: Path) -> None:
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=10)
     assert proc.returncode == 0, err
+    assert "mock-exchange dialect community" in out
     records = [json.loads(x) for x in ledger.read_text().splitlines()]
     assert records[0]["type"] == "admin" and records[-1]["type"] == "final_state"
     assert records[-1]["accounts"]["testkey"]["balance"] == "10000"

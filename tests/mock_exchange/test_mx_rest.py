@@ -117,8 +117,9 @@ def test_market_order_changes_balance_by_exactly_fee_plus_realized_pnl(mx) -> No
             await asyncio.to_thread(mx.admin.set_price, "95321.7")
             positions = (await c.get("position/get_pending_positions", {"symbol": "BTCUSDT"}))["data"]
             (pos,) = positions
-            assert set(pos) == POSITION_FIELDS and pos["side"] == "LONG" and pos["qty"] == "0.05"
-            closed = await c.post("trade/place_order", {"symbol": "BTCUSDT", "side": "SELL", "tradeSide": "CLOSE",
+            assert set(pos) == POSITION_FIELDS and pos["side"] == "BUY" and pos["qty"] == "0.05"
+            # default dialect (docs): close a long with side=BUY, tradeSide=CLOSE, positionId
+            closed = await c.post("trade/place_order", {"symbol": "BTCUSDT", "side": "BUY", "tradeSide": "CLOSE",
                                                          "positionId": pos["positionId"], "qty": "0.05",
                                                          "orderType": "MARKET"})
             assert closed["code"] == 0
@@ -175,9 +176,9 @@ def test_cancel_orders_success_and_failure_lists(mx) -> None:
             assert res["data"]["successList"] == [{"orderId": a["orderId"], "clientId": "a"},
                                                   {"orderId": b["orderId"], "clientId": None}]
             (failure,) = res["data"]["failureList"]
-            assert failure["orderId"] == "123" and failure["errorCode"] == "20007" and failure["errorMsg"]
+            assert failure["orderId"] == "123" and failure["errorCode"] == 20007 and failure["errorMsg"]
             again = await c.post("trade/cancel_orders", {"symbol": "BTCUSDT", "orderList": [{"clientId": "a"}]})
-            assert again["code"] == 0 and again["data"]["failureList"][0]["errorCode"] == "30011"
+            assert again["code"] == 0 and again["data"]["failureList"][0]["errorCode"] == 30011
             empty = await c.post("trade/cancel_orders", {"symbol": "BTCUSDT", "orderList": []})
             assert empty["code"] == 10002
             assert D((await c.account())["frozen"]) == 0
@@ -236,14 +237,14 @@ def test_hedge_mode_close_with_position_id(mx) -> None:
             await c.market_order("BUY", "0.02")
             await c.market_order("SELL", "0.01")
             positions = (await c.get("position/get_pending_positions"))["data"]
-            assert {p["side"] for p in positions} == {"LONG", "SHORT"}
-            long = next(p for p in positions if p["side"] == "LONG")
+            assert {p["side"] for p in positions} == {"BUY", "SELL"}  # REST positions say BUY/SELL
+            long = next(p for p in positions if p["side"] == "BUY")
             res = await c.post("trade/place_order", {"symbol": "BTCUSDT", "side": "BUY", "tradeSide": "CLOSE",
                                                       "positionId": long["positionId"], "qty": "0.02",
                                                       "orderType": "MARKET"})
             assert res["code"] == 0
             (left,) = (await c.get("position/get_pending_positions"))["data"]
-            assert left["side"] == "SHORT"
+            assert left["side"] == "SELL"
             blocked = await c.post("account/change_position_mode", {"positionMode": "ONE_WAY"})
             assert blocked["code"] == 20006
 
@@ -330,7 +331,7 @@ def test_rate_limit_past_the_documented_rate() -> None:
                     await asyncio.sleep(1.1)
                 assert codes.count(0) == 10 and codes.count(10006) == 4
                 await asyncio.sleep(1.05)
-                assert (await c.get("account"))["code"] == 0  # the window slides
+                assert (await c.get("account", {"marginCoin": "USDT"}))["code"] == 0  # the window slides
                 orders = await asyncio.gather(*(c.market_order("BUY", "0.001") for _ in range(12)))
                 assert [o["code"] for o in orders].count(10006) == 2
                 cancels = await asyncio.gather(*(c.post("trade/cancel_all_orders", {"symbol": "BTCUSDT"})
@@ -360,7 +361,7 @@ def test_rate_limits_can_be_disabled() -> None:
     with running_mock_exchange(rate_limits_enabled=False) as mx:
         async def scenario() -> None:
             async with signed_client(mx.rest_url) as c:
-                codes = await asyncio.gather(*(c.get("account") for _ in range(25)))
+                codes = await asyncio.gather(*(c.get("account", {"marginCoin": "USDT"}) for _ in range(25)))
                 assert all(r["code"] == 0 for r in codes)
 
         run(scenario())
@@ -392,6 +393,6 @@ def test_more_symbols_by_config() -> None:
                 assert (await c.post("trade/place_order", {"symbol": "ETHUSDT", "side": "SELL", "qty": "0.0005",
                                                             "orderType": "MARKET"}))["code"] == 30016
                 (pos,) = (await c.get("position/get_pending_positions", {"symbol": "ETHUSDT"}))["data"]
-                assert pos["side"] == "SHORT" and pos["entryValue"] == "1650"
+                assert pos["side"] == "SELL" and pos["entryValue"] == "1650"
 
         run(scenario())

@@ -130,8 +130,13 @@ async def _closing_push_scenario(mx) -> None:
         rest_by_time = {k["time"]: k for k in rest}
         for t in closed:
             k = rest_by_time[t]
-            assert by_interval[t] == {"o": k["open"], "c": k["close"], "h": k["high"], "l": k["low"],
-                                      "b": k["baseVol"], "q": k["quoteVol"]}
+            assert by_interval[t] == push_of(k, mx.config.kline_volumes)
+
+
+def push_of(k: dict, volumes: str) -> dict:
+    """The push ``data`` a REST kline row corresponds to (dialect ``swapped``: REST volume labels swapped)."""
+    base, quote = (k["quoteVol"], k["baseVol"]) if volumes == "swapped" else (k["baseVol"], k["quoteVol"])
+    return {"o": k["open"], "c": k["close"], "h": k["high"], "l": k["low"], "b": base, "q": quote}
 
 
 def test_rest_and_ws_agree_on_a_fast_market_clock() -> None:
@@ -156,8 +161,7 @@ async def _fast_clock_scenario(mx_fast) -> None:
     rest_by_time = {k["time"]: k for k in rest}
     for t in closed:
         k = rest_by_time[t]
-        assert last[t] == {"o": k["open"], "c": k["close"], "h": k["high"], "l": k["low"],
-                           "b": k["baseVol"], "q": k["quoteVol"]}
+        assert last[t] == push_of(k, mx_fast.config.kline_volumes)
 
 
 def test_backfill_after_a_disconnect_returns_exactly_the_missed_candles(mx) -> None:
@@ -344,7 +348,7 @@ def test_private_pushes_can_require_a_subscription() -> None:
                     await asyncio.sleep(0.1)
                     await c.market_order("SELL", "0.01")
                     pushed = await recv_until(ws, lambda m: m.get("ch") == "order")
-                    assert pushed["data"]["side"] == "SELL"
+                    assert pushed["data"]["side"] == "Sell"  # pushes spell enums Title-case by default
 
         run(scenario())
 

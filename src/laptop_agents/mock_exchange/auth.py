@@ -24,6 +24,15 @@ from . import errors
 from .errors import ApiError
 
 
+NONCE_LENGTH = 32  # documented: "32 random characters"
+
+
+def check_nonce(nonce: str) -> None:
+    """The documented nonce is exactly 32 characters; anything else is refused like a bad signature."""
+    if len(nonce) != NONCE_LENGTH:
+        raise ApiError(errors.SIGNATURE_ERROR, f"Signature Error: nonce must be {NONCE_LENGTH} characters, got {len(nonce)}")
+
+
 def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
@@ -89,6 +98,7 @@ def verify_rest_request(
         raise ApiError(errors.API_KEY_EMPTY, "api-key is invalid")
     if not creds.nonce or not creds.timestamp or not creds.sign:
         raise ApiError(errors.SIGNATURE_ERROR, "Signature Error: nonce, timestamp and sign are required")
+    check_nonce(creds.nonce)
     try:
         ts = int(creds.timestamp)
     except ValueError:
@@ -136,6 +146,7 @@ def verify_ws_login(
     sign = str(args.get("sign") or "").strip().lower()
     if not nonce or raw_ts is None or not sign:
         raise ApiError(errors.SIGNATURE_ERROR, "Signature Error: nonce, timestamp and sign are required")
+    check_nonce(nonce)
     try:
         ts_ms = login_timestamp_ms(raw_ts)
     except ValueError:

@@ -19,6 +19,7 @@ from typing import Any, get_args
 from pydantic import ValidationError
 
 from .config import DEFAULT_API_KEY, DEFAULT_SECRET, RATE_LIMIT_GROUPS, MockExchangeConfig, load_config_file
+from .dialects import DEFAULT_DIALECT, DIALECT_ENV, DIALECT_POINTS, env_dialect, preset_names
 from .faults import FaultSettings
 from .server import MockExchange
 
@@ -72,13 +73,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     acc.add_argument("--maintenance-margin-rate", help="maintenance margin rate for liquidation prices (default 0.005)")
     acc.add_argument("--no-liquidation", action="store_true", default=None, help="never liquidate positions")
 
-    shp = parser.add_argument_group("response shapes where the reference page is unsure")
-    shp.add_argument("--kline-number-format", choices=("string", "number"))
-    shp.add_argument("--kline-order", choices=("asc", "desc"))
-    shp.add_argument("--account-response", choices=("object", "list"))
-    shp.add_argument("--private-time-format", choices=("iso", "ms"))
-    shp.add_argument("--private-enum-style", choices=("upper", "title"))
-    shp.add_argument("--private-requires-subscribe", action="store_true", default=None)
+    shp = parser.add_argument_group(
+        "dialect: where Bitunix's sources disagree (docs/bitunix-dialects.md); a flag overrides the preset"
+    )
+    shp.add_argument(
+        "--dialect",
+        choices=preset_names(),
+        help=f"preset for every disputed point (default ${DIALECT_ENV} or {DEFAULT_DIALECT})",
+    )
+    for point, values in DIALECT_POINTS.items():
+        if isinstance(values[0], bool):
+            shp.add_argument("--" + point.replace("_", "-"), choices=("true", "false"))
+        else:
+            shp.add_argument("--" + point.replace("_", "-"), choices=values)
     shp.add_argument("--ws-idle-timeout-s", type=float, help="close WebSockets silent this long; 0 = never (60)")
     shp.add_argument("--max-subscriptions", type=int, help="per WebSocket connection (default 300)")
 
@@ -122,12 +129,6 @@ _SIMPLE_FLAGS = (
     "maker_fee_bps",
     "taker_fee_bps",
     "maintenance_margin_rate",
-    "kline_number_format",
-    "kline_order",
-    "account_response",
-    "private_time_format",
-    "private_enum_style",
-    "private_requires_subscribe",
     "ws_idle_timeout_s",
     "max_subscriptions",
     "ledger_file",
@@ -170,6 +171,13 @@ def config_from_args(args: argparse.Namespace) -> MockExchangeConfig:
         value = getattr(args, name, None)
         if value is not None:
             data[name] = value
+    dialect = getattr(args, "dialect", None) or data.get("dialect") or env_dialect()
+    if dialect is not None:
+        data["dialect"] = dialect
+    for point, values in DIALECT_POINTS.items():
+        value = getattr(args, point, None)
+        if value is not None:
+            data[point] = (value == "true") if isinstance(values[0], bool) else value
     if getattr(args, "start_time", None):
         data["start_time_ms"] = _parse_time(args.start_time)
     if getattr(args, "balance", None) is not None:
@@ -225,6 +233,7 @@ async def _serve(config: MockExchangeConfig) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     print(f"{PROG} listening on {exchange.rest_url}", flush=True)
+    print(f"{PROG} dialect {config.dialect}", flush=True)
     try:
         await stop.wait()
     finally:

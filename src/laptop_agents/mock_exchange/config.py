@@ -14,6 +14,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from .dialects import DIALECT_POINTS, apply_preset
 from .faults import FaultSettings
 
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost"})
@@ -115,15 +116,27 @@ class MockExchangeConfig(BaseModel):
       * ``maker_fee_bps`` / ``taker_fee_bps``: fees in basis points of notional (defaults VIP0: 2 / 6).
       * ``maintenance_margin_rate``: used for liquidation prices; ``liquidation`` turns liquidation off.
 
-    Output shapes where the page is unsure (⚠)
-      * ``kline_number_format``: kline numbers as ``string`` (default) or JSON ``number``.
-      * ``kline_order``: kline list ``asc`` (default) or ``desc`` by time.
-      * ``account_response``: ``account`` data as an ``object`` (default, what the SDK parses) or a ``list``.
-      * ``private_time_format``: ``ctime``/``mtime`` in private pushes as ``iso`` strings (default) or ``ms``.
-      * ``private_enum_style``: ``side``/``type`` in private pushes as ``upper`` (``BUY``, ``MARKET``; default)
-        or ``title`` (``Buy``, ``Market``), the two spellings clients have seen.
+    Dialect: the points where the sources disagree (⚠), see :mod:`.dialects` and docs/bitunix-dialects.md
+      * ``dialect``: the preset (``docs`` default, ``ccxt``, ``community``, ``hostile``) that fills every
+        point below not given explicitly.
+      * ``close_side``: side of a ``tradeSide=CLOSE`` order: ``position`` (close long = BUY), ``exit``
+        (close long = SELL) or ``either``; the other side is refused with 30004.
+      * ``closing_fill_side``: ``side`` of closing fills in trade history (``position`` or ``exit``).
+      * ``trade_side_field``: history trades carry ``tradeSide``.
+      * ``duplicate_client_id``: 30042 ``forever`` or only while the first order is open (``open_only``).
+      * ``kline_push_ts``: kline push ``ts`` = ``push_time``, ``bar_open`` or ``push_time_lagged``.
+      * ``kline_volumes``: REST ``quoteVol``/``baseVol`` ``documented`` or ``swapped``.
+      * ``system_cancel_status``: status of exchange-cancelled orders (``SYSTEM_CANCELED`` or ``CANCELED``).
+      * ``cancel_error_code``: failureList ``errorCode`` as ``int`` or ``string``.
+      * ``kline_number_format``: kline numbers as ``string`` or JSON ``number``.
+      * ``kline_order``: kline list ``asc`` or ``desc`` by time.
+      * ``account_response``: ``account`` data as an ``object`` (what the SDK parses) or a ``list`` (docs).
+      * ``private_time_format``: ``ctime``/``mtime`` in private pushes as ``iso_ns`` (nanosecond ISO, seen on
+        the real exchange), ``iso`` (milliseconds) or ``ms``.
+      * ``private_enum_style``: ``side``/``type`` in private pushes as ``title`` (``Buy``, ``Market``) or
+        ``upper`` (``BUY``, ``MARKET``), the two spellings clients have seen.
       * ``private_requires_subscribe``: if True, private pushes go only to connections subscribed to the
-        channel; by default every logged-in connection gets them.
+        channel; otherwise every logged-in connection gets them.
       * ``ws_idle_timeout_s``: close a WebSocket that sent nothing for this long (0 = never).
       * ``max_subscriptions``: per connection (Bitunix: 300).
 
@@ -155,16 +168,31 @@ class MockExchangeConfig(BaseModel):
     taker_fee_bps: Decimal = Field(Decimal("6"), ge=0)
     maintenance_margin_rate: Decimal = Field(Decimal("0.005"), ge=0, lt=1)
     liquidation: bool = True
+    dialect: str = "docs"
+    close_side: Literal["position", "exit", "either"] = "position"
+    closing_fill_side: Literal["position", "exit"] = "position"
+    trade_side_field: bool = True
+    duplicate_client_id: Literal["forever", "open_only"] = "forever"
+    kline_push_ts: Literal["push_time", "bar_open", "push_time_lagged"] = "push_time"
+    kline_volumes: Literal["documented", "swapped"] = "swapped"
+    system_cancel_status: Literal["SYSTEM_CANCELED", "CANCELED"] = "SYSTEM_CANCELED"
+    cancel_error_code: Literal["int", "string"] = "int"
     kline_number_format: Literal["string", "number"] = "string"
     kline_order: Literal["asc", "desc"] = "asc"
-    account_response: Literal["object", "list"] = "object"
-    private_time_format: Literal["iso", "ms"] = "iso"
-    private_enum_style: Literal["upper", "title"] = "upper"
+    account_response: Literal["object", "list"] = "list"
+    private_time_format: Literal["iso_ns", "iso", "ms"] = "iso_ns"
+    private_enum_style: Literal["upper", "title"] = "title"
     private_requires_subscribe: bool = False
     ws_idle_timeout_s: float = Field(60.0, ge=0)
     max_subscriptions: int = Field(300, gt=0)
     ledger_file: Path | None = None
     faults: FaultSettings = Field(default_factory=FaultSettings)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _dialect_preset(cls, data: Any) -> Any:
+        """Points not given explicitly come from the named preset (see :mod:`.dialects`)."""
+        return apply_preset(data) if isinstance(data, dict) else data
 
     @field_validator("host")
     @classmethod
@@ -226,4 +254,7 @@ def build_config(config: MockExchangeConfig | None = None, **options: Any) -> Mo
         return MockExchangeConfig.model_validate(options)
     if not options:
         return config
-    return MockExchangeConfig.model_validate({**config.model_dump(), **options})
+    base = config.model_dump()
+    if "dialect" in options:  # a new preset re-fills every point not given explicitly now
+        base = {k: v for k, v in base.items() if k not in DIALECT_POINTS}
+    return MockExchangeConfig.model_validate({**base, **options})

@@ -126,6 +126,9 @@ class MatchingEngine:
         maintenance_margin_rate: Decimal = Decimal("0.005"),
         liquidation: bool = True,
         ids: IdSequence | None = None,
+        close_side: str = "position",
+        duplicate_client_id: str = "forever",
+        system_cancel_status: str = "SYSTEM_CANCELED",
     ) -> None:
         self.specs: dict[str, SymbolSpec] = {s.symbol: s for s in specs}
         self.fees = fees
@@ -134,6 +137,9 @@ class MatchingEngine:
         self.accounts: dict[str, Account] = {}
         self.prices: dict[str, Decimal] = {}
         self._ids = ids or IdSequence()  # shared across resets so ids are never reused
+        self.close_side = close_side  # dialect: side convention of tradeSide=CLOSE orders
+        self.duplicate_client_id = duplicate_client_id  # dialect: scope of 30042
+        self.system_cancel_status = OrderStatus(system_cancel_status)  # dialect: exchange-initiated cancels
 
     # --- set-up and lookups -----------------------------------------------------------------------------
 
@@ -201,7 +207,7 @@ class MatchingEngine:
         spec = self.spec(req.symbol)
         if spec.symbol_status != "OPEN":
             raise ApiError(errors.FUTURES_NOT_TRADABLE, f"{spec.symbol} is {spec.symbol_status}")
-        if req.client_id and req.client_id in acct.client_ids:
+        if req.client_id and self._client_id_taken(acct, req.client_id):
             raise ApiError(
                 errors.CLIENT_ID_DUPLICATE,
                 f"Client ID duplicate: {req.client_id} (order {acct.client_ids[req.client_id]})",
@@ -258,6 +264,27 @@ class MatchingEngine:
             order.frozen = margin
             events.append(BalanceEvent(api_key, ts))
         return order, events
+
+    def _client_id_taken(self, acct: Account, client_id: str) -> bool:
+        """30042 scope (dialect): any earlier order with this clientId, or only one still open."""
+        order_id = acct.client_ids.get(client_id)
+        if order_id is None:
+            return False
+        if self.duplicate_client_id == "forever":
+            return True
+        return order_id in acct.open
+
+    def _check_close_side(self, req: PlaceOrderRequest, pos_side: PositionSide) -> None:
+        """Dialect ``close_side``: a CLOSE must name the position's side (docs) or the exit side (community)."""
+        if req.trade_side is not TradeSide.CLOSE or self.close_side == "either":
+            return
+        wanted = pos_side.opening_side if self.close_side == "position" else pos_side.closing_side
+        if req.side is not wanted:
+            raise ApiError(
+                errors.POSITION_NOT_EXIST,
+                f"Position not exist: no position to close with side {req.side.value} "
+                f"(this exchange closes a {pos_side.value} with side {wanted.value})",
+            )
 
     def _check_qty(self, spec: SymbolSpec, req: PlaceOrderRequest) -> None:
         qty = req.qty
@@ -323,14 +350,21 @@ class MatchingEngine:
                 raise ApiError(errors.POSITION_NOT_EXIST, f"Position not exist: {req.position_id}")
             if req.trade_side is not TradeSide.CLOSE and req.side is pos.side.opening_side:
                 raise ApiError(errors.REDUCE_ONLY_SAME_DIRECTION)
+            self._check_close_side(req, pos.side)
             return pos.side, pos.side.closing_side, pos.position_id
         if acct.position_mode is PositionMode.HEDGE and req.trade_side is TradeSide.CLOSE:
-            # Page convention: side is the position's side. Fall back to the other reading if only that exists.
-            for side in (PositionSide.opened_by(req.side), PositionSide.opened_by(req.side.opposite)):
+            # The dialect's convention picks the position; "either" falls back to the other reading.
+            if self.close_side == "exit":
+                candidates = [PositionSide.opened_by(req.side.opposite)]
+            elif self.close_side == "position":
+                candidates = [PositionSide.opened_by(req.side)]
+            else:
+                candidates = [PositionSide.opened_by(req.side), PositionSide.opened_by(req.side.opposite)]
+            for side in candidates:
                 pos = acct.positions.get((symbol, side))
                 if pos is not None:
                     return side, side.closing_side, pos.position_id
-            raise ApiError(errors.POSITION_NOT_EXIST, f"no position to close on {symbol}")
+            raise ApiError(errors.POSITION_NOT_EXIST, f"no position to close on {symbol} with side {req.side.value}")
         if acct.position_mode is PositionMode.HEDGE:
             side = PositionSide.opened_by(req.side.opposite)  # reduce-only SELL reduces the long
             pos = acct.positions.get((symbol, side))
@@ -344,6 +378,7 @@ class MatchingEngine:
             raise ApiError(errors.REDUCE_ONLY_NO_POSITION)
         pos = positions[0]
         if req.trade_side is TradeSide.CLOSE:
+            self._check_close_side(req, pos.side)
             return pos.side, pos.side.closing_side, pos.position_id
         if req.side is pos.side.opening_side:
             raise ApiError(errors.REDUCE_ONLY_SAME_DIRECTION)
@@ -457,7 +492,7 @@ class MatchingEngine:
             order_id=order.order_id,
             account=acct.api_key,
             symbol=symbol,
-            side=order.side,
+            side=order.direction,  # the book side (a close of a long sells); the REST shape is the dialect's
             qty=executed,
             price=price,
             fee=fee,
@@ -472,6 +507,8 @@ class MatchingEngine:
             position_mode=order.position_mode,
             leverage=order.leverage,
             ctime=ts,
+            trade_side=TradeSide.CLOSE if close_qty and not open_qty else TradeSide.OPEN,
+            reduced=target.side if close_qty and target is not None else None,
         )
         acct.trades.append(trade)
         cause = reason if order.source == "api" else order.source
@@ -552,8 +589,15 @@ class MatchingEngine:
         order.frozen = ZERO
         acct.open.pop(order.order_id, None)
 
+    USER_CANCEL_REASONS = frozenset({"user", "cancel_all"})
+
     def _cancel(self, acct: Account, order: Order, reason: str, ts: int) -> list[EngineEvent]:
-        status = OrderStatus.PART_FILLED_CANCELED if order.trade_qty else OrderStatus.CANCELED
+        if order.trade_qty:
+            status = OrderStatus.PART_FILLED_CANCELED
+        elif reason in self.USER_CANCEL_REASONS:
+            status = OrderStatus.CANCELED
+        else:  # the exchange cancelled it (IOC/FOK leftover, post-only, nothing to reduce): dialect status
+            status = self.system_cancel_status
         order.mtime = ts
         self._finish(acct, order, status)
         return [

@@ -64,7 +64,7 @@ class MarketData:
                 params=params,
             )
             self.symbols[spec.symbol] = SymbolMarket(
-                spec, path, CandleBook(path), CandleFormat(spec, config.kline_number_format)
+                spec, path, CandleBook(path), CandleFormat(spec, config.kline_number_format, config.kline_volumes == "swapped")
             )
 
     def get(self, symbol: str) -> SymbolMarket | None:

@@ -66,6 +66,7 @@ class OrderStatus(str, Enum):
     FILLED = "FILLED"
     PART_FILLED_CANCELED = "PART_FILLED_CANCELED"
     EXPIRED = "EXPIRED"
+    SYSTEM_CANCELED = "SYSTEM_CANCELED"
 
     @property
     def is_open(self) -> bool:
@@ -220,6 +221,8 @@ class Trade:
     position_mode: PositionMode
     leverage: int
     ctime: int
+    trade_side: TradeSide = TradeSide.OPEN  # CLOSE when the fill only reduced a position
+    reduced: PositionSide | None = None  # the side of the position this fill reduced, if any
 
 
 @dataclass(slots=True)

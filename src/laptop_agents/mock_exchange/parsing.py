@@ -1,8 +1,9 @@
 """Parsing of REST requests: query/body access, tolerant value parsing, and the ``place_order`` body.
 
-Tolerance follows the reference page: numbers may come as strings (documented) or JSON numbers, enums in
-any case (``BUY``, ``Buy``, ``buy``). Anything that cannot be read is a 10002 parameter error; whether a
-well-formed order is acceptable is the matching engine's decision, not this module's.
+Strict where every source agrees (docs/bitunix-dialects.md): order quantities and prices are strings, enums
+are upper case exactly as documented (``BUY``, not ``buy``). The one documented leniency is ``tpStopType`` /
+``slStopType`` ``MARK`` (and ``LAST``), which the official Python SDK sends. Anything that cannot be read is a
+10002 parameter error; whether a well-formed order is acceptable is the matching engine's decision.
 """
 
 from __future__ import annotations
@@ -64,12 +65,13 @@ class ApiRequest:
         return number
 
 
-def parse_decimal(value: Any, name: str) -> Decimal | None:
-    """Strings (the documented form) and JSON numbers are both accepted."""
+def parse_decimal(value: Any, name: str, strings_only: bool = True) -> Decimal | None:
+    """A decimal string (the documented form); JSON numbers only with ``strings_only=False``."""
     if value is None or value == "":
         return None
-    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-        raise ApiError(errors.PARAMETER_ERROR, f"{name} must be a number string")
+    allowed = (str,) if strings_only else (str, int, float)
+    if isinstance(value, bool) or not isinstance(value, allowed):
+        raise ApiError(errors.PARAMETER_ERROR, f"{name} must be a number string like \"0.001\", got {value!r}")
     try:
         number = Decimal(str(value).strip())
     except InvalidOperation:
@@ -80,16 +82,31 @@ def parse_decimal(value: Any, name: str) -> Decimal | None:
 
 
 def parse_enum(cls: type[E], value: Any, name: str, default: E | None = None) -> E:
-    """Case-insensitive enum parsing (clients send ``BUY``, ``Buy`` or ``buy``)."""
+    """Exact, upper-case enum values as documented (``buy`` or ``Buy`` is a 10002)."""
     if value is None or value == "":
         if default is None:
             raise ApiError(errors.PARAMETER_ERROR, f"{name} is required")
         return default
     try:
-        return cls(str(value).strip().upper())
+        if not isinstance(value, str):
+            raise ValueError
+        return cls(value)
     except ValueError:
         allowed = "|".join(m.value for m in cls)
         raise ApiError(errors.PARAMETER_ERROR, f"{name} must be one of {allowed}, got {value!r}") from None
+
+
+STOP_TYPES = {"LAST_PRICE": "LAST_PRICE", "MARK_PRICE": "MARK_PRICE", "MARK": "MARK_PRICE", "LAST": "LAST_PRICE"}
+
+
+def parse_stop_type(value: Any, name: str) -> str:
+    """``MARK_PRICE``/``LAST_PRICE`` (docs) or ``MARK``/``LAST`` (the official Python SDK's example)."""
+    if value is None or value == "":
+        return "LAST_PRICE"
+    stop = STOP_TYPES.get(value) if isinstance(value, str) else None
+    if stop is None:
+        raise ApiError(errors.PARAMETER_ERROR, f"{name} must be MARK_PRICE or LAST_PRICE, got {value!r}")
+    return stop
 
 
 def parse_bool(value: Any, name: str) -> bool:
@@ -120,17 +137,14 @@ def parse_place_order(body: dict[str, Any]) -> PlaceOrderRequest:
     position_id = body.get("positionId")
     tpsl = TpSl(
         tp_price=parse_decimal(body.get("tpPrice"), "tpPrice"),
-        tp_stop_type=str(body.get("tpStopType") or "LAST_PRICE").upper(),
+        tp_stop_type=parse_stop_type(body.get("tpStopType"), "tpStopType"),
         tp_order_type=parse_enum(OrderType, body.get("tpOrderType"), "tpOrderType", OrderType.MARKET),
         tp_order_price=parse_decimal(body.get("tpOrderPrice"), "tpOrderPrice"),
         sl_price=parse_decimal(body.get("slPrice"), "slPrice"),
-        sl_stop_type=str(body.get("slStopType") or "LAST_PRICE").upper(),
+        sl_stop_type=parse_stop_type(body.get("slStopType"), "slStopType"),
         sl_order_type=parse_enum(OrderType, body.get("slOrderType"), "slOrderType", OrderType.MARKET),
         sl_order_price=parse_decimal(body.get("slOrderPrice"), "slOrderPrice"),
     )
-    for stop in (tpsl.tp_stop_type, tpsl.sl_stop_type):
-        if stop not in ("LAST_PRICE", "MARK_PRICE"):
-            raise ApiError(errors.PARAMETER_ERROR, "stop type must be LAST_PRICE or MARK_PRICE")
     return PlaceOrderRequest(
         symbol=symbol,
         side=parse_enum(Side, body.get("side"), "side"),

@@ -196,11 +196,13 @@ class RestApi:
 
     def _margin_coin(self, r: ApiRequest) -> str:
         coin = r.text("marginCoin") or MARGIN_COIN
-        if coin.upper() != MARGIN_COIN:
+        if coin != MARGIN_COIN:
             raise ApiError(errors.PARAMETER_ERROR, f"unsupported marginCoin {coin!r}")
         return MARGIN_COIN
 
     def account(self, r: ApiRequest) -> Any:
+        if r.text("marginCoin") is None:  # documented as required; the real exchange refuses without it
+            raise ApiError(errors.PARAMETER_ERROR, "marginCoin is required")
         coin = self._margin_coin(r)
         eng = self.ex.engine
         acct = eng.account(r.api_key or "")
@@ -275,7 +277,12 @@ class RestApi:
         return {
             "successList": [{"orderId": o.order_id, "clientId": o.client_id} for o in done],
             "failureList": [
-                {"orderId": f.order_id, "clientId": f.client_id, "errorMsg": f.msg, "errorCode": str(f.code)}
+                {
+                    "orderId": f.order_id,
+                    "clientId": f.client_id,
+                    "errorMsg": f.msg,
+                    "errorCode": f.code if self.ex.config.cancel_error_code == "int" else str(f.code),
+                }
                 for f in failed
             ],
         }
@@ -352,21 +359,23 @@ class RestApi:
 
     def get_history_trades(self, r: ApiRequest) -> Any:
         acct = self.ex.engine.account(r.api_key or "")
-        symbol, oid, pid = r.text("symbol"), r.text("orderId"), r.text("positionId")
+        # positionId is accepted and ignored, as the real exchange does (tradingiq's report)
+        symbol, oid = r.text("symbol"), r.text("orderId")
         start, end = r.integer("startTime", None), r.integer("endTime", None)
         trades = [
             t
             for t in acct.trades
             if (symbol is None or t.symbol == symbol)
             and (oid is None or t.order_id == oid)
-            and (pid is None or t.position_id == pid)
             and (start is None or t.ctime >= start)
             and (end is None or t.ctime <= end)
         ]
         trades.sort(key=lambda t: (t.ctime, t.trade_id), reverse=True)
         skip = r.integer("skip", 0, lo=0) or 0
         limit = r.integer("limit", 10, lo=1, hi=100) or 10
-        return {"tradeList": [wire.trade_rest(t) for t in _page(trades, skip, limit)], "total": len(trades)}
+        cfg = self.ex.config
+        rows = [wire.trade_rest(t, cfg.closing_fill_side, cfg.trade_side_field) for t in _page(trades, skip, limit)]
+        return {"tradeList": rows, "total": len(trades)}
 
     def get_pending_positions(self, r: ApiRequest) -> Any:
         eng = self.ex.engine

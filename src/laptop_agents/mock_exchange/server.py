@@ -90,6 +90,9 @@ class MockExchange:
             maintenance_margin_rate=cfg.maintenance_margin_rate,
             liquidation=cfg.liquidation,
             ids=self._ids,
+            close_side=cfg.close_side,
+            duplicate_client_id=cfg.duplicate_client_id,
+            system_cancel_status=cfg.system_cancel_status,
         )
         for acct in self._accounts:
             engine.add_account(acct.api_key, acct.secret, acct.balance, acct.position_mode)
@@ -412,7 +415,7 @@ class MockExchange:
             "tradeCount": len(acct.trades),
             "positionMode": acct.position_mode.value,
             "positions": [
-                position_rest(p, eng.price(p.symbol), eng.liquidation_price(acct, p), eng.mmr)
+                position_rest(p, eng.price(p.symbol), eng.liquidation_price(acct, p), eng.mmr, admin=True)
                 for p in acct.positions.values()
             ],
             "openOrders": [order_rest(o) for o in acct.open.values()],

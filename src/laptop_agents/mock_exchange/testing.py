@@ -31,6 +31,7 @@ from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from .config import MockExchangeConfig
+from .dialects import env_dialect
 from .server import MockExchange
 
 T = TypeVar("T")
@@ -149,6 +150,10 @@ class MockExchangeHandle:
 
     def __init__(self, config: MockExchangeConfig | None = None, **options: Any) -> None:
         options.setdefault("port", 0)
+        # CI runs the live suite once per dialect preset: LA_MOCK_DIALECT picks it unless a test names one
+        preset = env_dialect()
+        if config is None and preset is not None and "dialect" not in options:
+            options["dialect"] = preset
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._run_loop, name="mock-exchange", daemon=True)
         self._config = config

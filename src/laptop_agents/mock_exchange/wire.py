@@ -13,7 +13,7 @@ from typing import Any
 
 from .config import MockExchangeConfig, SymbolSpec
 from .klines import Candle
-from .models import ZERO, Account, Order, Position, Trade, TpSl
+from .models import ZERO, Account, Order, Position, Trade, TradeSide, TpSl
 
 JSON = dict[str, Any]
 
@@ -35,6 +35,13 @@ def units(value: int, decimals: int) -> str:
 def iso_ms(ts_ms: int) -> str:
     dt = datetime.fromtimestamp(ts_ms / 1000, tz=timezone.utc)
     return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ts_ms % 1000:03d}Z"
+
+
+def iso_ns(ts_ms: int) -> str:
+    """ISO-8601 with nine fractional digits, as the real exchange's private pushes carry (the sub-ms digits
+    are deterministic filler: the engine counts in ms, a client must not choke on them)."""
+    dt = datetime.fromtimestamp(ts_ms // 1000, tz=timezone.utc)
+    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ts_ms % 1000:03d}{(ts_ms * 7919) % 1_000_000:06d}Z"
 
 
 # --- market ---------------------------------------------------------------------------------------------
@@ -64,10 +71,11 @@ def trading_pair(spec: SymbolSpec) -> JSON:
 class CandleFormat:
     """Formats candles of one symbol (price and volume decimals come from its spec)."""
 
-    def __init__(self, spec: SymbolSpec, number_format: str = "string") -> None:
+    def __init__(self, spec: SymbolSpec, number_format: str = "string", swap_volumes: bool = False) -> None:
         self._pd = spec.quote_precision
         self._vd = spec.base_precision
         self._numbers = number_format == "number"
+        self._swap = swap_volumes  # dialect kline_volumes=swapped: labels as in the docs' example
 
     def price(self, value: int) -> str:
         return units(value, self._pd)
@@ -88,6 +96,8 @@ class CandleFormat:
             "quoteVol": self.quote(bar.quote_vol),
             "baseVol": self.base(bar.base_vol),
         }
+        if self._swap:
+            fields["quoteVol"], fields["baseVol"] = fields["baseVol"], fields["quoteVol"]
         if self._numbers:
             fields = {k: float(v) for k, v in fields.items()}
         return {**fields, "time": candle.time, "type": kline_type}
@@ -147,7 +157,13 @@ def order_rest(o: Order) -> JSON:
     }
 
 
-def trade_rest(t: Trade) -> JSON:
+def trade_rest(t: Trade, closing_fill_side: str = "exit", trade_side_field: bool = False) -> JSON:
+    """REST trade. Dialect: a closing fill's ``side`` is the position's side (``closing_fill_side=position``,
+    what ccxt's flip implies) or the exit side; ``tradeSide`` is present only with ``trade_side_field``."""
+    side = t.side
+    if t.trade_side is TradeSide.CLOSE and t.reduced is not None:
+        side = t.reduced.opening_side if closing_fill_side == "position" else t.reduced.closing_side
+    extra: JSON = {"tradeSide": t.trade_side.value} if trade_side_field else {}
     return {
         "tradeId": t.trade_id,
         "orderId": t.order_id,
@@ -157,7 +173,8 @@ def trade_rest(t: Trade) -> JSON:
         "marginMode": t.margin_mode.value,
         "leverage": t.leverage,
         "price": dec(t.price),
-        "side": t.side.value,
+        "side": side.value,
+        **extra,
         "orderType": t.order_type.value,
         "effect": t.effect.value,
         "clientId": t.client_id,
@@ -169,8 +186,14 @@ def trade_rest(t: Trade) -> JSON:
     }
 
 
-def position_rest(p: Position, price: Decimal, liq_price: Decimal | None, mmr: Decimal) -> JSON:
-    """REST position; ``marginRate`` = maintenance margin / (margin + unrealized PnL), 1 when exhausted."""
+def position_rest(
+    p: Position, price: Decimal, liq_price: Decimal | None, mmr: Decimal, *, admin: bool = False
+) -> JSON:
+    """REST position; ``marginRate`` = maintenance margin / (margin + unrealized PnL), 1 when exhausted.
+
+    As the real exchange answers (third-party fixtures): ``side`` BUY/SELL and ``ctime``/``mtime`` digit
+    strings. ``admin=True`` keeps LONG/SHORT and integer times for the test-only admin state.
+    """
     upnl = p.unrealized_pnl(price)
     margin = p.margin
     equity = margin + upnl
@@ -180,7 +203,7 @@ def position_rest(p: Position, price: Decimal, liq_price: Decimal | None, mmr: D
         "symbol": p.symbol,
         "qty": dec(p.qty),
         "entryValue": dec(p.entry_value),
-        "side": p.side.value,
+        "side": p.side.value if admin else p.side.opening_side.value,
         "marginMode": p.margin_mode.value,
         "positionMode": p.position_mode.value,
         "leverage": p.leverage,
@@ -192,8 +215,8 @@ def position_rest(p: Position, price: Decimal, liq_price: Decimal | None, mmr: D
         "liqPrice": dec(liq_price) if liq_price is not None else "0",
         "marginRate": dec(margin_rate),
         "avgOpenPrice": dec(p.avg_open_price.quantize(Decimal("0.00000001"))),
-        "ctime": p.ctime,
-        "mtime": p.mtime,
+        "ctime": p.ctime if admin else str(p.ctime),
+        "mtime": p.mtime if admin else str(p.mtime),
     }
 
 
@@ -219,14 +242,16 @@ class PrivateFormat:
     """Private push payloads; times as ISO-8601 strings or epoch ms (config ``private_time_format``)."""
 
     def __init__(self, config: MockExchangeConfig) -> None:
-        self._iso = config.private_time_format == "iso"
+        self._time_format = config.private_time_format
         self._title = config.private_enum_style == "title"
 
     def enum(self, value: str) -> str:
         return value.title() if self._title else value
 
     def time(self, ts: int) -> str | int:
-        return iso_ms(ts) if self._iso else ts
+        if self._time_format == "iso_ns":
+            return iso_ns(ts)
+        return iso_ms(ts) if self._time_format == "iso" else ts
 
     def order(self, event: str, o: Order) -> JSON:
         return {

@@ -306,8 +306,12 @@ class WsHub:
         m = self.ex.market.symbols[sub.symbol]
         start = interval.start_of(now)
         out: list[str] = []
+        ts_mode = self.ex.config.kline_push_ts
         if sub.last_start is not None and sub.last_start < start:
-            closing_ts = interval.next_start(sub.last_start) - 1
+            # the previous bar's final push: ts in that bar, its open, or (lagged) already the next bar's time
+            closing_ts = {"bar_open": sub.last_start, "push_time_lagged": now}.get(
+                ts_mode, interval.next_start(sub.last_start) - 1
+            )
             key = (sub.ch, sub.symbol, sub.last_start, closing_ts)
             if key not in cache:
                 candle = m.book.candle(interval, sub.last_start)
@@ -317,7 +321,8 @@ class WsHub:
         key = (sub.ch, sub.symbol, start, now)
         if key not in cache:
             candle = m.book.candle(interval, start)
-            cache[key] = [] if candle is None else [self._kline_payload(sub, now, m.fmt.push_data(candle))]
+            ts = start if ts_mode == "bar_open" else now
+            cache[key] = [] if candle is None else [self._kline_payload(sub, ts, m.fmt.push_data(candle))]
         out += cache[key]
         sub.last_start = start
         return out
