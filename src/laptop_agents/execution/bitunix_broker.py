@@ -600,7 +600,6 @@ class BitunixBroker(CashAccountView):
         position table, so a short fall is re-read a few times; a query failure raises, never "flat".
         """
         limit = self.settings.history_page_limit
-        exit_side = OrderSide(side.exit_order_side)
         found = "no entry fills"
         for attempt in range(self.settings.flat_verify_attempts):
             page = await self.client.get_history_trades(self.symbol, order_id=order.order_id, limit=limit)
@@ -612,7 +611,7 @@ class BitunixBroker(CashAccountView):
                 later = await self.client.get_history_trades(self.symbol, start_time=start_ms, limit=limit)
                 closing = _fills_covering(
                     (t for t in sorted(later.trades, key=_trade_key)
-                     if t.side is exit_side and t.order_id != order.order_id and _trade_key(t) > last),
+                     if _is_closing_fill(t, side, order.order_id) and _trade_key(t) > last),
                     order.filled_qty,
                 )
                 closed_qty = sum((t.qty for t in closing), ZERO)
@@ -723,17 +722,18 @@ class BitunixBroker(CashAccountView):
 
         An exit: it runs on the transport's exit path (the API circuit breaker never blocks it) and keeps
         retrying a failing exchange with backoff for ``stop_budget_sec``.
+
+        The close form is one every reading accepts: the broker trades ONE_WAY only (checked at start), and
+        there an exit-side reduce-only order without ``tradeSide``/``positionId`` can only reduce the
+        position. ``tradeSide=CLOSE`` is avoided on purpose: its ``side`` means the position's side in the
+        docs (close long = BUY) and the exit side in community clients (docs/bitunix-dialects.md).
         """
         pos = self.position
         if pos is None:
             return [], None
         with self._exit_budget():
             client_id = self._next_client_id()
-            request = PlaceOrderRequest(
-                symbol=self.symbol, side=OrderSide(pos.side.exit_order_side), qty=pos.qty,
-                order_type=OrderType.MARKET, trade_side=TradeSide.CLOSE, position_id=pos.position_id,
-                reduce_only=True, client_id=client_id,
-            )
+            request = close_request(self.symbol, pos.side, pos.qty, client_id)
             close_order_id = await self._retrying(f"closing position {pos.position_id}",
                                                   lambda: self._send_close(pos, request))
             if close_order_id is not None:
@@ -882,10 +882,9 @@ class BitunixBroker(CashAccountView):
         page = await self.client.get_history_trades(
             self.symbol, position_id=pos.position_id, limit=self.settings.history_page_limit
         )
-        exit_side = OrderSide(pos.side.exit_order_side)
         closing = sorted(
             (t for t in page.trades
-             if t.side is exit_side and t.order_id != self._entry_order_id
+             if _is_closing_fill(t, pos.side, self._entry_order_id)
              and (not t.position_id or t.position_id == pos.position_id)),
             key=_trade_key,
         )
@@ -1089,6 +1088,29 @@ def _fills_covering(fills: Iterable[TradeInfo], qty: Decimal) -> list[TradeInfo]
         taken.append(t)
         covered += t.qty
     return taken
+
+
+def close_request(symbol: str, side: Side, qty: Decimal, client_id: str) -> PlaceOrderRequest:
+    """The close of a ONE_WAY position valid under every close-side reading: exit side, reduce-only, MARKET,
+    no ``tradeSide`` and no ``positionId`` (see :meth:`BitunixBroker.close_position`)."""
+    return PlaceOrderRequest(
+        symbol=symbol, side=OrderSide(side.exit_order_side), qty=qty, order_type=OrderType.MARKET,
+        trade_side=None, reduce_only=True, client_id=client_id,
+    )
+
+
+def _is_closing_fill(t: TradeInfo, side: Side, entry_order_id: str | None) -> bool:
+    """Did this fill reduce a ``side`` position? Judged by tradeSide and order ids, not by ``side`` alone.
+
+    Sources disagree on the ``side`` a closing fill carries (the position's side with ``tradeSide=CLOSE``,
+    as ccxt reads it, or the exit side): an explicit ``tradeSide`` decides; without one, a reduce-only fill
+    or an exit-side fill of another order than the entry is a close (one-way mode, one position at a time).
+    """
+    if entry_order_id is not None and t.order_id == entry_order_id:
+        return False
+    if t.trade_side is not None:
+        return t.trade_side is TradeSide.CLOSE
+    return t.reduce_only or t.side is OrderSide(side.exit_order_side)
 
 
 def _trade_key(t: TradeInfo) -> tuple[float, int, str]:

@@ -63,6 +63,8 @@ class OrderStatus(BitunixEnum):
     FILLED = "FILLED"
     PART_FILLED_CANCELED = "PART_FILLED_CANCELED"
     EXPIRED = "EXPIRED"
+    SYSTEM_CANCELED = "SYSTEM_CANCELED"
+    """The exchange cancelled it (tradingiq's types, the order-channel docs): terminal like CANCELED."""
 
     @property
     def is_open(self) -> bool:
@@ -119,6 +121,8 @@ class PositionEvent(BitunixEnum):
 _ALIASES: dict[type[BitunixEnum], dict[str, str]] = {
     OrderStatus: {
         "CANCELLED": "CANCELED",
+        "SYSTEM_CANCELLED": "SYSTEM_CANCELED",
+        "SYSTEMCANCELED": "SYSTEM_CANCELED",
         "PARTIALLY_FILLED": "PART_FILLED",
         "PART_FILLED_CANCELLED": "PART_FILLED_CANCELED",
     },

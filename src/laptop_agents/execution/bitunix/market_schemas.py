@@ -49,16 +49,33 @@ def parse_kline(item: Any) -> Kline:
     f = Fields(item, "rest.kline")
     o, h, low, c = f.decimal("open"), f.decimal("high"), f.decimal("low"), f.decimal("close")
     check_ohlc(f, o, h, low, c)
+    base, quote = volumes_by_magnitude(
+        f.opt_decimal("baseVol", "volume") or Decimal(0), f.opt_decimal("quoteVol") or Decimal(0), low, h
+    )
     return Kline(
         open_ms=f.epoch_ms("time", "ts"),
         open=o,
         high=h,
         low=low,
         close=c,
-        base_volume=f.opt_decimal("baseVol", "volume") or Decimal(0),
-        quote_volume=f.opt_decimal("quoteVol") or Decimal(0),
+        base_volume=base,
+        quote_volume=quote,
         price_type=f.opt_text("type"),
     )
+
+
+def volumes_by_magnitude(base: Decimal, quote: Decimal, low: Decimal, high: Decimal) -> tuple[Decimal, Decimal]:
+    """(base, quote) volume whatever the labels say: the docs' example labels them the other way round.
+
+    Quote volume is base volume times a price inside the bar's range, so the pair whose ratio lands in
+    [low, high] (with rounding slack) is the right reading; if only the swapped reading fits, swap.
+    """
+    if base <= 0 or quote <= 0 or low <= 0:
+        return base, quote
+    slack = Decimal("0.5")
+    fits = low * (1 - slack) <= quote / base <= high * (1 + slack)
+    swapped_fits = low * (1 - slack) <= base / quote <= high * (1 + slack)
+    return (quote, base) if swapped_fits and not fits else (base, quote)
 
 
 def parse_klines(data: Any) -> list[Kline]:

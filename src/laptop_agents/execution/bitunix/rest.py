@@ -82,7 +82,7 @@ def order_mismatch(existing: OrderInfo, request: PlaceOrderRequest, not_before: 
         return f"side {existing.side.value} != {request.side.value}"
     if existing.qty != request.qty:
         return f"qty {existing.qty} != {request.qty}"
-    if existing.trade_side is not None and existing.trade_side is not request.trade_side:
+    if existing.trade_side is not None and request.trade_side is not None and existing.trade_side is not request.trade_side:
         return f"tradeSide {existing.trade_side.value} != {request.trade_side.value}"
     if request.reduce_only and existing.trade_side is None and not existing.reduce_only:
         return "not reduce-only"

@@ -286,6 +286,9 @@ class TradeInfo:
     created: datetime | None
     position_id: str | None = None
     """Not in the documented trade record; read when the exchange sends it (the query accepts ``positionId``)."""
+    trade_side: TradeSide | None = None
+    """OPEN/CLOSE when the exchange says (ccxt reads it); then ``side`` of a CLOSE fill may be the position's
+    side rather than the exit side (dialect ``closing_fill_side``), so ``side`` alone must not decide."""
 
 
 def parse_trade(item: Any) -> TradeInfo:
@@ -305,6 +308,7 @@ def parse_trade(item: Any) -> TradeInfo:
         order_type=f.opt_enum(OrderType, "orderType"),
         created=f.opt_time("ctime"),
         position_id=f.opt_text("positionId"),
+        trade_side=f.opt_enum(TradeSide, "tradeSide"),
     )
 
 
@@ -336,7 +340,9 @@ class PlaceOrderRequest:
     side: OrderSide
     qty: Decimal
     order_type: OrderType
-    trade_side: TradeSide = TradeSide.OPEN
+    trade_side: TradeSide | None = TradeSide.OPEN
+    """None omits ``tradeSide`` (docs: "only required in hedge mode"): a one-way reduce-only close then has
+    one meaning under every reading of the hedge-mode close-side convention."""
     price: Decimal | None = None
     effect: TimeInForce | None = None
     client_id: str | None = None
@@ -364,7 +370,7 @@ class PlaceOrderRequest:
         fields: Sequence[tuple[str, Any]] = (
             ("symbol", self.symbol),
             ("side", self.side.value),
-            ("tradeSide", self.trade_side.value),
+            ("tradeSide", self.trade_side.value if self.trade_side else None),
             ("qty", _dec(self.qty)),
             ("orderType", self.order_type.value),
             ("price", _dec(self.price)),
