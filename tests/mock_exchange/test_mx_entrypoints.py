@@ -46,6 +46,7 @@ def test_cli_process_serves_and_exits_0_on_sigterm(tmp_path: Path) -> None:
                            "--dialect", "community", tmp_path=tmp_path)
     try:
         assert line.startswith("mock-exchange listening on http://127.0.0.1:"), line
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "mock-exchange dialect community"
         url = line.rsplit(" ", 1)[-1]
         assert not url.endswith(":0")
         with urllib.request.urlopen(url + "/api/v1/futures/market/tickers?symbols=BTCUSDT", timeout=5) as resp:
@@ -57,7 +58,6 @@ def test_cli_process_serves_and_exits_0_on_sigterm(tmp_path: Path) -> None:
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=10)
     assert proc.returncode == 0, err
-    assert "mock-exchange dialect community" in out
     records = [json.loads(x) for x in ledger.read_text().splitlines()]
     assert records[0]["type"] == "admin" and records[-1]["type"] == "final_state"
     assert records[-1]["accounts"]["testkey"]["balance"] == "10000"
