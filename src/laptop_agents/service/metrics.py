@@ -113,6 +113,8 @@ class ServiceMetrics:
         self.data_age = gauge("market_data_age_seconds", "Seconds since the last market data arrived")
         self.last_candle_ts = gauge("last_candle_timestamp_seconds", "Open time of the last processed candle (unix)")
         self.ws_reconnects = counter("ws_reconnects", "WebSocket market-data reconnects (live feed)")
+        self.frames_rejected = counter("market_data_frames_rejected",
+                                       "Market data pushes refused as not advancing the market, by reason", ("reason",))
         # orders
         self.orders_submitted = counter("orders_submitted", "Orders sent to the broker")
         self.orders_filled = counter("orders_filled", "Order fills reported by the broker")
@@ -158,6 +160,7 @@ class ServiceMetrics:
         r.register(ProcessCollector(mode, symbol))
         self._reconnects_seen = 0
         self._api_errors_seen: dict[str, int] = {}
+        self._rejected_seen: dict[str, int] = {}
         self._rate_waits_seen = 0
         self._data_reconnects_seen = 0
         self._init_children()
@@ -262,6 +265,7 @@ class ServiceMetrics:
             self.lab(self.kill_switch).set(1)
         self._sample_ready(runner)
         self._follow_reconnects(runner.provider)
+        self._follow_rejections(runner.provider)
         self._follow_rest(getattr(runner.provider, "rest_transport", None))
 
     def _sample_ready(self, runner: Any) -> None:
@@ -286,6 +290,17 @@ class ServiceMetrics:
         if waits > self._rate_waits_seen:
             self.lab(self.rate_limit_waits).inc(waits - self._rate_waits_seen)
             self._rate_waits_seen = waits
+
+    def _follow_rejections(self, provider: Any) -> None:
+        """Mirror a provider's `rejected_frames` (reason -> count; reasons are a fixed, bounded set)."""
+        rejected = getattr(provider, "rejected_frames", None)
+        if not isinstance(rejected, dict):
+            return
+        for reason, count in rejected.items():
+            seen = self._rejected_seen.get(reason, 0)
+            if isinstance(count, int) and count > seen:
+                self.lab(self.frames_rejected, str(reason)).inc(count - seen)
+                self._rejected_seen[reason] = count
 
     def _follow_reconnects(self, provider: Any) -> None:
         """Providers that reconnect (bitunix_ws) keep a plain `reconnects` count; mirror its increase."""

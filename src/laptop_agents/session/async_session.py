@@ -261,12 +261,13 @@ class AsyncRunner:
 
     @property
     def data_age_sec(self) -> float | None:
+        """Seconds since the market data last made progress (what stale_data, /readyz and the metric use)."""
         last = self._last_data_monotonic()
         return None if last is None else time.monotonic() - last
 
     def _last_data_monotonic(self) -> float | None:
-        """The last market data of this session, across providers replaced by a reconnect (service mode)."""
-        last = self.provider.last_data_monotonic
+        """The last market progress of this session, across providers replaced by a reconnect (service mode)."""
+        last = progress_monotonic(self.provider)
         return last if last is not None else self._data_before_replace
 
     # ------------------------------------------------------------------ run
@@ -316,14 +317,14 @@ class AsyncRunner:
 
     def replace_provider(self, provider: MarketDataProvider) -> None:
         """Service mode: consume a fresh provider after the previous one gave up (stay_up reconnects)."""
-        previous = self.provider.last_data_monotonic
+        previous = progress_monotonic(self.provider)
         if previous is not None:
             self._data_before_replace = previous
         self.provider = provider
         self._consumer = asyncio.create_task(self._consume(), name="market-data")
 
     def stale_age(self, now: float) -> float:
-        """Seconds without market data (since the session started if none came yet)."""
+        """Seconds without market progress (since the session started if none came yet)."""
         last = self._last_data_monotonic()
         return now - (last if last is not None else self._started_mono)
 
@@ -388,6 +389,7 @@ class AsyncRunner:
         s = self.settings
         deadline = self._deadline_mono
         next_status = 0.0
+        gap_warned = False
         while not self._stop_event.is_set():
             now = time.monotonic()
             self._heartbeat = now
@@ -410,6 +412,13 @@ class AsyncRunner:
                 self.request_stop("completed", f"ran the full {self.options.duration_min} min")
                 break
             age = self.stale_age(now)
+            if age > s.stale_data_timeout_sec / 2:
+                if not gap_warned:  # once per gap
+                    gap_warned = True
+                    log.warning("market data gap: no progress for %.1fs (over half of stale_data_timeout_sec=%s)",
+                                age, s.stale_data_timeout_sec)
+            else:
+                gap_warned = False
             if self.stay_up is None and age > s.stale_data_timeout_sec:
                 self.bus.publish(Event(
                     EventName.STALE_DATA_DETECTED, self.clock.now(), data_age_sec=round(age, 3),
@@ -585,6 +594,15 @@ class AsyncRunner:
         finally:
             if acquired:
                 self.pipeline.mutation_lock.release()
+
+
+def progress_monotonic(provider: MarketDataProvider) -> float | None:
+    """Where staleness is measured from: the provider's proof of market progress (accepted closed candles and
+    valid pushes, see ``base.MarketDataProvider.progress_monotonic``); bare frame liveness only for a provider
+    without it."""
+    if hasattr(provider, "progress_monotonic"):
+        return provider.progress_monotonic
+    return provider.last_data_monotonic
 
 
 def _json(data: Any) -> str:

@@ -1,9 +1,12 @@
 """The contract every market data source fulfils for the session loop.
 
 The session loop consumes *closed* candles from `candles()` and separately
-watches `last_data_monotonic` to detect stale data: a live feed pushes partial
-updates many times per candle, so "no closed candle for a while" is not the
-same thing as "no data for a while".
+watches `progress_monotonic` to detect stale data. Freshness is *progress*:
+accepted closed candles against the wall clock (the next one overdue counts as
+stale from the moment it became due) and, for a live feed that pushes partial
+updates many times per candle, pushes that advance the market. A frame that
+repeats, is impossible, or is dated too far from the clock never makes the
+feed fresh; `last_data_monotonic` (any frame at all) is liveness only.
 """
 
 from __future__ import annotations
@@ -26,7 +29,11 @@ class MarketDataProvider(Protocol):
 
     @property
     def last_data_monotonic(self) -> float | None:
-        """`time.monotonic()` of the last market data message received, or None before any."""
+        """`time.monotonic()` of the last market data message received, or None before any (liveness only)."""
+
+    @property
+    def progress_monotonic(self) -> float | None:
+        """`time.monotonic()` staleness is measured from (see the module docstring), or None before any."""
 
     def candles(self) -> AsyncIterator[Candle]:
         """Yield closed candles in time order, without gaps or duplicates, until closed."""

@@ -16,7 +16,18 @@ What makes this more than "read a socket":
   market data, ``candles()`` raises :class:`FatalError` so the session stops
   instead of trading blind.
 * **Hostile input.** Malformed or unexpected frames are counted, logged once
-  per kind, and skipped.
+  per kind, and skipped. Kline pushes that do not advance the market (repeats,
+  impossible OHLCV, dated in the future or too far in the past against the
+  market clock, out of order) are refused by the assembler, counted by reason
+  (:attr:`BitunixWsProvider.rejected_frames`) and logged once per burst.
+* **Freshness is progress.** :attr:`BitunixWsProvider.progress_monotonic` is
+  what the session measures staleness from: the earlier of the last *accepted*
+  push and the moment the next closed candle became overdue on the market
+  clock. Any parseable frame only updates ``last_data_monotonic`` (liveness,
+  reported but never a reason to call the feed fresh).
+* **Market clock.** Exchange time is our wall clock. Only when the REST URL is
+  a loopback address (the mock exchange, which can run its market clock faster
+  than real time) is the clock read from the mock's ``/admin/state``.
 * **Last price on the side.** Given a :class:`LastPrice`, the same connection
   also subscribes the public ``ticker`` channel (one subscribe frame for both
   channels, so every reconnect resubscribes both) and keeps that object's price
@@ -34,12 +45,14 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import ipaddress
 import random
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 
@@ -73,6 +86,8 @@ __all__ = ["BitunixWsConfig", "BitunixWsProvider", "fetch_closed_candles"]
 log = logging.getLogger("laptop_agents.data.bitunix_ws")
 
 _MAX_LOGGED_KINDS = 256
+_REJECT_WARN_EVERY_SEC = 10.0
+_MOCK_CLOCK_TIMEOUT_SEC = 1.0
 _MIN_RECEIVE_TIMEOUT_SEC = 0.05
 TICKER_CHANNEL = "ticker"
 
@@ -97,6 +112,10 @@ class BitunixWsConfig:
     backfill: bool = True
     max_backfill_bars: int = 1440
     """Beyond this many missed bars only the most recent are fetched (a day of 1m)."""
+    future_tolerance_sec: float = 5.0
+    """A push dated more than this after the market clock is refused (clock skew allowance; < one bar)."""
+    max_frame_lag_sec: float = 30.0
+    """A push whose bar ended more than this before the market clock is refused (too old)."""
 
     def __post_init__(self) -> None:
         interval_from_rest(self.interval)  # raises ValueError on an unknown interval
@@ -109,6 +128,8 @@ class BitunixWsConfig:
             "stall_timeout_sec",
             "connect_timeout_sec",
             "close_timeout_sec",
+            "future_tolerance_sec",
+            "max_frame_lag_sec",
         ):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be > 0")
@@ -137,6 +158,53 @@ class BitunixWsConfig:
 # ---------------------------------------------------------------------------
 # Provider
 # ---------------------------------------------------------------------------
+
+
+def _is_loopback(url: str) -> bool:
+    host = urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class MarketClock:
+    """The exchange's market time (epoch ms) as we estimate it.
+
+    Our wall clock, unless :meth:`sync` was given a reading of an accelerated
+    market clock (the mock exchange's ``time_scale``): then the reading plus the
+    monotonic time since, times the scale. Frames never move it (an exchange
+    cannot talk us into a different "now").
+    """
+
+    def __init__(self, wall_clock: Callable[[], float], monotonic: Callable[[], float]) -> None:
+        self._wall = wall_clock
+        self._mono = monotonic
+        self.scale = 1.0
+        self._anchor: tuple[float, float] | None = None
+
+    def sync(self, market_ms: float, scale: float, at_monotonic: float) -> None:
+        self.scale = float(scale)
+        self._anchor = (float(market_ms), at_monotonic)
+
+    def now_ms(self) -> int:
+        if self._anchor is None:
+            return int(self._wall() * 1000)
+        market, mono = self._anchor
+        return int(market + (self._mono() - mono) * 1000.0 * self.scale)
+
+    def market_ms(self, wall_sec: float) -> int:
+        """A span of real seconds in market milliseconds."""
+        return int(wall_sec * 1000.0 * self.scale)
+
+    def monotonic_at(self, market_ms: int) -> float:
+        """The monotonic time at which the market clock reads ``market_ms``."""
+        now = self._mono()
+        if self.scale <= 0:
+            return now if market_ms <= self.now_ms() else float("inf")
+        return now + (market_ms - self.now_ms()) / 1000.0 / self.scale
 
 
 class _ConnectionEnded(Exception):
@@ -178,7 +246,15 @@ class BitunixWsProvider:
         self._monotonic = monotonic
         self._wall_clock = wall_clock
         self._rnd = rnd
+        self.market_clock = MarketClock(wall_clock, monotonic)
         self._assembler = CandleAssembler(self._interval)
+        self._apply_tolerances()
+        self._clock_synced = False
+        self._last_accepted: float | None = None
+        self._stream_started: float | None = None
+        self._candle_due: float | None = None
+        self._reject_burst = 0
+        self._reject_warned_at: float | None = None
         self._ws: aiohttp.ClientWebSocketResponse | None = None
         self._closed = asyncio.Event()
         self._running = False
@@ -201,6 +277,8 @@ class BitunixWsProvider:
         self.candles_emitted = 0
         self.tickers = 0
         """Ticker frames of our symbol that updated ``last_price``."""
+        self.rejected_frames: dict[str, int] = self._assembler.rejected
+        """Kline pushes refused by the assembler, by reason (``candles.REJECT_REASONS``); never reset."""
 
     def attach_last_price(self, last_price: LastPrice) -> None:
         """Also subscribe the ``ticker`` channel and keep ``last_price`` current (before the first connect)."""
@@ -215,6 +293,18 @@ class BitunixWsProvider:
     @property
     def last_data_monotonic(self) -> float | None:
         return self._last_data
+
+    @property
+    def progress_monotonic(self) -> float | None:
+        """Where staleness is measured from: the earlier of the last accepted push and the moment
+        the next closed candle became overdue on the market clock (None before any of either: the
+        session then counts from its own start, or from the provider this one replaced)."""
+        anchors = [] if self._candle_due is None else [self._candle_due]
+        if self._last_accepted is not None:
+            anchors.append(self._last_accepted)
+        elif anchors and self._stream_started is not None:
+            anchors.append(self._stream_started)  # warm-up candles, then silence: silence counts from the start
+        return min(anchors) if anchors else None
 
     @property
     def rest_transport(self) -> Any:
@@ -248,6 +338,7 @@ class BitunixWsProvider:
     async def warm_up(self, count: int) -> list[Candle]:
         """The last ``count`` closed candles via REST; ``candles()`` then continues
         right after them (bars in between are backfilled)."""
+        await self._sync_market_clock()
         candles = await fetch_closed_candles(
             self._get_rest(),
             self.config.symbol,
@@ -257,6 +348,7 @@ class BitunixWsProvider:
         )
         if candles:
             self._assembler.prime(candle_open_ms(candles[-1]))
+            self._note_candle(candle_open_ms(candles[-1]))
         return candles
 
     async def candles(self) -> AsyncIterator[Candle]:
@@ -264,6 +356,8 @@ class BitunixWsProvider:
         if self._running:
             raise RuntimeError("candles() is already being consumed")
         self._running = True
+        if self._stream_started is None:
+            self._stream_started = self._monotonic()
         try:
             async with aclosing(self._run()) as stream:
                 async for candle in stream:
@@ -356,6 +450,76 @@ class BitunixWsProvider:
         self._logged_kinds.add(kind)
         log.log(level, fmt, *args)
 
+    # -- freshness ---------------------------------------------------------------------
+
+    def _apply_tolerances(self) -> None:
+        clock, cfg, asm = self.market_clock, self.config, self._assembler
+        step = self._interval.duration_ms if not self._interval.is_monthly else 28 * 86_400_000
+        asm.future_tolerance_ms = min(clock.market_ms(cfg.future_tolerance_sec), step - 1)
+        asm.max_lag_ms = clock.market_ms(cfg.max_frame_lag_sec)
+        asm.lag_window_ms = min(clock.market_ms(cfg.future_tolerance_sec), step - 1)
+
+    def _note_candle(self, open_ms: int) -> None:
+        """Bars up to ``open_ms`` are in: the next one is overdue once the bar after it opens."""
+        due = self._interval.next_open(self._interval.next_open(open_ms))
+        self._candle_due = self.market_clock.monotonic_at(due)
+
+    def on_push(self, push: WsKline) -> BarTransition | None:
+        """Run one push of our stream through the assembler on the market clock; track progress."""
+        transition = self._assembler.on_push(push, self.market_clock.now_ms())
+        reason = self._assembler.last_rejection
+        now = self._monotonic()
+        if reason is None:
+            self._last_accepted = now
+            if self._reject_burst:
+                log.info("bitunix ws: valid kline pushes again after %d refused", self._reject_burst)
+                self._reject_burst = 0
+            return transition
+        self._reject_burst += 1
+        if self._reject_warned_at is None or now - self._reject_warned_at >= _REJECT_WARN_EVERY_SEC:
+            self._reject_warned_at = now
+            log.warning(
+                "bitunix ws: refusing kline pushes that do not advance the market (latest: %s; %d in this "
+                "burst; totals %s); they never count as fresh data",
+                reason,
+                self._reject_burst,
+                {k: v for k, v in self.rejected_frames.items() if v},
+            )
+        return None
+
+    async def _sync_market_clock(self) -> None:
+        """Against the mock exchange (loopback only) read its possibly accelerated market clock.
+
+        Read again on every connect (a paused and resumed mock clock lags behind our estimate)."""
+        if not _is_loopback(self.config.rest_url):
+            return
+        url = self.config.rest_url.rstrip("/") + "/admin/state"
+        best: tuple[float, float, float, float] | None = None  # (rtt, market ms, scale, mono at midpoint)
+        for _ in range(3):
+            sent = self._monotonic()
+            try:
+                async with self._get_session().get(
+                    url, timeout=aiohttp.ClientTimeout(total=_MOCK_CLOCK_TIMEOUT_SEC)
+                ) as resp:
+                    if resp.status != 200:
+                        return
+                    body = await resp.json(content_type=None)
+                got = self._monotonic()
+                data = body.get("data", body) if isinstance(body, dict) else None
+                market, scale = float(data["marketTime"]), float(data["timeScale"])
+            except (aiohttp.ClientError, OSError, asyncio.TimeoutError, ValueError, KeyError, TypeError):
+                return
+            if best is None or got - sent < best[0]:
+                best = (got - sent, market, scale, (sent + got) / 2)
+        if best is None:
+            return
+        _, market, scale, mid = best
+        self.market_clock.sync(market, scale, mid)
+        self._apply_tolerances()
+        self._clock_synced = True
+        if not self._clock_synced:
+            log.info("market clock: mock exchange at %sx real time", scale)
+
     # -- connection loop -------------------------------------------------------------
 
     async def _run(self) -> AsyncIterator[Candle]:
@@ -441,6 +605,7 @@ class BitunixWsProvider:
         return self._rest
 
     async def _connect(self) -> aiohttp.ClientWebSocketResponse:
+        await self._sync_market_clock()
         try:
             ws = await asyncio.wait_for(
                 self._get_session().ws_connect(
@@ -519,8 +684,9 @@ class BitunixWsProvider:
                 push = self.handle_message(msg.data)
                 if push is None:
                     continue
-                data_deadline = self._monotonic() + cfg.stall_timeout_sec
-                transition = self._assembler.on_push(push)
+                transition = self.on_push(push)
+                if self._assembler.last_rejection is None:
+                    data_deadline = self._monotonic() + cfg.stall_timeout_sec
                 if transition is not None:
                     for candle in await self._complete(transition):
                         yield candle
@@ -568,6 +734,7 @@ class BitunixWsProvider:
             self.missing_candles += lost
             log.error("bitunix ws: %d candle(s) could not be recovered; gap in the stream", lost)
         self._assembler.mark_emitted(newest)
+        self._note_candle(newest)
         self.backfilled_candles += sum(1 for t in emit if t in from_rest)
         self.candles_emitted += len(emit)
         return [have[t] for t in emit]

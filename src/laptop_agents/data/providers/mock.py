@@ -136,6 +136,11 @@ class MockProvider:
     def last_data_monotonic(self) -> float | None:
         return self._last_data
 
+    @property
+    def progress_monotonic(self) -> float | None:
+        """Every mock frame is a closed candle, due one `candle_interval_sec` after the previous one."""
+        return self._last_data
+
     async def candles(self) -> AsyncIterator[Candle]:
         s = self.settings
         started = time.monotonic()

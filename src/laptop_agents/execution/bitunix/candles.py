@@ -38,9 +38,46 @@ class BarTransition:
     closed: Candle | None
 
 
-def _push_to_candle(push: WsKline) -> Candle:
+#: Why a kline push was refused (a bounded set: it is a metric label).
+REJECT_REASONS: tuple[str, ...] = (
+    "bad_price",  # a price <= 0 or not finite
+    "bad_ohlc",  # high < low, or open/close outside [low, high]
+    "bad_volume",  # a volume < 0 or not finite
+    "future",  # dated after the market clock (+ tolerance)
+    "too_old",  # its bar ended longer ago than the allowed lag
+    "out_of_order",  # a bar already closed or delivered, or an older snapshot of the forming bar
+    "repeated",  # the same frame again (e.g. an exchange re-pushing its last kline): no progress
+)
+
+
+def kline_defect(push: WsKline) -> str | None:
+    """Why ``push`` cannot describe a real bar (a :data:`REJECT_REASONS` entry), or None if it can."""
+    o, h, low, c = push.open, push.high, push.low, push.close
+    for price in (o, h, low, c):
+        if not price.is_finite() or price <= 0:
+            return "bad_price"
+    if h < low or not low <= o <= h or not low <= c <= h:
+        return "bad_ohlc"
+    for volume in (push.base_volume, push.quote_volume):
+        if not volume.is_finite() or volume < 0:
+            return "bad_volume"
+    return None
+
+
+def _continues(later: WsKline, earlier: WsKline) -> bool:
+    """``later`` is bar-to-date data of the same bar as ``earlier``: same open, range and volumes only grew."""
+    return (
+        later.open == earlier.open
+        and later.high >= earlier.high
+        and later.low <= earlier.low
+        and later.base_volume >= earlier.base_volume
+        and later.quote_volume >= earlier.quote_volume
+    )
+
+
+def _push_to_candle(push: WsKline, open_ms: int) -> Candle:
     return Candle(
-        ts=ms_to_datetime(push.open_ms),
+        ts=ms_to_datetime(open_ms),
         open=push.open,
         high=push.high,
         low=push.low,
@@ -58,19 +95,51 @@ class CandleAssembler:
     increasing (no duplicates, no reordering) whatever the input. Bars owed
     but not yet delivered (a failed backfill) stay owed: the next transition's
     ``fill_from`` still starts at them.
+
+    Hostile input: given the market clock (``now_ms`` of :meth:`on_push`), a push
+    dated after ``now_ms + future_tolerance_ms`` or whose bar ended more than
+    ``max_lag_ms`` before ``now_ms`` is refused, so one frame dated years ahead
+    never becomes the "current bar" (the current bar never opens after
+    ``now_ms`` + one interval) and normal pushes after it still close bars.
+    Impossible OHLCV, repeats and out-of-order snapshots are refused too. Every
+    refusal is counted in :attr:`rejected` by reason and leaves the state as it
+    was: only :attr:`accepted` frames are evidence that the market moved.
+
+    Which bar a push belongs to: ``floor(ts)``, whether ``ts`` is the bar's open
+    or the push time. An exchange that stamps the *previous* bar's final data
+    with a push time already in the next bar is recognised by the data itself:
+    a push just after a boundary whose OHLCV merely extends the forming bar
+    (same open, wider range, more volume) updates that bar instead of starting
+    the next one (within ``lag_window_ms`` of the boundary).
     """
 
-    def __init__(self, interval: Interval) -> None:
+    def __init__(
+        self,
+        interval: Interval,
+        *,
+        future_tolerance_ms: int | None = None,
+        max_lag_ms: int | None = None,
+        lag_window_ms: int | None = None,
+    ) -> None:
         self.interval = interval
+        step = interval.duration_ms if not interval.is_monthly else 28 * 86_400_000
+        # strictly below one bar: the current bar can never open after now + one interval
+        self.future_tolerance_ms = min(future_tolerance_ms if future_tolerance_ms is not None else 5_000, step - 1)
+        self.max_lag_ms = max_lag_ms if max_lag_ms is not None else 30_000
+        self.lag_window_ms = min(lag_window_ms if lag_window_ms is not None else 5_000, step - 1)
         self.last_emitted_open: int | None = None
         self._first_owed: int | None = None
         self._pending: WsKline | None = None
+        self._pending_open: int | None = None
         self._resync = False
         self.stale_pushes = 0
+        self.accepted = 0
+        self.rejected: dict[str, int] = dict.fromkeys(REJECT_REASONS, 0)
+        self.last_rejection: str | None = None
 
     @property
     def pending_open(self) -> int | None:
-        return None if self._pending is None else self._pending.open_ms
+        return self._pending_open
 
     def prime(self, last_closed_open_ms: int) -> None:
         """Declare bars up to ``last_closed_open_ms`` delivered (e.g. by warm-up)."""
@@ -90,44 +159,93 @@ class CandleAssembler:
         assert self._first_owed is not None
         return self._first_owed
 
-    def on_push(self, push: WsKline) -> BarTransition | None:
-        """Feed one push; return a transition when a new bar has started."""
-        open_ms = push.open_ms
-        last = self.last_emitted_open
-        if last is not None and open_ms <= last:
+    def _reject(self, reason: str) -> None:
+        self.rejected[reason] += 1
+        self.last_rejection = reason
+        if reason == "out_of_order":
             self.stale_pushes += 1
+
+    def _set_pending(self, push: WsKline, open_ms: int) -> None:
+        self._pending = push
+        self._pending_open = open_ms
+
+    def on_push(self, push: WsKline, now_ms: int | None = None) -> BarTransition | None:
+        """Feed one push; return a transition when a new bar has started.
+
+        ``now_ms`` is the market clock (exchange time, epoch ms); without it no
+        time bound is applied. After the call :attr:`last_rejection` is None if
+        the push was accepted, else the reason it was refused.
+        """
+        self.last_rejection = None
+        defect = kline_defect(push)
+        if defect is not None:
+            self._reject(defect)
             return None
+        iv = self.interval
+        open_ms = push.open_ms
+        if now_ms is not None:
+            if push.ts_ms > now_ms + self.future_tolerance_ms:
+                self._reject("future")
+                return None
+            if iv.next_open(open_ms) < now_ms - self.max_lag_ms:
+                self._reject("too_old")
+                return None
+        last = self.last_emitted_open
         pending = self._pending
-        if pending is None:
+        pending_open = self._pending_open
+        if (
+            pending is not None
+            and pending_open is not None
+            and open_ms == iv.next_open(pending_open)
+            and push.ts_ms - open_ms <= self.lag_window_ms
+            and _continues(push, pending)
+        ):
+            # The forming bar's late final data, stamped with a push time in the next bar.
+            if push == pending:
+                self._reject("repeated")
+                return None
+            self.accepted += 1
+            self._pending = push
+            return None
+        if last is not None and open_ms <= last:
+            self._reject("out_of_order")
+            return None
+        if pending is None or pending_open is None:
             # First push of the stream: owe bars from here (or from the primed
             # history) on.
-            self._pending = push
+            self.accepted += 1
+            self._set_pending(push, open_ms)
             self._resync = False
             if last is None:
                 self._first_owed = open_ms
                 return None
-            fill_from = self.interval.next_open(last)
+            fill_from = iv.next_open(last)
             return BarTransition(fill_from, open_ms, None) if fill_from < open_ms else None
-        if open_ms == pending.open_ms:
-            if push.ts_ms < pending.ts_ms:
-                self.stale_pushes += 1  # reordered or replayed snapshot
+        if open_ms == pending_open:
+            if push == pending:
+                self._reject("repeated")
                 return None
+            if push.ts_ms < pending.ts_ms:
+                self._reject("out_of_order")  # reordered or replayed snapshot
+                return None
+            self.accepted += 1
             self._pending = push
             if push.ts_ms > pending.ts_ms:
                 # Fresh data for the same bar since reconnecting: its later
                 # pushes, final one included, will be seen live again.
                 self._resync = False
             return None
-        if open_ms < pending.open_ms:
-            self.stale_pushes += 1
+        if open_ms < pending_open:
+            self._reject("out_of_order")
             return None
         # A later bar started: the pending one is closed.
-        self._pending = push
+        self.accepted += 1
+        self._set_pending(push, open_ms)
         if self._resync:
             # We were away when it closed: its last push we saw may not be final.
             self._resync = False
             return BarTransition(self._fill_from(), open_ms, None)
-        return BarTransition(self._fill_from(), open_ms, _push_to_candle(pending))
+        return BarTransition(self._fill_from(), open_ms, _push_to_candle(pending, pending_open))
 
 
 def candle_open_ms(candle: Candle) -> int:
