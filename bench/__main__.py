@@ -7,6 +7,8 @@ Measures, on this machine:
   startup     `la --help`; `la run` to the first CandleProcessed event; `la serve` to READY=1
   shutdown    SIGTERM to process exit with an open position flattened: paper, and a real
               `la run --live` against the mock exchange (account verified flat on the exchange)
+  ws_frame    per-frame cost of the kline stream: parse + validate + assemble one frame, no I/O
+              (bench/ws_frame.py)
   latency     frame-to-order: a WebSocket kline frame read by BitunixWsProvider → the signed
               place_order request written to the mock exchange's socket (bench/frame_to_order.py)
   chaos       (opt-in, ~10 min: --only chaos) the seeded kill -9 campaign of bench/chaos_campaign.py:
@@ -243,7 +245,7 @@ def bench_session_rss(seconds: float = 20.0) -> dict[str, Any]:
 
 # ----------------------------------------------------------------------------- main
 BENCHMARKS = ("replay", "memory", "pipeline", "rss", "help", "first_candle", "shutdown", "shutdown_live",
-              "serve_ready", "frame_to_order", "chaos")
+              "serve_ready", "frame_to_order", "ws_frame", "chaos")
 OPT_IN = ("chaos",)
 """Run only when named in --only (the kill -9 campaign takes minutes)."""
 
@@ -291,6 +293,11 @@ def _rows(results: dict[str, Any]) -> list[tuple[str, str, str]]:
                 rows.append((f"  {kind} breakdown, p50 µs", ", ".join(parts), "-"))
         else:
             rows.append(("frame → order written", "no order measured", "p50 <= 200 µs"))
+    if r("ws_frame"):
+        w = results["ws_frame"]
+        rows.append((f"kline frame parse+validate+assemble ({w['frames']:,})",
+                     f"{w['us_per_frame']} µs/frame (parse {w['parse_us_per_frame']}, "
+                     f"assemble {w['assemble_us_per_frame']})", "-"))
     if r("serve_ready"):
         rows.append(("la serve → READY=1", f"{results['serve_ready']['median_ms']} ms", "<= 1500 ms"))
     if r("chaos"):
@@ -321,6 +328,7 @@ def _only(text: str | None) -> set[str]:
 def main() -> int:
     from bench.chaos_campaign import bench_chaos_campaign
     from bench.frame_to_order import bench_frame_to_order
+    from bench.ws_frame import bench_ws_frame
     from bench.live_shutdown import bench_shutdown_live
 
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
@@ -376,6 +384,8 @@ def main() -> int:
         ("rss", "session_rss", "session RSS", lambda: bench_session_rss(10.0 if args.quick else 30.0)),
         ("frame_to_order", "frame_to_order", f"frame → order latency ({orders:,} orders against the mock exchange)",
          lambda: bench_frame_to_order(orders, args.profile_frame_to_order)),
+        ("ws_frame", "ws_frame", "kline frame cost (parse + validate + assemble, in memory)",
+         lambda: bench_ws_frame(50_000 if args.quick else 200_000)),
         ("chaos", "chaos", f"kill -9 campaign ({args.chaos_trials} trials, seed {args.chaos_seed})",
          lambda: bench_chaos_campaign(args.chaos_trials, args.chaos_seed)),
     ]

@@ -139,3 +139,13 @@ def test_frames_that_do_not_advance_the_market_stop_on_stale_data(
 def push_frame_now(mx: MockExchangeHandle) -> dict[str, Any]:
     """A valid kline of the bar forming now (what a stuck exchange would keep re-sending)."""
     return mx.call(lambda ex: kline(ex.market_now()))
+
+
+def test_gap_over_half_the_timeout_is_a_warning(la_env: LaEnv) -> None:
+    """A gap the session survives (2 s against 3 s) is still visible: one WARNING, not one per tick."""
+    result = la_env.run("run", "--duration", "0.06", "--source", "mock", "--candle-interval", "0.01",
+                        "--inject-gap-at", "0.5", "--gap-duration", "2", "--stale-timeout", "3")
+    assert result.returncode == 0, result.stderr
+    assert la_env.events()[-1]["stopped_reason"] == "completed"
+    gaps = [r for r in la_env.system_log() if "market data gap" in r["message"]]
+    assert len(gaps) == 1 and gaps[0]["level"] == "WARNING"

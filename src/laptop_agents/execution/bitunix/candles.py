@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from decimal import InvalidOperation
 
 from laptop_agents.core.models import Candle
 from laptop_agents.execution.bitunix._fields import ms_to_datetime
@@ -53,15 +54,35 @@ REJECT_REASONS: tuple[str, ...] = (
 def kline_defect(push: WsKline) -> str | None:
     """Why ``push`` cannot describe a real bar (a :data:`REJECT_REASONS` entry), or None if it can."""
     o, h, low, c = push.open, push.high, push.low, push.close
-    for price in (o, h, low, c):
-        if not price.is_finite() or price <= 0:
+    try:
+        if low <= o <= h and low <= c <= h:  # the usual case: one chain, then only low and high matter
+            if not low > 0 or not h.is_finite():
+                return "bad_price"
+        elif not (o > 0 and h > 0 and low > 0 and c > 0) or not (o.is_finite() and c.is_finite()):
             return "bad_price"
-    if h < low or not low <= o <= h or not low <= c <= h:
-        return "bad_ohlc"
-    for volume in (push.base_volume, push.quote_volume):
-        if not volume.is_finite() or volume < 0:
+        elif not (h.is_finite() and low.is_finite()):
+            return "bad_price"
+        else:
+            return "bad_ohlc"
+        b, q = push.base_volume, push.quote_volume
+        if not (b >= 0 and q >= 0) or not (b.is_finite() and q.is_finite()):
             return "bad_volume"
+    except InvalidOperation:  # a NaN somewhere
+        return "bad_volume" if low.is_finite() and h.is_finite() and o.is_finite() and c.is_finite() else "bad_price"
     return None
+
+
+def _same(a: WsKline, b: WsKline) -> bool:
+    """The same frame again (cheapest field first; symbol and channel are already ours)."""
+    return (
+        a.ts_ms == b.ts_ms
+        and a.close == b.close
+        and a.high == b.high
+        and a.low == b.low
+        and a.open == b.open
+        and a.base_volume == b.base_volume
+        and a.quote_volume == b.quote_volume
+    )
 
 
 def _continues(later: WsKline, earlier: WsKline) -> bool:
@@ -187,7 +208,8 @@ class CandleAssembler:
             if push.ts_ms > now_ms + self.future_tolerance_ms:
                 self._reject("future")
                 return None
-            if iv.next_open(open_ms) < now_ms - self.max_lag_ms:
+            oldest = now_ms - self.max_lag_ms  # a push at or after it is in a bar that ends later
+            if push.ts_ms < oldest and iv.next_open(open_ms) < oldest:
                 self._reject("too_old")
                 return None
         last = self.last_emitted_open
@@ -201,7 +223,7 @@ class CandleAssembler:
             and _continues(push, pending)
         ):
             # The forming bar's late final data, stamped with a push time in the next bar.
-            if push == pending:
+            if _same(push, pending):
                 self._reject("repeated")
                 return None
             self.accepted += 1
@@ -222,7 +244,7 @@ class CandleAssembler:
             fill_from = iv.next_open(last)
             return BarTransition(fill_from, open_ms, None) if fill_from < open_ms else None
         if open_ms == pending_open:
-            if push == pending:
+            if _same(push, pending):
                 self._reject("repeated")
                 return None
             if push.ts_ms < pending.ts_ms:
