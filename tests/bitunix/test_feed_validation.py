@@ -139,7 +139,7 @@ frames_anywhere = st.builds(
 )
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(frames=st.lists(st.tuples(frames_anywhere, st.integers(0, 5_000)), max_size=40))
 def test_no_frame_sequence_moves_the_current_bar_past_the_clock(frames: list[tuple[WsKline, int]]) -> None:
     asm = CandleAssembler(IV)
@@ -167,7 +167,7 @@ def hostile_variants(last: WsKline, now: int) -> st.SearchStrategy[WsKline]:
 st_future = 10 * YEAR
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=50, deadline=None)
 @given(data=st.data(), n=st.integers(1, 30))
 def test_hostile_frames_never_count_as_progress(data: st.DataObject, n: int) -> None:
     """After a valid push, no sequence of hostile frames is accepted or closes a bar, and the provider's
@@ -226,3 +226,21 @@ def test_one_warning_per_burst_of_refused_frames(caplog: pytest.LogCaptureFixtur
     warnings = [r for r in caplog.records if "refusing kline pushes" in r.getMessage()]
     assert len(warnings) == 1 and "bad_price" in warnings[0].getMessage()
     assert provider.rejected_frames["bad_price"] == 200
+
+
+def test_refused_frames_are_a_prometheus_counter_by_reason() -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from laptop_agents.service.metrics import ServiceMetrics
+
+    provider = BitunixWsProvider(BitunixWsConfig(), wall_clock=lambda: T0 / 1000 + 1)
+    metrics = ServiceMetrics("paper", "BTCUSDT")
+    for push in (kline(T0 + 500, "0", "0", "0", "0"), good(T0 + 10 * YEAR), good(T0 + 10 * YEAR)):
+        provider.on_push(push)
+    metrics._follow_rejections(provider)
+    metrics._follow_rejections(provider)  # mirrored once, not added again
+    samples = {s.labels["reason"]: s.value
+               for family in text_string_to_metric_families(metrics.exposition().decode())
+               for s in family.samples if s.name == "laptop_agents_market_data_frames_rejected_total"}
+    assert samples["bad_price"] == 1 and samples["future"] == 2
+    assert set(samples) <= set(REJECT_REASONS)
