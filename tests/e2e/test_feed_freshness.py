@@ -14,6 +14,8 @@ import json
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -136,6 +138,10 @@ def test_frames_that_do_not_advance_the_market_stop_on_stale_data(
         assert_stale_stop(la_env, proc, refused)
 
 
+def to_ms(iso: str) -> int:
+    return int(datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp() * 1000)
+
+
 def push_frame_now(mx: MockExchangeHandle) -> dict[str, Any]:
     """A valid kline of the bar forming now (what a stuck exchange would keep re-sending)."""
     return mx.call(lambda ex: kline(ex.market_now()))
@@ -149,3 +155,39 @@ def test_gap_over_half_the_timeout_is_a_warning(la_env: LaEnv) -> None:
     assert la_env.events()[-1]["stopped_reason"] == "completed"
     gaps = [r for r in la_env.system_log() if "market data gap" in r["message"]]
     assert len(gaps) == 1 and gaps[0]["level"] == "WARNING"
+
+
+@pytest.mark.parametrize("dialect", [
+    {"kline_push_ts": "bar_open", "kline_volumes": "documented"},
+    {"kline_push_ts": "push_time_lagged", "kline_volumes": "swapped"},
+], ids=["ts-bar-open", "ts-push-time-lagged"])
+def test_every_kline_ts_dialect_gives_the_exchange_candles(la_env: LaEnv, dialect: dict[str, str]) -> None:
+    """Whatever push `ts` means (bar open; push time with the final data after the boundary), the session
+    trades exactly the exchange's own bars: compared with its REST klines, no gap, no duplicate, final OHLC."""
+    import asyncio
+
+    from laptop_agents.execution.bitunix.rest import BitunixRestClient
+    from laptop_agents.execution.bitunix.transport import RestConfig
+
+    with running_mock_exchange(seed=14, time_scale=600, push_interval_ms=50, **dialect) as mx:
+        result = la_env.run("run", "--duration", "0.1", "--source", "bitunix", "--rest-url", mx.rest_url,
+                            "--ws-url", mx.public_ws_url)
+        assert result.returncode == 0, result.stderr
+        got = [(to_ms(e["candle_ts"]), e["open"], e["high"], e["low"], e["close"])
+               for e in la_env.events() if e["event"] == "CandleProcessed"]
+        assert len(got) > 20
+
+        async def exchange_bars() -> dict[int, Any]:
+            rest = BitunixRestClient(RestConfig(base_url=mx.rest_url))
+            try:
+                bars = await rest.kline_range("BTCUSDT", "1m", got[0][0], got[-1][0] + MIN)
+            finally:
+                await rest.close()
+            return {k.open_ms: k for k in bars}
+
+        truth = asyncio.run(exchange_bars())
+    times = [t for t, *_ in got]
+    assert {b - a for a, b in zip(times, times[1:])} == {MIN}
+    for ts, o, h, low, c in got:
+        k = truth[ts]
+        assert (Decimal(str(o)), Decimal(str(h)), Decimal(str(low)), Decimal(str(c))) == (k.open, k.high, k.low, k.close), ts

@@ -131,7 +131,7 @@ class CandleAssembler:
     with a push time already in the next bar is recognised by the data itself:
     a push just after a boundary whose OHLCV merely extends the forming bar
     (same open, wider range, more volume) updates that bar instead of starting
-    the next one (within ``lag_window_ms`` of the boundary).
+    a new one (within ``lag_window_ms`` of the boundary).
     """
 
     def __init__(
@@ -218,7 +218,7 @@ class CandleAssembler:
         if (
             pending is not None
             and pending_open is not None
-            and open_ms == iv.next_open(pending_open)
+            and open_ms > pending_open
             and push.ts_ms - open_ms <= self.lag_window_ms
             and _continues(push, pending)
         ):
