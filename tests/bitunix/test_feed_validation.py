@@ -58,7 +58,7 @@ def stream(n: int, shape: str, pushes: int = 4, swap_volumes: bool = False) -> l
             arrive = start + k * (MIN // (pushes + 1))
             if k == pushes and shape == "push_time_lagged":
                 arrive = start + MIN + 20  # the final data only leaves after the next bar began
-            ts = {"bar_open": start, "push_time": arrive, "push_time_lagged": arrive}[shape]
+            ts = start if shape == "bar_open" else arrive
             out.append((arrive, kline(ts, str(o), str(hi), str(lo), str(close), base, quote)))
     return sorted(out, key=lambda item: item[0])
 
@@ -80,6 +80,20 @@ def test_every_ts_reading_assembles_the_same_candles(swap_volumes: bool) -> None
     for shape in ("bar_open", "push_time", "push_time_lagged"):
         got = closed_candles(CandleAssembler(IV), stream(n, shape, swap_volumes=swap_volumes))
         assert got == want, shape
+
+
+def test_final_data_later_than_the_next_bars_first_push_never_leaks_into_it() -> None:
+    asm = CandleAssembler(IV)
+    b0 = kline(T0 + 10_000, "100", "101", "99", "100.5", "5", "500")
+    b0_final = kline(T0 + MIN + 30_000, "100", "103", "98", "102", "9", "900")  # stamped well into bar 1
+    b1 = kline(T0 + MIN + 10_000, "102", "102.5", "101.5", "102.2", "1", "100")
+    asm.on_push(b0, T0 + 10_000)
+    closed0 = asm.on_push(b1, T0 + MIN + 10_000)
+    assert closed0 is not None and closed0.closed is not None and closed0.closed.close == D("100.5")
+    assert asm.on_push(b0_final, T0 + MIN + 30_000) is None and asm.last_rejection == "out_of_order"
+    closed1 = asm.on_push(kline(T0 + 2 * MIN + 500, "102.2", "102.3", "102.1", "102.3"), T0 + 2 * MIN + 600)
+    assert closed1 is not None and closed1.closed is not None
+    assert (closed1.closed.open, closed1.closed.close) == (D("102"), D("102.2"))  # bar 1's own data
 
 
 def good(now: int, close: str = "60001", o: str = "60000") -> WsKline:

@@ -152,6 +152,7 @@ class CandleAssembler:
         self._first_owed: int | None = None
         self._pending: WsKline | None = None
         self._pending_open: int | None = None
+        self._closed_push: WsKline | None = None  # the last push of the bar closed last
         self._resync = False
         self.stale_pushes = 0
         self.accepted = 0
@@ -250,6 +251,11 @@ class CandleAssembler:
             if push.ts_ms < pending.ts_ms:
                 self._reject("out_of_order")  # reordered or replayed snapshot
                 return None
+            closed = self._closed_push
+            if closed is not None and _continues(push, closed) and not _continues(push, pending):
+                # the closed bar's late data, stamped after the new bar's first push: not this bar's
+                self._reject("out_of_order")
+                return None
             self.accepted += 1
             self._pending = push
             if push.ts_ms > pending.ts_ms:
@@ -262,6 +268,7 @@ class CandleAssembler:
             return None
         # A later bar started: the pending one is closed.
         self.accepted += 1
+        self._closed_push = pending
         self._set_pending(push, open_ms)
         if self._resync:
             # We were away when it closed: its last push we saw may not be final.
