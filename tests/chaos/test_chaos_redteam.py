@@ -1,0 +1,62 @@
+"""Variations on the fixed faults: other counts, moments and paths than the cases the fixes were written for."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.chaos.harness import CLOSE_PATHS, Chaos
+from tests.live.conftest import KEY
+
+pytestmark = pytest.mark.slow
+
+
+def test_close_answer_hangs_past_the_client_timeout_during_shutdown(chaos: Chaos) -> None:
+    """SIGTERM with a position open; the first close request hangs (the exchange never answers it)."""
+    chaos.setup()
+    proc = chaos.start("5")
+    chaos.la_env.wait_for_event("ExecutionFill", timeout=90)
+    chaos.mx.admin.set_faults(rest_hang_next=1, rest_hang_s=30, rest_fault_paths=CLOSE_PATHS,
+                              rest_fault_phase="before")
+    proc.terminate()
+    chaos.finish(proc, "shutdown whose first close hung")
+    chaos.assert_invariants()
+
+
+def test_exchange_clock_steps_back_mid_session(chaos: Chaos) -> None:
+    chaos.setup()
+    proc = chaos.start("5")
+    chaos.la_env.wait_for_event("ExecutionFill", timeout=90)
+    chaos.mx.admin.set_faults(clock_skew_ms=-9000)
+    # trade on for a while under the new clock (position polls are signed), then stop
+    n = len(chaos.mx.admin.events("request", account=KEY))
+    chaos.wait(lambda: proc.poll() is not None or len(chaos.mx.admin.ledger(type="none")["events"]) > n, timeout=3)
+    proc.terminate()
+    chaos.finish(proc, "session whose exchange clock stepped back 9 s")
+    chaos.assert_invariants()
+
+
+def test_skew_just_inside_the_receive_window_at_start(chaos: Chaos) -> None:
+    chaos.setup()
+    chaos.mx.admin.set_faults(clock_skew_ms=4700)
+    proc = chaos.start("5")
+    chaos.wait(lambda: proc.poll() is not None or bool(chaos.mx.admin.events("fill", account=KEY)), timeout=90)
+    proc.terminate()
+    outcome = chaos.finish(proc, "session under 4.7 s skew")
+    if chaos.audit().fills:
+        chaos.assert_invariants()
+    else:
+        assert outcome.returncode not in (0, 1) and "Traceback" not in outcome.stderr, outcome.stderr[-3000:]
+
+
+def test_kill_switch_while_the_fill_cannot_be_booked(chaos: Chaos) -> None:
+    """The entry fills, the position query fails past its retries, and the kill switch is set meanwhile."""
+    chaos.setup()
+    proc = chaos.start("5")
+    chaos.la_env.wait_for_event("SessionStart", timeout=60)
+    chaos.mx.admin.set_faults(rest_error_next=6, rest_fault_paths=["position/get_pending_positions"])
+    chaos.la_env.wait_for(lambda: proc.poll() is not None or bool(chaos.mx.admin.events("fill", account=KEY)),
+                          timeout=90, what="the entry filled")
+    (chaos.la_env.workspace / "kill.txt").write_text("stop\n")
+    outcome = chaos.finish(proc, "kill switch while the fill is unbooked")
+    chaos.assert_invariants(allowed_codes=(4,))
+    assert outcome.returncode == 4
