@@ -26,6 +26,7 @@ import yaml
 
 from laptop_agents.mock_exchange.testing import running_mock_exchange
 from tests.conftest import REPO, LaEnv
+from tests.live.conftest import KEY
 from tests.service.conftest import skip_or_fail, start_serve, wait_until
 
 pytestmark = pytest.mark.slow
@@ -244,7 +245,7 @@ def _serve_env(tmp_path: Path, name: str) -> LaEnv:
 NOT_FIRED = {
     "LaptopAgentsHeartbeatStale": "the loop serves the scrape itself: a stuck loop shows as LaptopAgentsDown",
     "LaptopAgentsMemoryHigh": "needs 1.2 GB of RSS",
-    "LaptopAgentsNotFlatWhileHalted": "needs a flatten the exchange refuses (live); paper always flattens",
+    "LaptopAgentsNotFlatWhileHalted": "proven by test_not_flat_while_halted_fires_until_the_exchange_closes (live)",
     "LaptopAgentsApiErrors": "the market-data REST client's own circuit breaker lets ~1 failing request through per "
                              "half-open, so > 5 counted errors take minutes (measured: 5, then 6 after 30 s)",
 }
@@ -412,3 +413,45 @@ def test_compose_prometheus_scrapes_every_started_service_and_down_fires(prometh
                     proc.wait(timeout=30)
                 except subprocess.TimeoutExpired:
                     proc.kill()
+
+
+EXIT_PATHS = ["trade/place_order", "trade/cancel_orders", "trade/cancel_all_orders", "trade/close_all_position",
+              "trade/flash_close_position"]
+
+
+def test_not_flat_while_halted_fires_until_the_exchange_closes(prometheus_binary: str, la_env: LaEnv,
+                                                              tmp_path: Path) -> None:
+    """Live `la serve` on the mock exchange: a position is open, the exchange refuses every order (503), the
+    kill switch halts the service: it cannot flatten, stays halted and retries; Prometheus fires
+    LaptopAgentsNotFlatWhileHalted. Once the exchange accepts orders again the retry closes the position
+    (the exchange's own ledger says flat) and the alert resolves."""
+    from tests.live.test_live_session_e2e import assert_flat, setup_live
+
+    with running_mock_exchange(seed=5, time_scale=600, push_interval_ms=50) as mx:
+        la_env.hold_positions()
+        setup_live(la_env, mx)
+        served = start_serve(la_env, "--live", "--source", "bitunix", "--rest-url", mx.rest_url, "--ws-url",
+                             mx.public_ws_url, source="bitunix", timeout=60)
+        prom = None
+        try:
+            wait_until(lambda: served.status()["position"] is not None, 90, "a live position open")
+            port = int(served.url.rsplit(":", 1)[1])
+            prom = Prometheus(prometheus_binary, tmp_path, port, rules=short_for_rules(tmp_path))
+            wait_until(prom.ready, 30, "Prometheus ready")
+            mx.admin.set_faults(rest_error_share=1.0, rest_error_status=503, rest_fault_paths=EXIT_PATHS)
+            (la_env.workspace / "kill.txt").write_text("stop\n")
+            wait_until(lambda: "LaptopAgentsNotFlatWhileHalted" in prom.firing(), 120,  # type: ignore[union-attr]
+                       "LaptopAgentsNotFlatWhileHalted firing", interval=0.5)
+            assert served.proc.poll() is None and mx.admin.account(KEY)["positions"], "halted, still not flat"
+            mx.admin.reset(accounts=False, ledger=False)  # the exchange takes orders again
+            wait_until(lambda: served.status()["position"] is None, 60, "flattened by the next retry")
+            assert_flat(mx)
+            wait_until(lambda: "LaptopAgentsNotFlatWhileHalted" not in prom.firing(), 60,  # type: ignore[union-attr]
+                       "the alert resolved", interval=0.5)
+            served.proc.send_signal(signal.SIGTERM)
+            assert served.proc.wait(timeout=60) == 0
+        finally:
+            if prom is not None:
+                prom.stop()
+            if served.proc.poll() is None:
+                served.proc.kill()

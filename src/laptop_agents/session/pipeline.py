@@ -8,6 +8,7 @@ only difference between the two.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Callable
 from datetime import datetime
@@ -34,9 +35,22 @@ class TradingPipeline:
         self.last_candle: Candle | None = None
         # held while the broker is being changed, so the watchdog thread never flattens mid-update
         self.mutation_lock = threading.Lock()
+        # one coroutine at a time in process()/flatten(): both await the broker while holding mutation_lock,
+        # and a second coroutine blocking on that threading lock would freeze the loop that must release it
+        # (a halted service flattens while candles keep arriving: session/stay_up.py)
+        self._turn: asyncio.Lock | None = None
+
+    def _coroutine_turn(self) -> asyncio.Lock:
+        if self._turn is None:
+            self._turn = asyncio.Lock()
+        return self._turn
 
     async def process(self, candle: Candle) -> str | None:
         """Run one closed candle; return a stop reason if the session must end."""
+        async with self._coroutine_turn():
+            return await self._process(candle)
+
+    async def _process(self, candle: Candle) -> str | None:
         now = self.clock.now()
         bus = self.bus
         broker = self.broker
@@ -95,11 +109,12 @@ class TradingPipeline:
 
     async def flatten(self, reason: str) -> Trade | None:
         """Close any open position (close_all) and account for it."""
-        now = self.clock.now()
-        with self.mutation_lock:
-            events, trade = await self.broker.close_all(reason, now)
-            if trade is not None:
-                self._after_trade(trade, events, now)
-            else:
-                self.bus.publish_all(events)
-            return trade
+        async with self._coroutine_turn():
+            now = self.clock.now()
+            with self.mutation_lock:
+                events, trade = await self.broker.close_all(reason, now)
+                if trade is not None:
+                    self._after_trade(trade, events, now)
+                else:
+                    self.bus.publish_all(events)
+                return trade
