@@ -37,6 +37,27 @@ def test_ready_watchdog_status_stopping(la_env: LaEnv, notify_socket: NotifyList
     assert len(times) - 1 <= span / 0.2 + 3, (len(times), span)
 
 
+def test_halted_before_any_data_is_ready_with_a_halted_status(la_env: LaEnv, notify_socket: NotifyListener) -> None:
+    """Exchange unreachable from the start: systemd must not time the start out (TimeoutStartSec) into a restart
+    loop; the service is up, halted in place: READY=1 with STATUS=halted: ... naming the cause."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead = s.getsockname()[1]
+    env = {"NOTIFY_SOCKET": str(notify_socket.path), "WATCHDOG_USEC": "3000000",
+           "LA_BITUNIX__MAX_RECONNECT_ATTEMPTS": "1", "LA_BITUNIX__BACKOFF_MAX_SEC": "0.05",
+           "LA_BITUNIX__WARMUP": "false"}
+    proc = la_env.start("serve", "--no-http", "--source", "bitunix", "--rest-url", f"http://127.0.0.1:{dead}",
+                        "--ws-url", f"ws://127.0.0.1:{dead}/public/", extra_env=env)
+    ready = notify_socket.wait_for("READY=1", timeout=30)
+    status = [m for t, m in notify_socket.lines("STATUS=") if t >= ready[0][0]]
+    assert any(m.startswith("STATUS=halted:") and "data_source_down" in m for m in status), status
+    assert proc.poll() is None
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == 0
+
+
 def test_frozen_loop_stops_watchdog_pings(la_env: LaEnv, notify_socket: NotifyListener) -> None:
     webhook = WebhookReceiver()
     (la_env.root / "alert-urls").write_text(webhook.url + "\n")
