@@ -184,8 +184,8 @@ def _notional(qty: Decimal, price: Decimal, cap: Decimal, field: str, raw: Any) 
 
 
 # --------------------------------------------------------------------------- positions and trades
-def check_position(d: Any, where: str, notional_cap: Decimal) -> Decimal:
-    """An open position; returns its entry fee."""
+def check_position(d: Any, where: str, notional_cap: Decimal, *, rebates: bool = False) -> Decimal:
+    """An open position; returns its entry fee (never negative on paper; an exchange may pay a maker rebate)."""
     d = _object(d, where.rstrip("."))
     _text(d, "position_id", where)
     _side(d, where)
@@ -194,7 +194,7 @@ def check_position(d: Any, where: str, notional_cap: Decimal) -> Decimal:
     assert price is not None
     _notional(qty, price, notional_cap, f"{where}qty", d["qty"])
     _timestamp(d, "entry_ts", where)
-    fee = _money(d, "entry_fee", where, minimum="non_negative")
+    fee = _money(d, "entry_fee", where, minimum="any" if rebates else "non_negative")
     assert fee is not None
     # 0 = no exchange-side TP/SL attached (live, adopted positions); never negative
     for key in ("stop_loss", "take_profit"):
@@ -206,7 +206,7 @@ def check_position(d: Any, where: str, notional_cap: Decimal) -> Decimal:
     return fee
 
 
-def check_trade(d: Any, where: str, notional_cap: Decimal) -> Decimal:
+def check_trade(d: Any, where: str, notional_cap: Decimal, *, rebates: bool = False) -> Decimal:
     """A closed trade; returns its pnl (checked: pnl = gross_pnl − fees)."""
     d = _object(d, where.rstrip("."))
     _text(d, "trade_id", where)
@@ -221,7 +221,7 @@ def check_trade(d: Any, where: str, notional_cap: Decimal) -> Decimal:
     _timestamp(d, "entry_ts", where)
     _timestamp(d, "exit_ts", where)
     gross = _money(d, "gross_pnl", where)
-    fees = _money(d, "fees", where, minimum="non_negative")
+    fees = _money(d, "fees", where, minimum="any" if rebates else "non_negative")
     pnl = _money(d, "pnl", where)
     assert gross is not None and fees is not None and pnl is not None
     if pnl != gross - fees:
@@ -230,24 +230,24 @@ def check_trade(d: Any, where: str, notional_cap: Decimal) -> Decimal:
     return pnl
 
 
-def _trades(data: dict[str, Any], notional_cap: Decimal) -> list[Decimal]:
+def _trades(data: dict[str, Any], notional_cap: Decimal, *, rebates: bool = False) -> list[Decimal]:
     trades = _list(data, "trades")
     pnls = []
     seen: set[str] = set()
     for i, t in enumerate(trades):
-        pnls.append(check_trade(t, f"trades[{i}].", notional_cap))
+        pnls.append(check_trade(t, f"trades[{i}].", notional_cap, rebates=rebates))
         if t["trade_id"] in seen:
             raise StateInvalid(f"trades[{i}].trade_id", t["trade_id"], "duplicate trade id")
         seen.add(t["trade_id"])
     return pnls
 
 
-def _positions(data: dict[str, Any], notional_cap: Decimal) -> Decimal:
+def _positions(data: dict[str, Any], notional_cap: Decimal, *, rebates: bool = False) -> Decimal:
     """The open position's entry fee (0 when flat); at most one position (one-way mode)."""
     positions = _list(data, "positions")
     if len(positions) > 1:
         raise StateInvalid("positions", f"{len(positions)} positions", "more than one open position in one-way mode")
-    return check_position(positions[0], "positions[0].", notional_cap) if positions else Decimal(0)
+    return check_position(positions[0], "positions[0].", notional_cap, rebates=rebates) if positions else Decimal(0)
 
 
 # --------------------------------------------------------------------------- the files
@@ -279,8 +279,8 @@ def check_live_state(data: Any) -> None:
     equity = _money(data, "equity", minimum="non_negative")
     adjustments = _money(data, "adjustments", optional=True) or Decimal(0)
     assert start is not None and equity is not None
-    open_fee = _positions(data, LIVE_NOTIONAL_CAP)
-    pnls = _trades(data, LIVE_NOTIONAL_CAP)
+    open_fee = _positions(data, LIVE_NOTIONAL_CAP, rebates=True)  # the exchange's fees, as it charged them
+    pnls = _trades(data, LIVE_NOTIONAL_CAP, rebates=True)
     unreported = _list(data, "unreported_trades", optional=True)
     known = {t["trade_id"] for t in data["trades"]}
     for i, trade_id in enumerate(unreported):
