@@ -219,3 +219,29 @@ def test_workspace_check_names_the_file_in_one_line(tmp_path: Path) -> None:
     message = str(info.value)
     assert "\n" not in message and str(ws.breaker_state_path) in message and "daily_realized_pnl = '1000000'" in message
     assert ws.breaker_state_path.read_bytes() == before
+
+
+LIVE = {**PAPER, "broker": "bitunix", "adjustments": "0", "entry_order_id": None, "unreported_trades": [],
+        "client_tag": "abc"}
+LIVE_PATHS = _paths(LIVE)
+
+
+@settings(max_examples=150, deadline=None)
+@given(mutations=st.lists(st.tuples(st.sampled_from(LIVE_PATHS), HOSTILE), min_size=1, max_size=2))
+def test_no_mutated_live_state_passes_with_impossible_values(mutations: list[tuple[str, Any]]) -> None:
+    data = LIVE
+    for path, value in mutations:
+        try:
+            data = _set(data, path, value)
+        except (KeyError, IndexError, TypeError, ValueError):
+            continue
+    data = _via_json(data)
+    try:
+        check_live_state(data)
+    except StateInvalid:
+        return
+    money = [D(str(data["equity"])), D(str(data["starting_equity"]))]
+    assert all(m.is_finite() and 0 <= m <= MAX_MONEY for m in money)
+    for p in data["positions"] + data["trades"]:
+        assert D(str(p["qty"])) > 0 and D(str(p["entry_price"])) > 0 and p["side"] in ("LONG", "SHORT")
+    assert type(data["seq"]) is int and data["seq"] >= 0 and isinstance(data["trades"], list)
