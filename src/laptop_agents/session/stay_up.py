@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -112,6 +113,7 @@ class StayUp:
         self.reconnect_attempts = 0
         self.outages = 0
         self._last_flatten_try = float("-inf")
+        self._retry_task: asyncio.Task[None] | None = None
         self._handled: asyncio.Task[None] | None = None
 
     # ------------------------------------------------------------------ queries (endpoint, notify)
@@ -240,23 +242,34 @@ class StayUp:
                             causes=",".join(self.causes.active)))
 
     async def _keep_flat(self, now: float, started: list[str]) -> None:
-        """Flatten when a halt starts; while halted and still not flat (live close failed), retry every few s."""
+        """Flatten when a halt starts (inline: halting means flat); while halted and still not flat (a live close
+        the exchange refused), retry every few seconds in the background, so that the control loop keeps beating
+        (heartbeat, WATCHDOG=1, /healthz) during a retry that may take the broker's whole exit budget."""
         r = self.runner
-        if not started and (r.account.position is None or now - self._last_flatten_try < FLATTEN_RETRY_SEC):
-            return
-        self._last_flatten_try = now
         if r.account.position is None:
             return
-        reason = FLATTEN_REASON[started[0] if started else (self.causes.primary or STALE_DATA)]
+        if started:
+            await self._flatten(FLATTEN_REASON[started[0]])
+            return
+        busy = self._retry_task is not None and not self._retry_task.done()
+        if busy or time.monotonic() - self._last_flatten_try < FLATTEN_RETRY_SEC:
+            return
+        self._retry_task = asyncio.get_running_loop().create_task(
+            self._flatten(FLATTEN_REASON[self.causes.primary or STALE_DATA]), name="halted-flatten-retry")
+
+    async def _flatten(self, reason: str) -> None:
+        r = self.runner
         try:
             trade = await r.pipeline.flatten(reason)
         except Exception as exc:  # noqa: BLE001 - stay up, stay halted, try again; the gauges show the position
             log.critical("halted but could not flatten (%s); retrying every %.0fs", exc, FLATTEN_RETRY_SEC,
                          exc_info=not isinstance(exc, LaError))
-            return
-        if trade is not None:
-            log.warning("halted: closed %s %s at %s (pnl %s)", trade.side.value, trade.qty, trade.exit_price, trade.pnl)
-
+        else:
+            if trade is not None:
+                log.warning("halted: closed %s %s at %s (pnl %s)", trade.side.value, trade.qty, trade.exit_price,
+                            trade.pnl)
+        finally:
+            self._last_flatten_try = time.monotonic()
 
 
 def take_reset_request(runner: AsyncRunner) -> None:
