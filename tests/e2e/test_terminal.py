@@ -7,6 +7,8 @@ import json
 import re
 import signal
 
+import pytest
+
 from tests.conftest import LaEnv
 
 FAST = ["--source", "mock", "--candle-interval", "0.01"]
@@ -21,6 +23,7 @@ def count(events: list[dict], name: str) -> int:
     return sum(1 for e in events if e["event"] == name)
 
 
+@pytest.mark.slow
 def test_lines_per_order_fill_exit_status_line_and_verbosity(la_env: LaEnv) -> None:
     r = la_env.run("run", "--duration", "0.04", *FAST, "--status-every", "0.5")
     assert r.returncode == 0, r.stderr
