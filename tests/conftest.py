@@ -131,9 +131,23 @@ def _deep_update(data: dict[str, Any], changes: dict[str, Any]) -> None:
 def la_env(tmp_path: Path) -> Iterator[LaEnv]:
     config_dir = tmp_path / "config"
     shutil.copytree(REPO / "config", config_dir)
-    env = LaEnv(root=tmp_path, workspace=tmp_path / ".workspace", config_dir=config_dir)
+    # the host-wide account-lock directory, per test: sessions of other tests (and other runs) never meet
+    env = LaEnv(root=tmp_path, workspace=tmp_path / ".workspace", config_dir=config_dir,
+                env={"LA_LOCK_DIR": str(tmp_path / "locks")})
     yield env
     for proc in env.procs:
         if proc.poll() is None:
             proc.send_signal(signal.SIGKILL)
             proc.wait(timeout=10)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_lock_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Session locks live in a host-wide directory ($LA_LOCK_DIR); tests never use the real one."""
+    previous = os.environ.get("LA_LOCK_DIR")
+    os.environ["LA_LOCK_DIR"] = str(tmp_path_factory.mktemp("la-locks"))
+    yield
+    if previous is None:
+        os.environ.pop("LA_LOCK_DIR", None)
+    else:
+        os.environ["LA_LOCK_DIR"] = previous

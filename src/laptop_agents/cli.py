@@ -23,7 +23,9 @@ EXIT_CODES_HELP = """exit codes:
   2 usage or config error        3 another session is running     4 kill switch
   5 circuit breaker stop         6 stale market data              7 watchdog (frozen loop / memory)
   8 corrupted or unknown state   9 market data failed for good    10 could not verify flat at shutdown
-  11 la audit: a critical gap"""
+  11 la audit: a critical gap     12 exchange unavailable (retries exhausted)
+  13 exchange rejected the API credentials                    14 disk full, read-only or not writable
+  15 clock skewed beyond the exchange's receive window"""
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -285,6 +287,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     finally:
         if router is not None:
             router.notifier.close(timeout=5.0)
+    from laptop_agents.session.async_session import ORDINARY_FAILURES
+
+    if runner.stopped_reason in ORDINARY_FAILURES:  # cause and fix, on stderr, like every refusal
+        not_flat = "; and shutdown could NOT verify the account is flat: check it on the exchange now" \
+            if code == ExitCode.NOT_FLAT else ""
+        print(f"la: error: {runner.stop_detail}{not_flat}", file=sys.stderr)
     print(
         f"session {runner.run_id} ended: {runner.stopped_reason} (exit {code}); "
         f"{len(runner.recorder.run_trades)} trades; equity {runner.paper.equity} USDT; "
@@ -670,6 +678,14 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(argv)
         return int(COMMANDS[args.command](args))
     except LaError as err:
+        print(f"la: error: {err}", file=sys.stderr)
+        return int(err.exit_code)
+    except OSError as exc:
+        from laptop_agents.core.errors import DiskError, is_disk_error
+
+        if not is_disk_error(exc):
+            raise  # any other OSError is a bug: exit 1 with its traceback
+        err = DiskError.from_os_error(exc)
         print(f"la: error: {err}", file=sys.stderr)
         return int(err.exit_code)
     except KeyboardInterrupt:

@@ -167,6 +167,10 @@ class SessionSettings(_Model):
     control_interval_sec: float = Field(0.25, gt=0, le=10, description="how often the loop checks deadline, kill switch, staleness")
     status_interval_sec: float = Field(1.0, gt=0, le=60)
     shutdown_grace_sec: float = Field(10.0, gt=0, le=600, description="watchdog waits this long for a graceful stop")
+    lock_dir: str | None = Field(
+        None, min_length=1, exclude=True,  # where locks live is not trading config: kept out of config_hash
+        description="host-wide directory of the per-account session locks ($LA_LOCK_DIR wins; default "
+                    "/run/laptop-agents, else $XDG_RUNTIME_DIR/laptop-agents, else <tmp>/laptop-agents-<uid>)")
 
 
 class MockSettings(_Model):

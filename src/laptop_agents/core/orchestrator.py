@@ -10,7 +10,9 @@ so a crash can lose at most candle/signal lines, never a trade.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import os
 import secrets
 from collections import Counter
@@ -18,7 +20,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
+from laptop_agents.core.errors import is_disk_error
 from laptop_agents.core.events import Event, EventEncoder, EventName
+
+log = logging.getLogger("laptop_agents.journal")
 
 EVENTS_FILE = "events.jsonl"
 SYSTEM_FILE = "system.jsonl"
@@ -97,6 +102,7 @@ class EventJournal:
         self._fh: IO[str] | None = path.open("a", encoding="utf-8", buffering=1 << 16)
         self._line = EventEncoder().line
         self._skip = None if candle_events else EventName.CANDLE_PROCESSED
+        self.write_error: OSError | None = None
 
     def __call__(self, event: Event) -> None:
         name = event.name
@@ -105,13 +111,34 @@ class EventJournal:
             return
         fh = self._fh
         if fh is not None:
-            fh.write(self._line(event))
-            if name in FLUSHED_EVENTS:
-                fh.flush()
+            try:
+                fh.write(self._line(event))
+                if name in FLUSHED_EVENTS:
+                    fh.flush()
+            except OSError as exc:
+                self._failed(exc)
 
     def flush(self) -> None:
         if self._fh is not None:
-            self._fh.flush()
+            try:
+                self._fh.flush()
+            except OSError as exc:
+                self._failed(exc)
+
+    def _failed(self, exc: OSError) -> None:
+        """The disk refused a write (full, read-only, I/O error): stop writing, keep the error for the session,
+        which stops with DISK_ERROR. Only a disk error is swallowed; anything else stays a bug."""
+        if not is_disk_error(exc):
+            raise exc
+        if exc.filename is None:
+            exc.filename = str(self.path)
+        if self.write_error is None:
+            log.error("cannot write %s: %s", self.path, exc)
+        self.write_error = exc
+        fh, self._fh = self._fh, None
+        if fh is not None:
+            with contextlib.suppress(OSError):
+                fh.close()
 
     def close(self) -> None:
         if self._fh is not None:

@@ -38,7 +38,7 @@ import psutil
 from laptop_agents.agents.supervisor import EntryWindow, Supervisor
 from laptop_agents.core.clock import Clock, SystemClock
 from laptop_agents.core.config_models import AppConfig
-from laptop_agents.core.errors import ExitCode, LaError
+from laptop_agents.core.errors import DiskError, ExitCode, LaError, is_disk_error
 from laptop_agents.core.events import Event, EventBus, EventName
 from laptop_agents.core.logger import flush_logging, setup_logging
 from laptop_agents.core.models import utc_iso
@@ -49,7 +49,8 @@ from laptop_agents.resilience.trading_circuit_breaker import BreakerState, Tradi
 from laptop_agents.session.brokers import BrokerFactory, PaperBrokerFactory
 from laptop_agents.session.guard_notices import GuardNotices, announce_at_start
 from laptop_agents.session.kill_switch import KillSwitch
-from laptop_agents.session.lock import PidLock
+from laptop_agents.session.failures import CREDENTIALS_REJECTED, DISK_ERROR, EXCHANGE_UNAVAILABLE, classify
+from laptop_agents.session.lock import AccountLock, PidLock, SessionLock, resolve_lock_dir
 from laptop_agents.session.pipeline import TradingPipeline
 from laptop_agents.session.recorder import RunRecorder
 from laptop_agents.session.state_store import StateStore, load_breaker_state
@@ -73,7 +74,12 @@ STOP_REASONS: dict[str, tuple[ExitCode, str]] = {
     "error": (ExitCode.INTERNAL_ERROR, "error"),
     "optin_expired": (ExitCode.USAGE, "optin_expired"),
     "order_identity": (ExitCode.STATE_ERROR, "order_identity"),
+    EXCHANGE_UNAVAILABLE: (ExitCode.EXCHANGE_UNAVAILABLE, EXCHANGE_UNAVAILABLE),
+    CREDENTIALS_REJECTED: (ExitCode.CREDENTIALS_REJECTED, CREDENTIALS_REJECTED),
+    DISK_ERROR: (ExitCode.DISK_ERROR, DISK_ERROR),
 }
+ORDINARY_FAILURES = frozenset({EXCHANGE_UNAVAILABLE, CREDENTIALS_REJECTED, DISK_ERROR})
+"""Stop reasons that are not bugs: the CLI prints their detail (cause and fix) as the error line."""
 
 
 class SessionHooks:
@@ -139,7 +145,7 @@ class AsyncRunner:
         self.clock = clock or SystemClock()
         self.settings = config.settings.session
         self.kill_switch = KillSwitch(workspace.kill_files(), env)
-        self.lock = PidLock(workspace.lock_path)
+        self.lock = SessionLock(PidLock(workspace.lock_path), None)  # + the account lock, at _setup
         self.state = StateManager(workspace.state_dir)
         self.bus = EventBus()
         self.hooks = list(hooks or [])
@@ -182,13 +188,27 @@ class AsyncRunner:
                                         breaker_state or BreakerState())
         return breaker, restored
 
+    def _account_lock(self) -> AccountLock | None:
+        """The host-wide lock of the account this session trades (None if the factory cannot name it)."""
+        key_of = getattr(self.factory, "account_key", None)
+        key = key_of(self.workspace) if key_of is not None else None
+        if key is None:
+            return None
+        return AccountLock(resolve_lock_dir(self.settings.lock_dir), key)
+
+    def _lock_info(self, run_id: str | None) -> dict[str, Any]:
+        return {"run_id": run_id, "started_at": utc_iso(self._started_at), "mode": self.mode,
+                "workspace": str(self.workspace.root), "source": self.options.source}
+
     def _setup(self) -> None:
         self._started_at = self.clock.now()
-        self.lock.acquire({"run_id": None, "started_at": utc_iso(self._started_at), "mode": self.mode})
+        self.lock.account = self._account_lock()
+        self.lock.acquire(self._lock_info(None))
         try:
             self._loaded = self._load_state()
-        except BaseException:
+        except BaseException as exc:
             self.lock.release()
+            _raise_ordinary(exc)
             raise
 
     async def _open(self) -> None:
@@ -197,17 +217,17 @@ class AsyncRunner:
         try:
             broker, start_events = await self.factory.open(self.clock.now())
             self._build(broker, start_events, breaker, restored, self.mode)
-        except BaseException:
+        except BaseException as exc:
             with contextlib.suppress(Exception):
                 await self.factory.shutdown("start_failed", self.clock.now())
             self.lock.release()
+            _raise_ordinary(exc)  # the exchange down, credentials refused, disk full: one line, its own code
             raise
 
     def _build(self, broker: Any, start_events: list[Event], breaker: TradingCircuitBreaker, restored: bool,
                mode: str) -> None:
         self.run_id = new_run_id(self._started_at, mode)
-        self.lock.update({"run_id": self.run_id, "started_at": utc_iso(self._started_at), "mode": mode,
-                          "source": self.options.source})
+        self.lock.update(self._lock_info(self.run_id))
         self.run_dir = RunDirectory(self.workspace.runs_dir, self.run_id).create()
         setup_logging(self.run_dir.system)
         self.account = account = self.factory.account
@@ -226,6 +246,7 @@ class AsyncRunner:
                                 broker_kind=self.factory.state_kind)
         self.bus.subscribe(self.store)
         self.bus.subscribe(GuardNotices())
+        self.bus.subscribe(self.recorder.trades_observer)  # after the store: state first, then the csv row
         if self.lock.recovered_from is not None:
             prev = self.lock.recovered_from
             log.warning("recovered a stale lock left by pid %s (run %s): that session is not running", prev.pid, prev.run_id)
@@ -307,9 +328,14 @@ class AsyncRunner:
         self._consumer = asyncio.create_task(self._consume(), name="market-data")
         try:
             await self._control_loop()
-        except Exception:  # noqa: BLE001 - any bug still goes through the shutdown path
-            log.critical("session loop failed", exc_info=True)
-            self.request_stop("error", "unhandled exception in the control loop")
+        except Exception as exc:  # noqa: BLE001 - any bug still goes through the shutdown path
+            ordinary = classify(exc)
+            if ordinary is not None:
+                log.error("stopping: %s", ordinary[1])
+                self.request_stop(ordinary[0], str(ordinary[1]))
+            else:
+                log.critical("session loop failed", exc_info=True)
+                self.request_stop("error", "unhandled exception in the control loop")
         await self._shutdown(self._consumer)
 
     def consumer_done(self) -> bool:
@@ -430,7 +456,12 @@ class AsyncRunner:
             if consumer.done() and not (self.stay_up is not None and self.stay_up.down_detail is not None):
                 self._consumer_finished(consumer)
                 break
+            write_error = self.store.write_error or self.recorder.write_error
+            if write_error is not None:
+                self.request_stop(DISK_ERROR, str(DiskError.from_os_error(write_error, action="write")))
+                break
             if now >= next_status:
+                self.lock.verify()  # a deleted or replaced lock file is taken back (and said so)
                 self._write_status()
                 next_status = now + s.status_interval_sec
             self.journal.flush()
@@ -447,6 +478,9 @@ class AsyncRunner:
         elif isinstance(exc, FatalError):
             log.error("market data failed for good: %s", exc)
             self.request_stop("data_error", str(exc))
+        elif (ordinary := classify(exc)) is not None:
+            log.error("stopping: %s", ordinary[1])
+            self.request_stop(ordinary[0], str(ordinary[1]))
         else:
             log.critical("trading pipeline failed", exc_info=exc)
             self.request_stop("error", f"{type(exc).__name__}: {exc}")
@@ -490,8 +524,12 @@ class AsyncRunner:
         self.exit_code = int(exit_code)
         try:
             self.store.save_all()
-        except Exception:  # noqa: BLE001
-            log.critical("could not persist state at shutdown", exc_info=True)
+        except Exception as exc:  # noqa: BLE001
+            if is_disk_error(exc):  # the file on disk is the last good state (atomic writes): say so, no traceback
+                log.critical("could not persist state at shutdown: %s; the state files keep their last saved "
+                             "version", DiskError.from_os_error(exc, exc.filename or self.workspace.state_dir))  # type: ignore[arg-type,union-attr]
+            else:
+                log.critical("could not persist state at shutdown", exc_info=True)
         ended = self.clock.now()
         try:
             summary = self.recorder.finish(
@@ -500,8 +538,12 @@ class AsyncRunner:
                 breaker=self.breaker.state.to_dict(),
             )
             trade_count = len(summary.trades)
-        except Exception:  # noqa: BLE001
-            log.critical("could not write the run's reports", exc_info=True)
+        except Exception as exc:  # noqa: BLE001
+            if is_disk_error(exc):
+                log.critical("could not write the run's reports: %s",
+                             DiskError.from_os_error(exc, exc.filename or self.run_dir.path))  # type: ignore[arg-type,union-attr]
+            else:
+                log.critical("could not write the run's reports", exc_info=True)
             trade_count = len(self.recorder.run_trades)
         self._write_status(running=False)
         log.info("session %s ended: %s (exit code %d), %d trades, equity %s", self.run_id, reason, self.exit_code,
@@ -528,8 +570,9 @@ class AsyncRunner:
         }
         try:
             atomic_write_text(self.workspace.status_path, _json(status))
-        except OSError:
-            log.warning("could not write %s", self.workspace.status_path, exc_info=True)
+        except OSError as exc:  # status is informational: trading goes on (a full disk is caught by the state saves)
+            log.warning("could not write %s: %s", self.workspace.status_path, exc,
+                        exc_info=not is_disk_error(exc))
 
     # ------------------------------------------------------------------ watchdog
     def _threaded_watchdog(self) -> None:
@@ -603,6 +646,13 @@ def progress_monotonic(provider: MarketDataProvider) -> float | None:
     if hasattr(provider, "progress_monotonic"):
         return provider.progress_monotonic
     return provider.last_data_monotonic
+
+
+def _raise_ordinary(exc: BaseException) -> None:
+    """Re-raise an ordinary failure as its one-line LaError (no traceback, its own exit code); else return."""
+    ordinary = classify(exc)
+    if ordinary is not None and ordinary[1] is not exc:
+        raise ordinary[1] from None
 
 
 def _json(data: Any) -> str:

@@ -110,7 +110,8 @@ class BacktestRunner:
         self.paper, self.pipeline = paper, pipeline
         recorder = RunRecorder(self.run_dir, bus, paper, self.config, mode="backtest", source=self.source,
                                started_at=clock.now(), candle_events=self.candle_events,
-                               extra_snapshot={"candles": self.total})
+                               extra_snapshot={"candles": self.total}, durable_trades=False)
+        bus.subscribe(recorder.trades_observer)
         self.recorder = recorder
         bus.publish(Event(EventName.SESSION_START, clock.now(), run_id=self.run_id, mode="backtest",
                           session_mode="backtest", source=self.source, symbol=self.config.strategy.symbol,

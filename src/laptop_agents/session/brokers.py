@@ -25,6 +25,7 @@ from laptop_agents.core.state import StateManager
 from laptop_agents.core.state_schema import StateInvalid, check_live_state, state_error
 from laptop_agents.execution.broker import Broker, PaperBrokerPort
 from laptop_agents.paper.broker import PaperBroker
+from laptop_agents.session.lock import AccountKey
 from laptop_agents.session.state_store import BROKER_KIND
 from laptop_agents.session.workspace import BROKER_STATE_NAME, Mode, Workspace
 
@@ -53,6 +54,9 @@ class BrokerFactory(Protocol):
 
     def check(self, now: datetime) -> tuple[str, str] | None:
         """Every control tick: a (stop reason, detail) if the broker can no longer trade."""
+
+    def account_key(self, workspace: Workspace) -> AccountKey | None:
+        """The account this session trades (the host-wide lock's key), or None if it cannot be named yet."""
 
 
 class PaperBrokerFactory:
@@ -95,6 +99,10 @@ class PaperBrokerFactory:
     async def open(self, now: datetime) -> tuple[Broker, list[Event]]:
         return PaperBrokerPort(self.account), []
 
+    def account_key(self, workspace: Workspace) -> AccountKey:
+        """A paper account is its state directory: two sessions on one paper workspace are one account."""
+        return AccountKey.paper(workspace.state_dir)
+
     async def shutdown(self, reason: str, now: datetime) -> Closed:
         return [], None
 
@@ -128,6 +136,21 @@ class LiveBrokerFactory:
     def account(self) -> Any:
         assert self.broker is not None, "open() first"
         return self.broker
+
+    def account_key(self, workspace: Workspace) -> AccountKey | None:
+        """The API key's fingerprint (from the credentials file's authenticated header: no passphrase, and never
+        the key itself) at the exchange's host. None if the file cannot be read: the gate then refuses before
+        any request, so no session trades without the lock."""
+        from laptop_agents.security.credentials_file import read_header
+        from laptop_agents.security.errors import SecurityError
+
+        try:
+            fingerprint = read_header(Path(self.config.settings.live.credentials_file)).fingerprint
+        except (OSError, SecurityError, ValueError):
+            return None
+        if not fingerprint:
+            return None
+        return AccountKey.live(fingerprint, self.config.settings.bitunix.rest_url)
 
     def load(self, state: StateManager, workspace: Workspace) -> bool:
         from laptop_agents.execution.live_start import load_live_state

@@ -1,8 +1,9 @@
 """RunRecorder: everything a run leaves in its directory, shared by live sessions and replays.
 
 It owns the run directory's journal (events.jsonl), the config snapshot, the
-equity curve, and at the end SessionEnd, trades.csv, summary.html/json with the
-no-drift accounting check.
+equity curve, trades.csv (a row appended, flushed and fsynced as each trade closes,
+so a killed run keeps every closed trade), and at the end SessionEnd, the rest of
+trades.csv, summary.html/json with the no-drift accounting check.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from laptop_agents.core.models import Position, Trade, utc_iso
 from laptop_agents.core.orchestrator import EventJournal, RunDirectory
 from laptop_agents.core.state import atomic_write_text
 from laptop_agents.reporting.summary_html import SessionSummary, write_summary
-from laptop_agents.reporting.trades_csv import write_trades_csv
+from laptop_agents.reporting.trades_csv import TradesCsvAppender
 
 log = logging.getLogger("laptop_agents.session.recorder")
 
@@ -51,7 +52,9 @@ class RunRecorder:
         started_at: datetime,
         extra_snapshot: dict[str, Any] | None = None,
         candle_events: bool = True,
+        durable_trades: bool = True,
     ) -> None:
+        """``durable_trades``: fsync trades.csv as each trade closes (sessions); a replay passes False."""
         self.run_dir = run_dir
         self.paper = paper
         self.config = config
@@ -70,12 +73,32 @@ class RunRecorder:
         self.snapshot = {"run_id": run_dir.run_id, "config_hash": config.config_hash, "config_dir": str(config.config_dir),
                          "mode": mode, "source": source, **(extra_snapshot or {}), **config.snapshot()}
         atomic_write_text(run_dir.config_snapshot, json.dumps(self.snapshot, indent=2, default=str) + "\n")
+        self.trades_csv = TradesCsvAppender(run_dir.trades_csv, durable=durable_trades)
         bus.subscribe(self.journal)
         bus.subscribe(self._observe)
 
     def _observe(self, event: Event) -> None:
         if event.name == EventName.EXECUTION_EXIT:
             self.equity_curve.append((utc_iso(event.timestamp), self.paper.equity))
+
+    def trades_observer(self, event: Event) -> None:
+        """Bus observer that appends each closed trade to trades.csv. The caller subscribes it *after* the
+        state store: the trade is in the state file first, so a kill between the two can never make a restart
+        close the same position again (the row would then exist twice, at two prices)."""
+        if event.name == EventName.EXECUTION_EXIT:
+            self._append_closed_trades()
+
+    def _append_closed_trades(self) -> None:
+        """Append the run's trades not yet in trades.csv (by position in the list: each exactly once)."""
+        trades = self.paper.trades
+        done = self.first_trade + self.trades_csv.rows
+        if len(trades) > done and self.trades_csv.write_error is None:
+            self.trades_csv.append(trades[done:])
+
+    @property
+    def write_error(self) -> OSError | None:
+        """The first disk error met writing the run's files (journal, trades.csv), or None."""
+        return self.journal.write_error or self.trades_csv.write_error
 
     @property
     def run_trades(self) -> list[Trade]:
@@ -101,7 +124,8 @@ class RunRecorder:
             net_pnl=sum((t.pnl for t in trades), Decimal(0)), open_position=self.paper.position is not None,
         ))
         self.journal.close()
-        write_trades_csv(self.run_dir.trades_csv, trades)
+        self._append_closed_trades()  # anything closed without an ExecutionExit (none expected): no row twice
+        self.trades_csv.close()
         ok, check = self.accounting_check(trades)
         summary = SessionSummary(
             run_id=self.run_dir.run_id, mode=self.mode, source=self.source, started_at=utc_iso(self.started_at),

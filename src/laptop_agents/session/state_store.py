@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from laptop_agents.core.errors import StateError
+from laptop_agents.core.errors import StateError, is_disk_error
 from laptop_agents.core.events import Event, EventName
 from laptop_agents.core.state import StateManager
 from laptop_agents.core.state_schema import (
@@ -22,6 +23,8 @@ from laptop_agents.session.workspace import BREAKER_STATE_NAME, BROKER_STATE_NAM
 
 BROKER_KIND = "paper_broker"
 BREAKER_KIND = "circuit_breaker"
+
+log = logging.getLogger("laptop_agents.session.state_store")
 
 _BROKER_EVENTS = {EventName.EXECUTION_FILL, EventName.EXECUTION_EXIT}
 _BREAKER_EVENTS = {EventName.EXECUTION_EXIT, EventName.CIRCUIT_BREAKER_TRIPPED, EventName.CIRCUIT_BREAKER_RESET}
@@ -40,12 +43,25 @@ class StateStore:
         self._breaker_state = breaker_state
         self.broker_kind = broker_kind
         self.writes = 0
+        self.write_error: OSError | None = None
+        """The first disk error (full, read-only, I/O) a save met; the session stops with DISK_ERROR on it."""
 
     def __call__(self, event: Event) -> None:
-        if event.name in _BROKER_EVENTS:
-            self.save_broker()
-        if event.name in _BREAKER_EVENTS:
-            self.save_breaker()
+        try:
+            if event.name in _BROKER_EVENTS:
+                self.save_broker()
+            if event.name in _BREAKER_EVENTS:
+                self.save_breaker()
+        except OSError as exc:
+            if not is_disk_error(exc):
+                raise
+            # atomic writes: the file on disk keeps its last good version; one line, then the session stops
+            if exc.filename is None:
+                exc.filename = str(self.manager.path(BROKER_STATE_NAME if event.name in _BROKER_EVENTS
+                                                     else BREAKER_STATE_NAME))
+            if self.write_error is None:
+                log.error("could not save state after %s: %s", event.name, exc)
+            self.write_error = exc
 
     def save_broker(self) -> None:
         self.manager.save(BROKER_STATE_NAME, self.broker_kind, self._broker_state())

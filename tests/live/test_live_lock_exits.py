@@ -1,0 +1,113 @@
+"""`la run --live` against the mock exchange: one session per account, and ordinary exchange failures end with
+their own exit code and one line (cause and fix), never exit 1 with a traceback. Asserted from the mock's ledger.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from laptop_agents.execution.bitunix.credentials import Credentials
+from laptop_agents.mock_exchange.testing import MockExchangeHandle, running_mock_exchange
+from laptop_agents.security.credentials_file import write_credentials_file
+from tests.conftest import LaEnv
+from tests.live.conftest import KEY
+from tests.live.test_live_session_e2e import assert_flat, live_args, live_lock, setup_live
+from tests.security.helpers import FAST, passphrase_source
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def mx() -> Iterator[MockExchangeHandle]:
+    with running_mock_exchange(seed=5, time_scale=600, push_interval_ms=50) as handle:
+        yield handle
+
+
+def _orders(mx: MockExchangeHandle) -> list[dict]:
+    return [r for r in mx.admin.events("order_request", account=KEY) if r["accepted"]]
+
+
+def _one_error_line(stderr: str) -> str:
+    assert "Traceback" not in stderr, stderr[-3000:]
+    lines = [line for line in stderr.splitlines() if line.startswith("la: error:")]
+    assert len(lines) == 1, stderr[-3000:]
+    return lines[0]
+
+
+def test_second_live_session_on_the_same_account_from_another_directory_is_refused(
+        la_env: LaEnv, mx: MockExchangeHandle) -> None:
+    la_env.hold_positions()
+    setup_live(la_env, mx)
+    first = la_env.start(*live_args(mx, "2"))
+    la_env.wait_for_event("ExecutionFill", timeout=60)
+    held = lambda: [(p["positionId"], p["side"], p["qty"]) for p in mx.admin.account(KEY)["positions"]]  # noqa: E731
+    position = held()
+    orders_before = _orders(mx)
+    assert position
+
+    # the same account, config and credentials, from a different directory and workspace
+    other = LaEnv(root=la_env.root / "elsewhere", workspace=la_env.root / "elsewhere" / ".workspace",
+                  config_dir=la_env.config_dir, env=dict(la_env.env))
+    other.root.mkdir()
+    second = other.run(*live_args(mx, "0.2"), timeout=60)
+    assert second.returncode == 3, second.stderr[-3000:]
+    line = _one_error_line(second.stderr)
+    assert f"pid {first.pid}" in line and str(la_env.workspace) in line and "account" in line
+    assert KEY not in second.stderr and KEY not in "".join(p.name for p in (la_env.root / "locks").iterdir())
+    # the refused session sent nothing: the first one's position is as it was
+    assert _orders(mx) == orders_before and held() == position
+    assert not live_lock(other).exists()
+
+    assert la_env.run("stop", "--live").returncode == 0
+    assert first.wait(timeout=30) == 0
+    assert_flat(mx)
+
+
+@pytest.mark.parametrize("fault, code, words", [
+    ({"rest_error_next": 1000}, 12, "exchange is unavailable"),
+    ({"rate_limit_next": 1000}, 12, "rate-limiting"),
+    (None, 13, "rejected our API credentials"),
+], ids=["503_at_start", "429_at_start", "wrong_secret"])
+def test_exchange_failure_at_start_exits_with_its_code_and_one_line(
+        la_env: LaEnv, mx: MockExchangeHandle, fault: dict | None, code: int, words: str) -> None:
+    setup_live(la_env, mx)
+    if fault is None:  # the same API key (so the signed opt-in still matches), a wrong secret
+        source = passphrase_source(la_env.root / "secrets")
+        creds = la_env.root / "secrets" / "bitunix.credentials.enc"
+        creds.unlink()
+        write_credentials_file(creds, Credentials(KEY, "not-the-secret-0123456789abcdef"), source.read(), params=FAST)
+    else:
+        mx.admin.set_faults(**fault)
+    result = la_env.run(*live_args(mx, "0.2"), timeout=90)
+    assert result.returncode == code, result.stderr[-3000:]
+    line = _one_error_line(result.stderr)
+    assert words in line, line
+    assert "not-the-secret" not in result.stderr
+    assert _orders(mx) == []
+    assert not live_lock(la_env).exists()
+    assert not (la_env.workspace / "live" / "async_broker_state.json").exists()
+
+
+def test_exchange_outage_mid_session_is_not_a_bug(la_env: LaEnv, mx: MockExchangeHandle) -> None:
+    """Every REST call fails for longer than the retries last, with a position open: exit 12 (flat) or the exit-10
+    path (could not verify flat, said so), one error line, never exit 1 and a traceback."""
+    la_env.hold_positions()
+    setup_live(la_env, mx)
+    proc = la_env.start(*live_args(mx, "2"))
+    la_env.wait_for_event("ExecutionFill", timeout=60)
+    mx.admin.set_faults(rest_error_share=1.0)
+    la_env.wait_for(lambda: proc.poll() is not None or any(
+        e["event"] == "SessionEnd" for e in la_env.events()), timeout=60, what="the session stopping")
+    mx.admin.set_faults(rest_error_share=0.0)
+    _out, err = proc.communicate(timeout=60)
+    assert proc.returncode in (12, 10), err[-3000:]
+    line = _one_error_line(err)
+    assert "exchange is unavailable" in line
+    if proc.returncode == 10:
+        assert "NOT verify the account is flat" in line
+    else:
+        assert_flat(mx)
+    end = [e for e in la_env.events() if e["event"] == "SessionEnd"][-1]
+    assert end["stopped_reason"] == "exchange_unavailable" and end["exit_code"] == proc.returncode
