@@ -6,6 +6,7 @@ LA_LOCK_DIR points every lock at the test's own directory.
 
 from __future__ import annotations
 
+import secrets
 import subprocess
 import sys
 import textwrap
@@ -17,13 +18,15 @@ from laptop_agents.core.errors import AlreadyRunningError
 from laptop_agents.session import lock as lock_mod
 from laptop_agents.session.lock import AccountKey, AccountLock, LockInfo, PidLock, resolve_lock_dir
 
-KEY = AccountKey.live("sha256:0123456789abcdef", "https://fapi.bitunix.com")
+# a fingerprint of this test run's own: the lock's abstract socket is shared by the whole host (network namespace)
+FINGERPRINT = "sha256:" + secrets.token_hex(8)
+KEY = AccountKey.live(FINGERPRINT, "https://fapi.bitunix.com")
 
 HOLDER = textwrap.dedent("""
     import sys, time
     from pathlib import Path
     from laptop_agents.session.lock import AccountKey, AccountLock
-    lock = AccountLock(Path(sys.argv[1]), AccountKey.live("sha256:0123456789abcdef", "https://fapi.bitunix.com"))
+    lock = AccountLock(Path(sys.argv[1]), AccountKey.live(sys.argv[2], "https://fapi.bitunix.com"))
     lock.acquire({"run_id": "holder-run", "workspace": "/srv/other/.workspace", "mode": "live"})
     print("held", flush=True)
     sys.stdin.read()  # until the test closes our stdin
@@ -34,7 +37,7 @@ HOLDER = textwrap.dedent("""
 def holder(tmp_path: Path):
     """Another process holding the account lock in tmp_path/locks."""
     lock_dir = tmp_path / "locks"
-    proc = subprocess.Popen([sys.executable, "-c", HOLDER, str(lock_dir)], stdin=subprocess.PIPE,
+    proc = subprocess.Popen([sys.executable, "-c", HOLDER, str(lock_dir), FINGERPRINT], stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None and proc.stdout.readline().strip() == "held"
     yield lock_dir, proc
@@ -43,7 +46,7 @@ def holder(tmp_path: Path):
     proc.wait(timeout=10)
 
 
-def test_second_holder_refused_naming_pid_and_workspace_even_after_the_file_is_deleted(holder) -> None:
+def test_second_holder_refused_naming_pid_and_workspace_even_after_the_file_is_deleted(holder, tmp_path: Path) -> None:
     lock_dir, proc = holder
     path = lock_dir / KEY.file_name
     with pytest.raises(AlreadyRunningError) as first:
@@ -55,6 +58,9 @@ def test_second_holder_refused_naming_pid_and_workspace_even_after_the_file_is_d
     path.write_text("{}")  # ... or replaces it with a fresh, unlocked file
     with pytest.raises(AlreadyRunningError):
         AccountLock(lock_dir, KEY).acquire({"workspace": "/here"})
+    # a session that resolved another lock directory (systemd's PrivateTmp fallback) meets it all the same
+    with pytest.raises(AlreadyRunningError):
+        AccountLock(tmp_path / "another-lock-dir", KEY).acquire({"workspace": "/here"})
 
 
 def test_lock_is_free_again_once_the_holder_dies(holder) -> None:
@@ -83,12 +89,12 @@ def test_holder_takes_back_a_deleted_or_replaced_file(tmp_path: Path) -> None:
 
 
 def test_account_key_names_the_account_never_the_secret() -> None:
-    same = [AccountKey.live("sha256:0123456789abcdef", url) for url in
+    same = [AccountKey.live(FINGERPRINT, url) for url in
             ("https://fapi.bitunix.com", "https://FAPI.bitunix.com/", "https://fapi.bitunix.com:443/api")]
     assert {k.file_name for k in same} == {KEY.file_name}
-    assert AccountKey.live("sha256:0123456789abcdef", "http://127.0.0.1:9001").file_name != KEY.file_name
-    assert AccountKey.live("sha256:fedcba9876543210", "https://fapi.bitunix.com").file_name != KEY.file_name
-    assert "0123456789abcdef" not in KEY.file_name  # the path shows a hash of the identity only
+    assert AccountKey.live(FINGERPRINT, "http://127.0.0.1:9001").file_name != KEY.file_name
+    assert AccountKey.live("sha256:" + "f" * 16, "https://fapi.bitunix.com").file_name != KEY.file_name
+    assert FINGERPRINT[7:] not in KEY.file_name  # the path shows a hash of the identity only
 
 
 def test_paper_account_is_the_real_state_directory(tmp_path: Path) -> None:

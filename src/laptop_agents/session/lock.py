@@ -17,8 +17,9 @@ lock reports it as ``LockRecovered``). On a clean exit the files are removed.
 Deleting a lock file must not let a second session in. A flock lives on the inode, not the name: a new file
 at the same path is a new, unlocked inode. Three things close that door:
 
-- the account lock also binds a Linux *abstract* Unix socket named after the lock (no file to delete; the
-  kernel frees it when the process dies, kill -9 included), checked before the file;
+- the account lock also binds a Linux *abstract* Unix socket named after the account (no file to delete; the
+  kernel frees it when the process dies, kill -9 included; shared by every process in the network namespace,
+  whatever lock directory it resolved), checked before the file;
 - a deleted workspace lock file leaves the account lock standing (a second session on the same paper
   workspace is the same paper account);
 - the holder checks every control tick (:meth:`SessionLock.verify`) that each path still names the inode it
@@ -274,9 +275,10 @@ class AccountLock:
         self._sock: socket.socket | None = None
 
     def _socket_name(self) -> str:
-        # the lock dir is part of the name: tests (and separate installs) with their own LA_LOCK_DIR never meet
-        scope = hashlib.sha256(f"{os.path.realpath(self.lock_dir)}\0{self.key.digest}".encode()).hexdigest()[:40]
-        return f"\0laptop-agents/{scope}"
+        # Named by the account alone, not by the lock directory: a systemd unit (PrivateTmp, ProtectSystem=strict)
+        # and a manual `la run` that fall back to different directories still meet here (same network namespace).
+        # Tests stay apart because their accounts differ (a temp workspace; a mock exchange on its own port).
+        return f"\0laptop-agents/{self.key.digest}"
 
     def acquire(self, info: dict[str, Any]) -> None:
         if sys.platform.startswith("linux"):
