@@ -243,9 +243,41 @@ def bench_session_rss(seconds: float = 20.0) -> dict[str, Any]:
             "first_last_mb": [round(samples[0], 1), round(samples[-1], 1)], "seconds": seconds}
 
 
+def bench_trades_csv(trades: int = 300) -> dict[str, Any]:
+    """The cost a session pays per closed trade for a trades.csv that survives kill -9 (row appended, flushed and
+    fsynced in the workspace's file system), beside the buffered append a replay uses."""
+    from datetime import UTC, datetime
+    from decimal import Decimal
+
+    from laptop_agents.core.models import Side, Trade
+    from laptop_agents.reporting.trades_csv import TradesCsvAppender
+
+    now = datetime.now(UTC)
+    trade = Trade(trade_id="t-000001", side=Side.LONG, qty=Decimal("0.0123"), entry_ts=now, exit_ts=now,
+                  entry_price=Decimal("95000.1"), exit_price=Decimal("95100.2"), gross_pnl=Decimal("1.23"),
+                  fees=Decimal("0.14"), pnl=Decimal("1.09"), exit_reason="take_profit")
+    out: dict[str, Any] = {"trades": trades}
+    work = _scratch()
+    try:
+        for durable in (True, False):
+            appender = TradesCsvAppender(Path(work) / f"trades-{durable}.csv", durable=durable)
+            samples = []
+            for _ in range(trades):
+                started = time.perf_counter_ns()
+                appender.append([trade])
+                samples.append((time.perf_counter_ns() - started) / 1000)
+            appender.close()
+            samples.sort()
+            out["durable" if durable else "buffered"] = {
+                "p50": samples[len(samples) // 2], "p99": samples[int(len(samples) * 0.99)], "max": samples[-1]}
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return out
+
+
 # ----------------------------------------------------------------------------- main
 BENCHMARKS = ("replay", "memory", "pipeline", "rss", "help", "first_candle", "shutdown", "shutdown_live",
-              "serve_ready", "frame_to_order", "ws_frame", "chaos")
+              "serve_ready", "frame_to_order", "ws_frame", "trades_csv", "chaos")
 OPT_IN = ("chaos",)
 """Run only when named in --only (the kill -9 campaign takes minutes)."""
 
@@ -300,6 +332,9 @@ def _rows(results: dict[str, Any]) -> list[tuple[str, str, str]]:
                      f"assemble {w['assemble_us_per_frame']})", "-"))
     if r("serve_ready"):
         rows.append(("la serve → READY=1", f"{results['serve_ready']['median_ms']} ms", "<= 1500 ms"))
+    if r("trades_csv"):
+        rows.append(("trades.csv row per closed trade, fsynced", _fmt_us(results["trades_csv"]["durable"]), "-"))
+        rows.append(("  same, buffered (replays)", _fmt_us(results["trades_csv"]["buffered"]), "-"))
     if r("chaos"):
         for name, value in results["chaos"]["summary"].items():
             target = "-" if name in ("trials", "killed mid-session", "orders / fills on the exchange") else "0"
@@ -386,6 +421,7 @@ def main() -> int:
          lambda: bench_frame_to_order(orders, args.profile_frame_to_order)),
         ("ws_frame", "ws_frame", "kline frame cost (parse + validate + assemble, in memory)",
          lambda: bench_ws_frame(50_000 if args.quick else 200_000)),
+        ("trades_csv", "trades_csv", "trades.csv append per closed trade", lambda: bench_trades_csv()),
         ("chaos", "chaos", f"kill -9 campaign ({args.chaos_trials} trials, seed {args.chaos_seed})",
          lambda: bench_chaos_campaign(args.chaos_trials, args.chaos_seed)),
     ]
