@@ -240,6 +240,7 @@ class AsyncRunner:
         self.recorder = RunRecorder(
             self.run_dir, self.bus, account, self.config, mode=mode, source=self.options.source,
             started_at=self._started_at, extra_snapshot={"duration_min": self.options.duration_min},
+            carried_trades=_booked_at_start(account.trades, start_events),
         )
         self.journal = self.recorder.journal
         self.store = StateStore(self.state, self.broker.to_state, lambda: self.breaker.state.to_dict(),
@@ -646,6 +647,18 @@ def progress_monotonic(provider: MarketDataProvider) -> float | None:
     if hasattr(provider, "progress_monotonic"):
         return provider.progress_monotonic
     return provider.last_data_monotonic
+
+
+def _booked_at_start(trades: list[Any], start_events: list[Event]) -> int:
+    """How many of the account's last trades the broker booked while starting (their ExecutionExit events are
+    among the start-up events): round trips the exchange completed while no session ran."""
+    ids = {e.data.get("trade_id") for e in start_events if e.name == EventName.EXECUTION_EXIT}
+    count = 0
+    for trade in reversed(trades):
+        if trade.trade_id not in ids:
+            break
+        count += 1
+    return count
 
 
 def _raise_ordinary(exc: BaseException) -> None:

@@ -53,8 +53,13 @@ class RunRecorder:
         extra_snapshot: dict[str, Any] | None = None,
         candle_events: bool = True,
         durable_trades: bool = True,
+        carried_trades: int = 0,
     ) -> None:
-        """``durable_trades``: fsync trades.csv as each trade closes (sessions); a replay passes False."""
+        """``durable_trades``: fsync trades.csv as each trade closes (sessions); a replay passes False.
+
+        ``carried_trades``: how many of the account's last trades were booked while the session opened its
+        broker (round trips the exchange completed while we were down). They go into this run's trades.csv (no
+        earlier run could write them) but not into its accounting: the starting equity already includes them."""
         self.run_dir = run_dir
         self.paper = paper
         self.config = config
@@ -74,6 +79,9 @@ class RunRecorder:
                          "mode": mode, "source": source, **(extra_snapshot or {}), **config.snapshot()}
         atomic_write_text(run_dir.config_snapshot, json.dumps(self.snapshot, indent=2, default=str) + "\n")
         self.trades_csv = TradesCsvAppender(run_dir.trades_csv, durable=durable_trades)
+        self._csv_next = len(paper.trades) - max(0, min(carried_trades, len(paper.trades)))
+        """Index in the account's trades of the next one trades.csv lacks (each row exactly once)."""
+        self._append_closed_trades()
         bus.subscribe(self.journal)
         bus.subscribe(self._observe)
 
@@ -91,9 +99,9 @@ class RunRecorder:
     def _append_closed_trades(self) -> None:
         """Append the run's trades not yet in trades.csv (by position in the list: each exactly once)."""
         trades = self.paper.trades
-        done = self.first_trade + self.trades_csv.rows
-        if len(trades) > done and self.trades_csv.write_error is None:
-            self.trades_csv.append(trades[done:])
+        if len(trades) > self._csv_next and self.trades_csv.write_error is None:
+            self.trades_csv.append(trades[self._csv_next:])
+            self._csv_next = len(trades)
 
     @property
     def write_error(self) -> OSError | None:
