@@ -153,7 +153,7 @@ class OrderIdentityError(ReconcileError):
 class ClockSkewError(LiveBrokerError):
     """The local clock is further from the exchange's than its receive window: refuse to start."""
 
-    exit_code = ExitCode.USAGE
+    exit_code = ExitCode.CLOCK_SKEW
 
 
 @dataclass(frozen=True)
