@@ -27,6 +27,7 @@ def error_lines(stderr: str) -> list[str]:
     return [line for line in stderr.splitlines() if line.startswith("la: error:")]
 
 
+@pytest.mark.slow
 def test_deleted_paper_lock_file_lets_no_second_session_in(la_env: LaEnv) -> None:
     first = la_env.start("run", "--duration", "2", *FAST)
     la_env.wait_for(lambda: la_env.lock.exists() and la_env.latest.exists(), what="first session running")
@@ -44,6 +45,7 @@ def test_deleted_paper_lock_file_lets_no_second_session_in(la_env: LaEnv) -> Non
     assert not la_env.lock.exists()
 
 
+@pytest.mark.slow
 def test_killed_run_keeps_every_closed_trade_and_a_restart_writes_its_own_once(la_env: LaEnv) -> None:
     proc = la_env.start("run", "--duration", "2", *FAST)
     exits = lambda: [e for e in la_env.events() if e["event"] == "ExecutionExit"]  # noqa: E731
@@ -86,6 +88,7 @@ def mounted(*args: str, target: Path) -> Iterator[None]:
         subprocess.run(["umount", "-l", str(target)], capture_output=True, timeout=30)
 
 
+@pytest.mark.slow
 def test_read_only_workspace_exits_14_with_one_line(la_env: LaEnv) -> None:
     assert run_session(la_env, "0.02").returncode == 0  # a workspace with state in it
     state_before = la_env.broker_state.read_bytes()
