@@ -40,7 +40,7 @@ def classify(exc: BaseException) -> tuple[str, LaError] | None:
         return _reason_of(exc), exc
     if is_disk_error(exc):
         assert isinstance(exc, OSError)
-        return DISK_ERROR, DiskError.from_os_error(exc, action="write")
+        return DISK_ERROR, DiskError.from_os_error(exc, action="access")
     known = _bitunix_errors()
     if known is not None:
         auth, transport, rate_limit, circuit_open = known
