@@ -72,6 +72,22 @@ def test_compose_config_is_valid(compose_cli: None, variant: str) -> None:
                for svc in ("paper", "paper-offline", "live")}
     assert len({volumes["paper"][PAPER_VOLUME], volumes["paper-offline"][PAPER_VOLUME],
                 volumes["live"]["/var/lib/laptop-agents/live"]}) == 3, "paper, offline and live share no state"
+    # the monitoring profile scrapes every started laptop-agents service: each registers its endpoint on the
+    # shared volume that Prometheus reads (docker/prometheus/prometheus.yml), paper-offline's port included
+    targets = {svc: volumes[svc].get("/var/lib/laptop-agents/targets") for svc in ("paper", "paper-offline", "live")}
+    prom_volumes = {v["target"]: v.get("source") for v in services["prometheus"]["volumes"]}
+    assert len(set(targets.values())) == 1 and None not in targets.values(), targets
+    assert prom_volumes["/etc/prometheus/targets"] == targets["paper"]
+    scrape = {svc: services[svc]["environment"]["LA_SCRAPE_TARGET"] for svc in targets}
+    port = {"paper": "9478", "paper-offline": "9480", "live": "9479"}
+    for svc, target in scrape.items():
+        assert services[svc]["environment"]["LA_SCRAPE_NAME"] == svc
+        if variant == "host":
+            assert target == f"127.0.0.1:{port[svc]}", (svc, target)
+        else:
+            assert target == {"paper": "paper:9478", "paper-offline": "mock-exchange:9478", "live": "live:9479"}[svc]
+    for svc in ("paper", "paper-offline", "live"):
+        assert services[svc]["healthcheck"]["test"] == ["CMD", "la-healthcheck", "ready"], "health = readiness"
 
 
 @pytest.fixture
@@ -107,6 +123,9 @@ def test_compose_offline_paper_is_healthy_and_writes_artifacts(
     project_networks = engine.client.networks.list(filters={"label": f"com.docker.compose.project=la-test-{SESSION}"})
     assert project_networks == [], "host networking only: compose must not create a bridge network here"
 
+    registered = json.loads(read_file(containers["paper-offline"], "/var/lib/laptop-agents/targets/paper-offline.json")
+                            or b"[]")
+    assert registered == [{"targets": [f"127.0.0.1:{http_port}"], "labels": {"service": "paper-offline"}}]
     m = wait_until(lambda: metrics_when(http_port, laptop_agents_candles_processed_total=20), 60,
                    "20 candles in /metrics")
     assert m["laptop_agents_candles_processed_total"] >= 20
