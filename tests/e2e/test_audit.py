@@ -156,7 +156,9 @@ def test_edge_cases_all_pass(la_env: LaEnv) -> None:
 def test_plain_audit_of_a_live_run_reads_the_live_lock(la_env: LaEnv) -> None:
     """`la audit --run <live run>` without --live judges the run by <workspace>/live's lock, not the paper one."""
     proc = la_env.start("run", "--duration", "1", *FAST)
-    la_env.wait_for(lambda: la_env.lock.exists() and la_env.latest.exists(), what="running")
+    # the run directory (and `latest`) exists a moment before its config snapshot: wait for the snapshot too
+    la_env.wait_for(lambda: la_env.lock.exists() and (la_env.latest / "config_snapshot.json").exists(),
+                    what="running")
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=10)
     paper_run = la_env.latest.resolve()
