@@ -12,7 +12,7 @@ from typing import Any
 
 from laptop_agents.core.events import EventName
 from laptop_agents.core.models import Side
-from laptop_agents.execution.bitunix_broker import ORDER_REJECTED, BitunixBroker
+from laptop_agents.execution.bitunix_broker import EXIT_WHILE_DOWN, ORDER_REJECTED, BitunixBroker
 from laptop_agents.mock_exchange.testing import MockExchangeHandle, running_mock_exchange
 from tests.live.conftest import T0, accepted_orders, candle, intent, ledger_fills, make_broker, price_of, run
 
@@ -57,8 +57,9 @@ def test_a_restart_from_state_saved_before_the_last_sends_never_reuses_a_client_
         ids = [r["clientId"] for r in accepted_orders(mx)]
         assert len(ids) == len(set(ids)) == 4, ids  # two entries, two closes: all placed, none reused
         assert len(ledger_fills(mx)) == 4
-        # the first life's round trip is not booked again by the second (it is in the wallet, not in trades)
-        assert len(second.trades) == 1
+        # the first life's unsaved round trip is booked once (as done while down), the second life's once
+        assert [t.exit_reason for t in second.trades] == [EXIT_WHILE_DOWN, "shutdown"]
+        assert len({t.trade_id for t in second.trades}) == 2
         assert mx.admin.account()["positions"] == []
 
 
@@ -82,7 +83,7 @@ def test_an_order_under_our_client_id_that_we_did_not_send_halts_entries() -> No
         assert [(e.name, e.data["reason"]) for e in short] == [(ORDER_REJECTED, "order_identity")]
         assert "belongs to a different order" in short[0].data["message"]
         assert [(e.name, e.data["reason"], e.data["sent"]) for e in again] == [(ORDER_REJECTED, "entries_halted", False)]
-        assert second.halted and not second.trades
+        assert second.halted and [t.exit_reason for t in second.trades] == [EXIT_WHILE_DOWN]
         assert len(accepted_orders(mx)) == 2 and len(ledger_fills(mx)) == 2  # only the first life's round trip
         assert mx.admin.account()["positions"] == []
 
@@ -105,6 +106,6 @@ def test_a_matching_but_older_order_under_our_client_id_is_not_adopted() -> None
         events, second = run(scenario)
         assert [(e.name, e.data["reason"]) for e in events] == [(ORDER_REJECTED, "order_identity")]
         assert "before our send" in events[0].data["message"]
-        assert not second.trades, "the first life's round trip must not be booked again"
+        assert [t.exit_reason for t in second.trades] == [EXIT_WHILE_DOWN], "booked once, not again by the 30042"
         assert len(ledger_fills(mx)) == 2
         assert mx.admin.account()["positions"] == []

@@ -119,11 +119,14 @@ log = logging.getLogger("laptop_agents.execution.bitunix_broker")
 STATE_KIND = "bitunix_broker"
 ORDER_REJECTED = EventName.ORDER_REJECTED
 """Event name for an entry refused by our checks or by the exchange (add to core.events.EventName)."""
+EXIT_WHILE_DOWN = "exchange_while_down"
+"""Exit reason of a round trip the exchange opened and closed while la was down (booked at the next start)."""
 EXIT_EXCHANGE_CLOSE = "exchange_close"
 """Exit reason when the exchange closed the position for a reason we cannot attribute (liquidation, manual)."""
 
 Closed = tuple[list[Event], Trade | None]
 T = TypeVar("T")
+_UNKNOWN = object()
 CLOCK_TOLERANCE = timedelta(seconds=1)
 """Exchange timestamps may be coarser than our ordering needs (seconds vs milliseconds)."""
 
@@ -148,6 +151,10 @@ class NotFlatError(LiveBrokerError):
 
 class OrderIdentityError(ReconcileError):
     """An order found under our clientId is not the one we sent: entries halt, the session stops (exit 8)."""
+
+
+class OtherInstanceError(ReconcileError):
+    """Orders or a position on the exchange carry another la instance's tag: two sessions on one account."""
 
 
 class ClockSkewError(LiveBrokerError):
@@ -247,9 +254,14 @@ class BitunixBroker(CashAccountView):
         self._newest_seen: datetime | None = None
         """Exchange time of the newest order/fill seen: an order created before it is not one we just sent."""
         self.halted: str | None = None
+        self.paused: str | None = None
+        """Why entries were refused last (a position on the exchange this session did not open)."""
         """Why entries are halted (an order identity mismatch); the session stops on it (``check``)."""
         self._stop_until: float | None = None
         self._pending_entry: _PendingEntry | None = None
+        self._booked_fills: set[str] = set()
+        self._seen_known = False
+        """tradeIds of the fills booked by exits during start-up (so the while-down walk skips them)."""
         """An entry sent but not booked (the exchange stopped answering after the send): booked first thing."""
         self._entry_order_id: str | None = None
         self._unreported: list[Trade] = []
@@ -282,6 +294,29 @@ class BitunixBroker(CashAccountView):
     def _is_ours(self, client_id: str | None) -> bool:
         return bool(client_id) and str(client_id).startswith(self.settings.client_id_prefix)
 
+    def _tag_of(self, client_id: str | None) -> str:
+        start = len(self.settings.client_id_prefix)
+        return str(client_id or "")[start:start + len(self._tag)]
+
+    def _other_instance(self, client_id: str | None) -> bool:
+        """An la clientId (our prefix) carrying another instance's tag: another session on this account."""
+        return self._is_ours(client_id) and self._tag_of(client_id) != self._tag
+
+    def _refuse_other_instance_position(self, exch: PositionInfo, trades: Iterable[TradeInfo]) -> None:
+        """A position la does not know of, opened (newest opening fill) by an la with another tag: refuse."""
+        side = _SIDE_OF_POSITION[exch.side]
+        opening = [t for t in trades if t.symbol == self.symbol and t.side is OrderSide(side.entry_order_side)
+                   and self._is_ours(t.client_id)]
+        if not opening:
+            return  # opened by hand (or beyond the page): adopted, as always
+        newest = max(opening, key=_trade_key)
+        if self._other_instance(newest.client_id):
+            raise OtherInstanceError(
+                f"position {exch.position_id} on {self.symbol} was opened by another la instance (tag "
+                f"{self._tag_of(newest.client_id)}, order {newest.order_id}): another session trades this account; "
+                "stop it first (or close the position on the exchange if that session is gone)"
+            )
+
     # ------------------------------------------------------------------ start-up
     async def start(self, now: datetime) -> list[Event]:
         """Read rules, reconcile with the exchange, set leverage/margin mode. Raises on any doubt."""
@@ -303,6 +338,7 @@ class BitunixBroker(CashAccountView):
             raise LiveBrokerError("the account is in HEDGE position mode; this broker trades ONE_WAY only")
         positions = [p for p in await self.client.get_pending_positions(self.symbol) if p.symbol == self.symbol]
         orders = [o for o in (await self.client.get_pending_orders(self.symbol, limit=100)).orders if o.status.is_open]
+        since = self._newest_seen  # restored: the exchange time of the newest record the last life had seen
         history = await self.client.get_history_trades(self.symbol, limit=self.settings.history_page_limit)
         for record in [*orders, *history.trades]:  # an order created before these is not one we are about to send
             self._saw(record.created)
@@ -313,6 +349,15 @@ class BitunixBroker(CashAccountView):
             raise ReconcileError(
                 f"{len(foreign)} open order(s) on {self.symbol} not placed by la (e.g. orderId {foreign[0].order_id}); "
                 "cancel them on the exchange before starting a live session"
+            )
+        # with a restored state la knows its own tag: la orders/positions with another tag are another session's.
+        # Without one (fresh workspace, lost state) it cannot tell them from its own past: it adopts, as always.
+        others = [o for o in orders if self._restored and self._other_instance(o.client_id)]
+        if others:
+            raise OtherInstanceError(
+                f"{len(others)} open order(s) on {self.symbol} carry another la instance's tag "
+                f"({self._tag_of(others[0].client_id)}, e.g. clientId {others[0].client_id}): another session trades "
+                "this account; stop it first (or cancel its orders on the exchange if it is gone)"
             )
         if orders:
             result = await self.client.cancel_orders(self.symbol, order_ids=[o.order_id for o in orders])
@@ -326,7 +371,14 @@ class BitunixBroker(CashAccountView):
         if len(positions) > 1:
             raise ReconcileError(f"{len(positions)} positions open on {self.symbol}; expected at most one")
         exchange_pos = positions[0] if positions else None
+        if self._restored and exchange_pos is not None and (
+                self.position is None or self.position.position_id != exchange_pos.position_id):
+            self._refuse_other_instance_position(exchange_pos, history.trades)
+        skip = {self._entry_order_id} if self._entry_order_id else set()
+        self._booked_fills.clear()
         events += await self._reconcile_position(exchange_pos, now, details)
+        if self._restored and self._seen_known:
+            events += await self._book_while_down(since, skip | self._booked_fills, now, details)
         if exchange_pos is None:
             await self.client.change_margin_mode(self.symbol, s.margin_mode, s.margin_coin)
             await self.client.change_leverage(self.symbol, s.leverage, s.margin_coin)
@@ -368,6 +420,77 @@ class BitunixBroker(CashAccountView):
         if offset:
             log.warning("the exchange's clock is %+.1fs from the local one; signing with the exchange's time",
                         offset / 1000)
+
+    async def _book_while_down(self, since: datetime | None, skip: set[str], now: datetime,
+                               details: dict[str, Any]) -> list[Event]:
+        """Round trips the exchange opened and closed while la was down, booked as trades (``exchange_while_down``).
+
+        kill -9 between an entry's send and the next state save, then the exchange-side TP/SL closes it: the
+        restart finds no position and the round trip would show only as a wallet "adjustment". The fills after
+        the last exchange time la had recorded (``since``), minus those booked already (``skip``), are walked
+        in exchange order in one-way mode (the net position returns to zero = one round trip). Only round trips
+        whose entry is one of our orders (our clientId prefix and tag) are booked; anything else stays an
+        adjustment, as before. The position still open at the end (if any) is the adoption path's.
+        """
+        start_ms = None if since is None else int(since.timestamp() * 1000)  # None: the last life saw nothing yet
+        page = await self.client.get_history_trades(self.symbol, start_time=start_ms,
+                                                    limit=self.settings.history_page_limit)
+        fills = sorted((t for t in page.trades
+                        if t.symbol == self.symbol and (since is None or (t.created is not None and t.created > since))
+                        and t.trade_id not in skip and t.order_id not in skip),
+                       key=_trade_key)
+        events: list[Event] = []
+        ours = f"{self.settings.client_id_prefix}{self._tag}"
+        net = ZERO
+        opening: list[TradeInfo] = []
+        closing: list[TradeInfo] = []
+        for t in fills:
+            signed = t.qty if t.side is OrderSide.BUY else -t.qty
+            if net and t.reduce_only and (signed > 0) == (net > 0):
+                signed = -signed  # a reduce-only fill reported with the position's side (a dialect)
+            if not net or (signed > 0) == (net > 0):
+                opening.append(t)
+            else:
+                closing.append(t)
+            net += signed
+            if net:
+                continue
+            if opening and (opening[0].client_id or "").startswith(ours):
+                events.append(self._book_round_trip(opening, closing, now))
+            opening, closing = [], []
+        if events:
+            details["booked_while_down"] = [e.data["trade_id"] for e in events]
+            log.warning("booked %d round trip(s) the exchange completed while la was down (reason %s)",
+                        len(events), EXIT_WHILE_DOWN)
+        return events
+
+    def _book_round_trip(self, opening: list[TradeInfo], closing: list[TradeInfo], now: datetime) -> Event:
+        side = Side.LONG if opening[0].side is OrderSide.BUY else Side.SHORT
+        qty = sum((t.qty for t in opening), ZERO)
+        entry_fee = money(sum((t.fee or ZERO for t in opening), ZERO))
+        exit_fee = money(sum((t.fee or ZERO for t in closing), ZERO))
+        gross = money(sum((t.realized_pnl or ZERO for t in closing), ZERO))
+        ids = {t.position_id for t in opening + closing if t.position_id}
+        trade_id = ids.pop() if len(ids) == 1 else f"order-{opening[0].order_id}"
+        entry_ts = opening[0].created or now
+        exit_ts = closing[-1].created or now
+        self.cash = money(self.cash - entry_fee + gross - exit_fee)
+        trade = Trade(
+            trade_id=trade_id, side=side, qty=qty, entry_ts=entry_ts, exit_ts=exit_ts,
+            entry_price=_vwap(opening), exit_price=_vwap(closing), gross_pnl=gross, fees=entry_fee + exit_fee,
+            pnl=gross - entry_fee - exit_fee, exit_reason=EXIT_WHILE_DOWN,
+        )
+        self.trades.append(trade)
+        self._unreported.append(trade)  # the breaker hears of it like any other trade
+        for t in opening + closing:
+            self._saw(t.created)
+        return Event(
+            EventName.EXECUTION_EXIT, now, trade_id=trade_id, position_id=trade_id, symbol=self.symbol,
+            side=side.exit_order_side, position_side=side, reason=EXIT_WHILE_DOWN, qty=qty,
+            entry_price=trade.entry_price, exit_price=trade.exit_price, gross_pnl=gross, fees=trade.fees,
+            pnl=trade.pnl, bars_held=0, equity=self.cash, entry_order_id=opening[0].order_id,
+            client_id=opening[0].client_id,
+        )
 
     async def _reconcile_position(self, exch: PositionInfo | None, now: datetime, details: dict[str, Any]) -> list[Event]:
         local = self.position
@@ -483,6 +606,20 @@ class BitunixBroker(CashAccountView):
             return [Event(ORDER_REJECTED, now, **base, reason=reason, code=exc.code, message=str(exc), sent=False)]
         except StopIteration:
             raise LiveBrokerError(f"tickers did not include {self.symbol}") from None
+        try:
+            foreign_pos = await self._exchange_position()
+        except BitunixError as exc:
+            log.warning("entry skipped, cannot read the exchange's position: %s", exc)
+            return [Event(ORDER_REJECTED, now, **base, reason="exchange_unavailable", code=exc.code, message=str(exc),
+                          sent=False)]
+        if foreign_pos is not None:
+            # flat here, not there: another session (or a hand) opened it; entering would merge into it
+            why = (f"position {foreign_pos.position_id} ({foreign_pos.side.value} {foreign_pos.qty}) is open on "
+                   f"{self.symbol} but this session did not open it: another session or a manual trade on this account")
+            if self.paused is None:
+                self.paused = why
+                log.critical("ENTRIES PAUSED: %s", why)
+            return [Event(ORDER_REJECTED, now, **base, reason="foreign_position", message=why, sent=False)]
         request = PlaceOrderRequest(
             symbol=self.symbol, side=OrderSide(order_side), qty=checked.qty, order_type=OrderType.MARKET,
             client_id=client_id, tp_price=checked.take_profit, tp_stop_type=self.settings.stop_type,
@@ -832,6 +969,14 @@ class BitunixBroker(CashAccountView):
                                            lambda: self._closing_trades(pos))
         for t in closing:
             self._saw(t.created)
+            self._booked_fills.add(t.trade_id)
+        for _ in range(self.settings.flat_verify_attempts - 1):
+            if closing or await self._retrying("reading the position", self._exchange_position) is not None:
+                break
+            # gone, but its closing fills are not in the history yet (the history can lag the position table)
+            await self._sleep(self.settings.flat_verify_interval_sec)
+            closing = await self._retrying(f"reading the closing trades of {pos.position_id}",
+                                           lambda: self._closing_trades(pos))
         if not closing:
             if await self._retrying("reading the position", self._exchange_position) is not None:
                 return [], None  # still open after all (e.g. a partial close): nothing to book yet
@@ -1036,6 +1181,7 @@ class BitunixBroker(CashAccountView):
             "last_price": None if self.last_price is None else str(self.last_price),
             "seq": self._seq,
             "client_tag": self._tag,
+            "exchange_seen_at": None if self._newest_seen is None else self._newest_seen.isoformat(),
         }
 
     def restore(self, data: dict[str, Any]) -> None:
@@ -1057,6 +1203,9 @@ class BitunixBroker(CashAccountView):
             self.last_price = None if data.get("last_price") is None else Decimal(data["last_price"])
             self._seq = int(data["seq"])
             self._tag = str(data["client_tag"])
+            seen = data.get("exchange_seen_at", _UNKNOWN)
+            self._seen_known = seen is not _UNKNOWN  # older state files: la cannot tell what it had seen
+            self._newest_seen = None if seen in (None, _UNKNOWN) else datetime.fromisoformat(str(seen))
         except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
             raise ReconcileError(f"live broker state is malformed: {type(exc).__name__}: {exc}") from None
         self._restored = True
