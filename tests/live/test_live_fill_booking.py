@@ -7,6 +7,7 @@ Asserted against the mock's ledger.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -26,8 +27,16 @@ def test_a_fill_whose_position_query_fails_is_booked_on_the_next_successful_quer
             broker = make_broker(mx)
             await broker.start(T0)
             p = price_of(mx)
-            mx.admin.set_faults(rest_error_next=4, rest_fault_paths=["position/get_pending_positions"])
+            place = broker.client.place_order
+
+            async def place_then_fail_queries(request: Any, **kwargs: Any) -> Any:
+                ack = await place(request, **kwargs)  # filled; from now on the position query fails 4 times
+                mx.admin.set_faults(rest_error_next=4, rest_fault_paths=["position/get_pending_positions"])
+                return ack
+
+            broker.client.place_order = place_then_fail_queries  # type: ignore[method-assign]
             events = list(await broker.submit(intent(Side.LONG, p), candle(p), T0))
+            broker.client.place_order = place  # type: ignore[method-assign]
             assert [e.name for e in events] == [EventName.ORDER_SUBMITTED]
             assert broker.position is None
             again = await broker.submit(intent(Side.LONG, p), candle(p, 1), T0)  # books first, sends nothing
@@ -50,4 +59,41 @@ def test_a_fill_whose_position_query_fails_is_booked_on_the_next_successful_quer
         assert [e.name for e in booked] == [EventName.EXECUTION_FILL, EventName.EXECUTION_EXIT]
         assert booked[0].data["order_id"] == fills[0]["orderId"]
         assert len([r for r in mx.admin.events("order_request") if r["accepted"]]) == 2  # one entry, one close
+        assert mx.admin.account()["positions"] == []
+
+
+@pytest.mark.parametrize("errors", [7, 40], ids=["lookup_recovers", "lookup_keeps_failing"])
+def test_an_entry_whose_answer_and_lookups_fail_is_found_and_booked_never_sent_twice(errors: int) -> None:
+    """The exchange places the entry but answers 503, and the clientId lookups fail too (the API circuit
+    breaker opens on the way): the lookup is never blocked by it; if it keeps failing past the budget the
+    entry stays pending (no new entry) and is found, evented and booked once the exchange answers."""
+    with running_mock_exchange(**MX) as mx:
+        async def scenario() -> list[Any]:
+            broker = make_broker(mx)
+            broker.settings = replace(broker.settings, stop_budget_sec=2.0 if errors < 10 else 0.3)
+            await broker.start(T0)
+            p = price_of(mx)
+            mx.admin.set_faults(rest_error_next=errors, rest_fault_phase="after",
+                                rest_fault_paths=["trade/place_order", "trade/get_order_detail"])
+            events = list(await broker.submit(intent(Side.LONG, p), candle(p), T0))
+            if errors < 10:  # found within the budget (booked now, or pending if its follow-up failed too)
+                assert [e.name for e in events][:1] == [EventName.ORDER_SUBMITTED]
+            else:
+                assert events == [] and broker.position is None
+            if EventName.EXECUTION_FILL not in [e.name for e in events]:
+                mx.admin.set_faults(rest_error_next=0)
+                more, trade = await broker.on_candle(candle(p, 1), T0)
+                assert trade is None and broker.position is not None
+                events += more
+            assert [e.name for e in events] == [EventName.ORDER_SUBMITTED, EventName.EXECUTION_FILL]
+            more, trade = await broker.shutdown("shutdown", T0)
+            assert trade is not None
+            return events + more
+
+        events = run(scenario)
+        fills = ledger_fills(mx)
+        assert len(fills) == 2 and len([r for r in mx.admin.events("order_request") if r["accepted"]]) == 2
+        booked = [e for e in events if e.name in (EventName.EXECUTION_FILL, EventName.EXECUTION_EXIT)]
+        assert [e.name for e in booked] == [EventName.EXECUTION_FILL, EventName.EXECUTION_EXIT]
+        assert booked[0].data["order_id"] == fills[0]["orderId"]
         assert mx.admin.account()["positions"] == []

@@ -51,7 +51,7 @@ import logging
 import secrets as _secrets
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, TypeVar
@@ -198,7 +198,7 @@ _SIDE_OF_POSITION = {PositionSide.LONG: Side.LONG, PositionSide.SHORT: Side.SHOR
 class _PendingEntry:
     """What is needed to book an entry that was sent but whose fill could not be read yet."""
 
-    order_id: str
+    order_id: str | None
     client_id: str
     order_side: str
     intent: OrderIntent
@@ -207,6 +207,10 @@ class _PendingEntry:
     candle: Candle
     base: dict[str, Any]
     sent_at: datetime
+    request: PlaceOrderRequest | None = None
+    """Set while the order id is unknown (placement and lookup both failed): looked up by clientId first."""
+    announced: list[Event] = field(default_factory=list)
+    """OrderSubmitted once the lookup found it: kept until the whole follow-up succeeds, so it is never lost."""
 
 
 class BitunixBroker(CashAccountView):
@@ -411,7 +415,7 @@ class BitunixBroker(CashAccountView):
         if clock is None or not clock.known:
             return
         offset = clock.offset_ms
-        if abs(offset) > self.settings.recv_window_ms:
+        if clock.least_skew_ms > self.settings.recv_window_ms:  # certainly beyond it, not just maybe
             raise ClockSkewError(
                 f"the local clock is {abs(offset) / 1000:.1f}s {'behind' if offset > 0 else 'ahead of'} the "
                 f"exchange's (receive window {self.settings.recv_window_ms / 1000:.0f}s); sync it "
@@ -639,10 +643,23 @@ class BitunixBroker(CashAccountView):
             return [Event(ORDER_REJECTED, now, **base, reason=reason, code=exc.code, message=str(exc), sent=True)]
         except (TransportError, RateLimitError) as exc:
             try:
-                found = await self._lookup_after_failure(request, exc)
+                # did it land? The answer decides whether a fill must be booked: the lookup gets the exits'
+                # treatment (never blocked by the API breaker, retried for the exit budget)
+                with self._exit_budget():
+                    found = await self._retrying(f"looking up entry {client_id}",
+                                                 lambda: self._lookup_after_failure(request, exc))
             except OrderIdentityError as ident:
                 self._halt(str(ident))
                 return [Event(ORDER_REJECTED, now, **base, reason="order_identity", message=str(ident), sent=True)]
+            except (TransportError, RateLimitError, ExchangeUnavailableError) as lookup_exc:
+                # still unknown: keep it pending; the next successful lookup books it (or finds it absent),
+                # and no new entry is sent meanwhile
+                self._pending_entry = _PendingEntry(None, client_id, order_side, intent, checked.stop_loss,
+                                                    checked.take_profit, candle, base, now, request)
+                log.critical("entry %s: placement failed (%s) and the lookup failed too (%s); order state unknown: "
+                             "la looks it up again before anything else and sends no new entry until then",
+                             client_id, exc, lookup_exc)
+                return []
             if found is None:
                 return [Event(ORDER_REJECTED, now, **base, reason="not_placed", code=exc.code, message=str(exc), sent=True)]
             order_id = found.order_id
@@ -670,9 +687,19 @@ class BitunixBroker(CashAccountView):
 
         A failed query raises before anything is booked, so the caller may simply try again later.
         """
-        order_id, client_id, order_side, intent, candle, base = (
-            p.order_id, p.client_id, p.order_side, p.intent, p.candle, p.base)
+        client_id, order_side, intent, candle, base = p.client_id, p.order_side, p.intent, p.candle, p.base
         events: list[Event] = []
+        if p.order_id is None:
+            assert p.request is not None
+            found = await self._lookup_after_failure(p.request, TransportError("earlier placement answer lost"))
+            if found is None:
+                return [Event(ORDER_REJECTED, now, **base, reason="not_placed", message="the lookup proves it absent",
+                              sent=True)]
+            p.order_id = found.order_id
+            p.announced.append(Event(EventName.ORDER_SUBMITTED, now, order_id=found.order_id,
+                                     **{**base, "qty": found.qty}, stop_loss=p.stop_loss, take_profit=p.take_profit))
+        order_id = p.order_id
+        events += p.announced
         order = await self._await_terminal(order_id)
         if order.filled_qty <= 0:
             events.append(Event(ORDER_REJECTED, now, **base, order_id=order_id, reason="not_filled",
@@ -720,7 +747,9 @@ class BitunixBroker(CashAccountView):
         if pending is None:
             return []
         try:
-            events = await self._retrying(f"booking entry {pending.order_id}", lambda: self._follow_entry(pending, now))
+            with exit_path():  # booking what already happened is never paused by the API breaker (only new risk is)
+                events = await self._retrying(f"booking entry {pending.order_id}",
+                                              lambda: self._follow_entry(pending, now))
         except (TransportError, RateLimitError, ExchangeUnavailableError) as exc:
             log.error("entry %s (orderId %s) still not booked: %s", pending.client_id, pending.order_id, exc)
             return []
@@ -795,6 +824,8 @@ class BitunixBroker(CashAccountView):
         except OrderNotFoundError:
             log.warning("order %s not placed after transport failure (%s)", client_id, exc)
             return None
+        except (TransportError, RateLimitError, ExchangeUnavailableError):
+            raise  # transient: the caller retries or keeps the entry pending
         except BitunixError as lookup_exc:
             raise LiveBrokerError(
                 f"order {client_id}: placement failed ({exc}) and the lookup failed too ({lookup_exc}); "

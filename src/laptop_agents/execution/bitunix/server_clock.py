@@ -58,6 +58,13 @@ class ServerClock:
         return (self._lo + self._hi) // 2
 
     @property
+    def least_skew_ms(self) -> int:
+        """The smallest |offset| consistent with every answer: the skew the local clock certainly has."""
+        if self._lo is None or self._hi is None or self._lo <= 0 <= self._hi:
+            return 0
+        return min(abs(self._lo), abs(self._hi))
+
+    @property
     def uncertainty_ms(self) -> int:
         if self._lo is None or self._hi is None:
             return 0
