@@ -504,8 +504,7 @@ class AsyncRunner:
             else:
                 log.info("close_all(): no open position")
         except LaError as exc:  # e.g. NotFlatError: the broker's shutdown below tries again and gives the verdict
-            log.error("close_all() failed during shutdown (%s: %s); the broker's shutdown verifies again",
-                      type(exc).__name__, exc)
+            log.error("close_all() failed during shutdown (%s); the broker's shutdown verifies again", type(exc).__name__)
             if getattr(self.factory, "mode", None) != "live":  # only the live broker's shutdown re-verifies flat
                 exit_code = ExitCode.NOT_FLAT
         except Exception:  # noqa: BLE001
