@@ -258,3 +258,22 @@ def test_refused_frames_are_a_prometheus_counter_by_reason() -> None:
                for s in family.samples if s.name == "laptop_agents_market_data_frames_rejected_total"}
     assert samples["bad_price"] == 1 and samples["future"] == 2
     assert set(samples) <= set(REJECT_REASONS)
+
+
+def test_a_feed_that_never_closes_a_bar_goes_stale_even_without_warm_up() -> None:
+    """Red team: no warm-up candles (REST down at start, or --no-warmup) and a feed in the bar-open ``ts``
+    dialect whose prices are frozen while volume only grows: every push "continues" the forming bar, so no
+    bar ever closes. Valid-looking pushes alone must not keep the feed fresh: the first closed candle is due
+    when the bar forming at the first push ends."""
+    mono = [0.0]
+    provider = BitunixWsProvider(BitunixWsConfig(backfill=False), monotonic=lambda: mono[0],
+                                 wall_clock=lambda: T0 / 1000 + mono[0])
+    provider._stream_started = 0.0  # candles() began; warm-up gave nothing
+    for i in range(1, 300):  # five minutes, one push a second
+        mono[0] = float(i)
+        now = T0 + i * 1000
+        transition = provider.on_push(kline(IV.floor(now), "60000", "60000", "60000", "60000", str(i), str(60000 * i)))
+        assert transition is None
+    assert provider._assembler.accepted == 299  # each push looked valid...
+    assert provider.progress_monotonic == pytest.approx(60.0)  # ...but the first candle was due at 1 min
+    assert mono[0] - provider.progress_monotonic > 30

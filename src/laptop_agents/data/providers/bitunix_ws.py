@@ -466,7 +466,12 @@ class BitunixWsProvider:
 
     def on_push(self, push: WsKline) -> BarTransition | None:
         """Run one push of our stream through the assembler on the market clock; track progress."""
-        transition = self._assembler.on_push(push, self.market_clock.now_ms())
+        market_now = self.market_clock.now_ms()
+        if self._candle_due is None:
+            # No candle yet (warm-up failed or was skipped): the bar forming now is due when it ends, so
+            # pushes that never close a bar (prices frozen, volume growing) cannot keep the feed fresh.
+            self._candle_due = self.market_clock.monotonic_at(self._interval.next_open(self._interval.floor(market_now)))
+        transition = self._assembler.on_push(push, market_now)
         reason = self._assembler.last_rejection
         now = self._monotonic()
         if reason is None:
