@@ -81,32 +81,26 @@ def _columns(path: Path, fieldnames: list[str]) -> tuple[str, tuple[str, ...], s
     return time_col, PRICE_COLUMNS, volume_col
 
 
-def _fast_time(sample: str) -> Callable[[str], datetime]:
-    """A parser specialised on the file's first time value; any doubt raises ValueError → parse_time decides."""
-    utc = UTC
-    if _NUMBER.match(sample) and not (len(sample.strip()) == 8 and sample.strip().isdigit()):
-        first = float(sample)
-        div = _epoch_unit(first)
-        if div is not None:
-            low, high = next((lo, lo * 100) for lo, d in _EPOCH_UNITS if d == div)
-            fromts = datetime.fromtimestamp
+def _epoch_parser(sample: str) -> Callable[[str], datetime] | None:
+    """An epoch parser specialised on the file's first time value, or None when that value is not an epoch number.
 
-            def epoch(text: str) -> datetime:
-                value = int(text)
-                if not low <= value < high:
-                    raise ValueError
-                return fromts(value / div, tz=utc)
+    It raises ValueError on any value of another magnitude, so parse_time (the reference) decides those.
+    """
+    if not _NUMBER.match(sample) or (len(sample.strip()) == 8 and sample.strip().isdigit()):
+        return None
+    div = _epoch_unit(float(sample))
+    if div is None:
+        return None
+    low, high = next((lo, lo * 100) for lo, d in _EPOCH_UNITS if d == div)
+    fromts, utc = datetime.fromtimestamp, UTC
 
-            return epoch
-    fromiso = datetime.fromisoformat
-
-    def iso(text: str) -> datetime:  # parse_utc, minus its no-op astimezone for a UTC time
-        ts = fromiso(text.replace("Z", "+00:00"))
-        if ts.tzinfo is not utc:
+    def epoch(text: str) -> datetime:
+        value = int(text)
+        if not low <= value < high:
             raise ValueError
-        return ts
+        return fromts(value / div, tz=utc)
 
-    return iso
+    return epoch
 
 
 def read_candles(path: Path, symbol: str = "BTCUSDT") -> Iterator[Candle]:
@@ -125,7 +119,10 @@ def read_candles(path: Path, symbol: str = "BTCUSDT") -> Iterator[Candle]:
         it, io, ih, il, ic = (pos[c] for c in (time_col, *prices))
         iv = pos[volume_col] if volume_col is not None else None
         keys = [n.strip().lower() for n in fieldnames]
-        fast_time: Callable[[str], datetime] | None = None
+        utc, zero = UTC, Decimal(0)
+        fromiso = datetime.fromisoformat
+        epoch: Callable[[str], datetime] | None = None
+        decided = False
         previous: datetime | None = None
         for row in reader:
             if not row:  # a blank line: DictReader skips it too
@@ -134,11 +131,16 @@ def read_candles(path: Path, symbol: str = "BTCUSDT") -> Iterator[Candle]:
             if len(row) == width:
                 # fast path for a well-formed row; any doubt goes to the reference parsing below
                 try:
-                    if fast_time is None:
-                        fast_time = _fast_time(row[it])
-                    ts = fast_time(row[it])
+                    if not decided:  # the first row's time says ISO text or epoch numbers (and their unit)
+                        epoch, decided = _epoch_parser(row[it]), True
+                    if epoch is None:  # parse_utc, minus its no-op astimezone for a UTC time
+                        ts = fromiso(row[it].replace("Z", "+00:00"))
+                        if ts.tzinfo is not utc:
+                            raise ValueError
+                    else:
+                        ts = epoch(row[it])
                     candle = Candle(ts, Decimal(row[io]), Decimal(row[ih]), Decimal(row[il]), Decimal(row[ic]),
-                                    Decimal((row[iv] if iv is not None else "") or "0"), symbol)
+                                    zero if iv is None else Decimal(row[iv] or "0"), symbol)
                 except (ValueError, TypeError, InvalidOperation, KeyError, OverflowError, OSError):
                     candle = None
             if candle is None:
