@@ -91,17 +91,24 @@ class StateManager:
     def load(self, name: str, kind: str) -> dict[str, Any] | None:
         """The saved data, or None if no file exists; StateError if it cannot be trusted."""
         path = self.path(name)
+        hint = "move it aside or restore a backup (`la clean --all` starts from scratch); it was left untouched"
         try:
             text = path.read_text(encoding="utf-8")
         except FileNotFoundError:
+            if path.is_symlink():  # e.g. a state volume that is not mounted: missing state, not a fresh account
+                raise StateError(f"state file {path} is a symlink to {os.readlink(path)}, which is missing; "
+                                 f"mount or restore it, or remove the link to start afresh") from None
             return None
+        except UnicodeDecodeError:
+            raise StateError(f"corrupted state file {path}: not UTF-8 text; {hint}") from None
         except OSError as exc:
             raise StateError(f"cannot read state file {path}: {exc.strerror}") from None
-        hint = "move it aside or restore a backup (`la clean --all` starts from scratch); it was left untouched"
         try:
             record = json.loads(text)
         except json.JSONDecodeError as exc:
             raise StateError(f"corrupted state file {path}: not valid JSON ({exc.msg} at line {exc.lineno}); {hint}") from None
+        except (ValueError, RecursionError) as exc:  # an integer of thousands of digits, nesting beyond the stack
+            raise StateError(f"corrupted state file {path}: not usable JSON ({type(exc).__name__}); {hint}") from None
         if not isinstance(record, dict):
             raise StateError(f"corrupted state file {path}: expected a JSON object; {hint}")
         if record.get("kind") != kind:
