@@ -42,3 +42,18 @@ def test_a_dangling_symlink_is_not_a_fresh_start(tmp_path: Path) -> None:
     with pytest.raises(StateError, match="async_broker_state.json.*missing"):
         StateManager(tmp_path).load("async_broker_state.json", "paper_broker")
     assert path.is_symlink()
+
+
+@pytest.mark.parametrize("attack", ["giant_int", "deep_nesting"])
+def test_unusable_optin_and_ledger_json_is_an_optin_error(tmp_path: Path, attack: str) -> None:
+    """The opt-in (under its 64 KiB cap) and the replay ledger: the live gate refuses with one line."""
+    from laptop_agents.security.optin import OptInError, _ledger_newest, read_document
+
+    body = {"giant_int": '{"format": 1, "x": ' + "9" * 5000 + "}",
+            "deep_nesting": '{"x": ' + "[" * 30_000 + "]" * 30_000 + "}"}[attack]
+    path = tmp_path / "doc.json"
+    path.write_text(body)
+    with pytest.raises(OptInError, match="opt-in file"):
+        read_document(path)
+    with pytest.raises(OptInError, match="opt-in ledger"):
+        _ledger_newest(path, "acct")

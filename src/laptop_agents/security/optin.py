@@ -254,7 +254,7 @@ def read_document(path: Path) -> tuple[OptInPayload, dict[str, Any] | None]:
         raise OptInError(f"opt-in file {path} is too large")
     try:
         doc = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except (ValueError, RecursionError):  # not UTF-8, not JSON, a giant integer, nesting beyond the stack
         raise OptInError(f"opt-in file {path} is not valid JSON") from None
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise OptInError(f"opt-in file {path} is not a laptop-agents live opt-in document")
@@ -293,7 +293,7 @@ def _ledger_newest(ledger: Path, account: str) -> datetime | None:
         doc = json.loads(Path(ledger).read_text(encoding="utf-8"))
     except FileNotFoundError:
         return None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (OSError, ValueError, RecursionError) as exc:  # ValueError: not UTF-8, not JSON, a giant integer
         raise OptInError(f"opt-in ledger {ledger} cannot be read ({type(exc).__name__}); restore it from a "
                          "backup (deleting it drops the replay protection)") from None
     accounts = doc.get("accounts") if isinstance(doc, dict) and doc.get("format") == LEDGER_FORMAT else None
