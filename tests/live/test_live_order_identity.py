@@ -17,6 +17,9 @@ from laptop_agents.mock_exchange.testing import MockExchangeHandle, running_mock
 from tests.live.conftest import T0, accepted_orders, candle, intent, ledger_fills, make_broker, price_of, run
 
 MX = {"seed": 11, "time_scale": 0}
+FOREVER = {**MX, "duplicate_client_id": "forever"}
+"""The collision cases need an exchange that answers 30042 for a finished order's clientId too (under
+``open_only`` the exchange simply places a new order, and there is nothing to mistake for ours)."""
 
 
 def _requests(mx: MockExchangeHandle) -> list[dict[str, Any]]:
@@ -65,7 +68,7 @@ def test_a_restart_from_state_saved_before_the_last_sends_never_reuses_a_client_
 
 def test_an_order_under_our_client_id_that_we_did_not_send_halts_entries() -> None:
     """The per-start token cannot collide in practice; force it to, to prove the answer is checked."""
-    with running_mock_exchange(**MX) as mx:
+    with running_mock_exchange(**FOREVER) as mx:
         async def scenario() -> tuple[list[Any], list[Any], BitunixBroker]:
             saved, first = await _round_trip_then_crash(mx)
             mx.admin.advance_clock(60_000)
@@ -90,7 +93,7 @@ def test_an_order_under_our_client_id_that_we_did_not_send_halts_entries() -> No
 
 def test_a_matching_but_older_order_under_our_client_id_is_not_adopted() -> None:
     """Same symbol, side and qty, but created before what the restarted broker had already seen: not ours."""
-    with running_mock_exchange(**MX) as mx:
+    with running_mock_exchange(**FOREVER) as mx:
         async def scenario() -> tuple[list[Any], BitunixBroker]:
             saved, first = await _round_trip_then_crash(mx)
             mx.admin.advance_clock(60_000)
