@@ -57,3 +57,50 @@ def test_unusable_optin_and_ledger_json_is_an_optin_error(tmp_path: Path, attack
         read_document(path)
     with pytest.raises(OptInError, match="opt-in ledger"):
         _ledger_newest(path, "acct")
+
+
+# --------------------------------------------------------------------------- config files (strict config)
+@pytest.fixture
+def cfg_dir(tmp_path: Path) -> Path:
+    import shutil
+
+    shutil.copytree(Path(__file__).resolve().parents[2] / "config", tmp_path / "config")
+    return tmp_path / "config"
+
+
+@pytest.mark.parametrize(("file", "attack", "needle"), [
+    ("risk.yaml", "duplicate", "duplicate key 'max_daily_loss_usd'"),
+    ("risk.yaml", "giant_int", "risk.yaml"),
+    ("risk.yaml", "deep_nesting", "risk.yaml"),
+    ("strategies/default.json", "duplicate", "duplicate key 'allow_short'"),
+    ("strategies/default.json", "giant_int", "default.json"),
+])
+def test_config_files_that_hide_or_break_a_value_are_refused_in_one_line(cfg_dir: Path, file: str, attack: str,
+                                                                         needle: str) -> None:
+    """A repeated key silently takes its last value (an operator reading the first sees another limit); an integer
+    of thousands of digits or nesting beyond the stack was a traceback."""
+    from laptop_agents.core.config_models import load_config
+    from laptop_agents.core.errors import ConfigError
+
+    path = cfg_dir / file
+    text = path.read_text()
+    if file.endswith(".yaml"):
+        text += {"duplicate": "max_daily_loss_usd: 40\n", "giant_int": "max_leverage: " + "9" * 5000 + "\n",
+                 "deep_nesting": "x: " + "[" * 3000 + "]" * 3000 + "\n"}[attack]
+    else:
+        tail = {"duplicate": '"allow_short": true', "giant_int": '"x": ' + "9" * 5000}[attack]
+        text = text.replace('"entry": {', '"entry": {' + tail + ", ", 1)
+        assert tail in text
+    path.write_text(text)
+    with pytest.raises(ConfigError) as err:
+        load_config(cfg_dir, env={})
+    assert needle in str(err.value) and "\n" not in str(err.value), str(err.value)
+
+
+def test_yaml_merge_keys_may_still_be_overridden(cfg_dir: Path) -> None:
+    from laptop_agents.core.config_models import load_config
+
+    path = cfg_dir / "risk.yaml"
+    text = path.read_text().replace("circuit_breaker:\n", "circuit_breaker:\n  <<: {max_drawdown_pct: 4}\n", 1)
+    path.write_text(text)
+    assert load_config(cfg_dir, env={}).risk.circuit_breaker.max_drawdown_pct == 5

@@ -303,15 +303,48 @@ StrictYamlLoader.add_implicit_resolver(
     list("-+0123456789."))
 
 
+def _construct_unique_mapping(loader: StrictYamlLoader, node: yaml.MappingNode, deep: bool = False) -> Any:
+    """A key written twice is refused: YAML would silently keep the last one, so an operator reading the first
+    would believe another limit is in force. Merge keys (``<<: *anchor``) may still be overridden."""
+    seen: set[Any] = set()
+    for key_node, _ in node.value:
+        if key_node.tag == "tag:yaml.org,2002:merge":
+            continue
+        key = loader.construct_object(key_node, deep=True)
+        try:
+            if key in seen:
+                raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
+            seen.add(key)
+        except TypeError:  # an unhashable key: the base constructor refuses it
+            pass
+    return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
+
+
+StrictYamlLoader.construct_mapping = _construct_unique_mapping  # type: ignore[assignment,method-assign]
+
+
+def _unique_json_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """The JSON counterpart of :func:`_construct_unique_mapping`."""
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise ValueError(f"duplicate key {key!r}")
+        out[key] = value
+    return out
+
+
 def _read_file(path: Path) -> dict[str, Any]:
     if not path.exists():
         raise ConfigError(f"missing config file {path}: run `la doctor --fix` to write the defaults")
     try:
         text = path.read_text(encoding="utf-8")
-        data = json.loads(text) if path.suffix == ".json" else yaml.load(text, Loader=StrictYamlLoader)  # noqa: S506
-    except (json.JSONDecodeError, yaml.YAMLError) as exc:
+        data = (json.loads(text, object_pairs_hook=_unique_json_object) if path.suffix == ".json"
+                else yaml.load(text, Loader=StrictYamlLoader))  # noqa: S506
+    except (ValueError, yaml.YAMLError) as exc:  # ValueError: bad JSON or UTF-8, a duplicate key, a giant integer
         detail = str(exc).splitlines()[0]
         raise ConfigError(f"invalid config {path}: not valid {path.suffix.lstrip('.').upper()}: {detail}") from None
+    except RecursionError:
+        raise ConfigError(f"invalid config {path}: nested too deeply to be a config file") from None
     except OSError as exc:
         raise ConfigError(f"cannot read config {path}: {exc.strerror}") from None
     if data is None:
