@@ -104,3 +104,32 @@ def test_yaml_merge_keys_may_still_be_overridden(cfg_dir: Path) -> None:
     text = path.read_text().replace("circuit_breaker:\n", "circuit_breaker:\n  <<: {max_drawdown_pct: 4}\n", 1)
     path.write_text(text)
     assert load_config(cfg_dir, env={}).risk.circuit_breaker.max_drawdown_pct == 5
+
+
+# --------------------------------------------------------------------------- kill switch
+@pytest.mark.parametrize("value", ["1", "TRUE", " true ", "yes", "on", "2", "enable", "kill", "y"])
+def test_any_kill_switch_value_but_an_explicit_false_is_active(value: str) -> None:
+    """Fail safe: an operator who writes LA_KILL_SWITCH=enable (or 2, or y) means stop; only empty/0/false/no/off
+    leave it off."""
+    from laptop_agents.session.kill_switch import KillSwitch
+
+    assert KillSwitch([], {"LA_KILL_SWITCH": value}).reason() is not None
+    for off in ("", "0", "false", "FALSE", " no", "off"):
+        assert KillSwitch([], {"LA_KILL_SWITCH": off}).reason() is None
+
+
+@pytest.mark.parametrize("shape", ["empty", "directory", "dangling_symlink", "symlink_loop"])
+def test_anything_named_kill_txt_is_a_kill_switch(tmp_path: Path, shape: str) -> None:
+    from laptop_agents.session.kill_switch import KillSwitch
+
+    kill = tmp_path / "kill.txt"
+    if shape == "empty":
+        kill.write_text("")
+    elif shape == "directory":
+        kill.mkdir()
+    elif shape == "dangling_symlink":
+        kill.symlink_to(tmp_path / "gone")
+    else:
+        kill.symlink_to(kill)
+    assert KillSwitch([tmp_path / "absent" / "kill.txt", kill], {}).reason() is not None
+    assert KillSwitch([tmp_path / "absent" / "kill.txt"], {}).reason() is None

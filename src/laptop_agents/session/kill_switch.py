@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from pathlib import Path
 
 TRUE_VALUES = {"1", "true", "yes", "on"}
+FALSE_VALUES = {"", "0", "false", "no", "off"}
+"""Only these leave the switch off: any other value (``enable``, ``2``, ``y``) is taken as set (fail safe)."""
 
 
 class KillSwitch:
@@ -21,9 +23,18 @@ class KillSwitch:
 
     def reason(self) -> str | None:
         """Why the kill switch is active, or None."""
-        if self._env.get("LA_KILL_SWITCH", "").strip().lower() in TRUE_VALUES:
+        raw = self._env.get("LA_KILL_SWITCH", "")
+        if raw.strip().lower() in TRUE_VALUES:
             return "LA_KILL_SWITCH environment variable is set"
+        if raw.strip().lower() not in FALSE_VALUES:
+            return f"LA_KILL_SWITCH={raw.strip()[:40]!r} is set (only empty, 0, false, no or off leave it off)"
         for path in self.files:
-            if path.exists():
-                return f"kill file {path} exists"
+            # anything by that name counts: an empty file, a directory, a dangling or looping symlink
+            try:
+                os.lstat(path)
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+            except OSError as exc:  # cannot tell: fail safe
+                return f"kill file {path} cannot be checked ({exc.strerror}); taken as present"
+            return f"kill file {path} exists"
         return None
