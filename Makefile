@@ -19,9 +19,13 @@ paper: setup
 	$(BIN)/la doctor --fix
 	$(BIN)/la run --mode live-session --duration $(DURATION) --source mock --async
 
-## set up and run the whole test suite (slow tests included, as CI does)
+## set up and run the whole test suite (slow tests included, as CI does): most tests in three parallel workers
+## (one test file per worker, so module fixtures such as a shared mock exchange stay shared), then the heavy or
+## timing-sensitive ones (Docker, real systemd, rate pacing) alone
+PYTEST_WORKERS ?= 3
 test: setup
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist loadfile -m "not docker and not serial"
+	$(BIN)/pytest -q -m "docker or serial"
 
 ## the fast subset, for the edit-test loop
 test-fast: setup

@@ -177,6 +177,7 @@ def test_persistent_rate_limiting_surfaces_as_rate_limit_error() -> None:
         run(mx, scenario)
 
 
+@pytest.mark.serial  # counts requests per wall-clock window: a loaded machine spreads the burst out
 def test_client_pacing_keeps_a_burst_under_the_exchange_limit() -> None:
     with running_mock_exchange(seed=3) as mx:
 
@@ -192,6 +193,7 @@ def test_client_pacing_keeps_a_burst_under_the_exchange_limit() -> None:
     assert stats.errors.get("RateLimitError", 0) <= 2
 
 
+@pytest.mark.serial  # counts requests per wall-clock window: a loaded machine spreads the burst out
 def test_without_client_pacing_the_exchange_limiter_bites() -> None:
     unpaced = {group: RateLimit(10_000.0, 10_000.0) for group in EndpointGroup}
     with running_mock_exchange(seed=3) as mx:

@@ -29,7 +29,7 @@ from tests.conftest import REPO
 from tests.service.conftest import skip_or_fail, wait_until
 from tests.systemd.nspawn import Machine, booted, rootfs, wheelhouse
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.serial]  # boots a container: alone, after the parallel phase
 
 UNIT = "laptop-agents"
 STATE = "/var/lib/laptop-agents-paper"
