@@ -2,7 +2,8 @@
 
 It owns the run directory's journal (events.jsonl), the config snapshot, the
 equity curve, trades.csv (a row appended, flushed and fsynced as each trade closes,
-so a killed run keeps every closed trade), and at the end SessionEnd, the rest of
+so a killed run keeps every closed trade; a row a kill prevented, after the state save, is appended to the
+killed run's trades.csv by the next start: reporting/trail_recovery.py), and at the end SessionEnd, the rest of
 trades.csv, summary.html/json with the no-drift accounting check.
 """
 
@@ -22,6 +23,7 @@ from laptop_agents.core.orchestrator import EventJournal, RunDirectory
 from laptop_agents.core.state import atomic_write_text
 from laptop_agents.reporting.summary_html import SessionSummary, write_summary
 from laptop_agents.reporting.trades_csv import TradesCsvAppender
+from laptop_agents.reporting.trail_recovery import Recovered, recover_trades_csv
 
 log = logging.getLogger("laptop_agents.session.recorder")
 
@@ -81,6 +83,10 @@ class RunRecorder:
         self.trades_csv = TradesCsvAppender(run_dir.trades_csv, durable=durable_trades)
         self._csv_next = len(paper.trades) - max(0, min(carried_trades, len(paper.trades)))
         """Index in the account's trades of the next one trades.csv lacks (each row exactly once)."""
+        self.recovered: list[Recovered] = []
+        """Trades an earlier run booked but was killed before writing to its trades.csv; now appended there."""
+        if durable_trades:
+            self.recovered = recover_trades_csv(paper.trades[:self._csv_next], run_dir.runs_dir, mode, run_dir.run_id)
         self._append_closed_trades()
         bus.subscribe(self.journal)
         bus.subscribe(self._observe)
