@@ -4,7 +4,7 @@ PYTHON   ?= python3
 DURATION ?= 10
 BIN      := $(VENV)/bin
 
-.PHONY: setup paper test test-fast bench clean
+.PHONY: setup paper test test-fast test-dialects bench clean
 
 setup: $(VENV)/.installed
 
@@ -26,6 +26,10 @@ PYTEST_WORKERS ?= 3
 test: setup
 	$(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist loadfile -m "not docker and not serial"
 	$(BIN)/pytest -q -m "docker or serial"
+
+## the whole live suite once per mock dialect preset (CI runs only the `dialects`-marked tests per preset)
+test-dialects: setup
+	for d in docs ccxt community hostile; do LA_MOCK_DIALECT=$$d $(BIN)/pytest -q tests/live || exit 1; done
 
 ## the fast subset, for the edit-test loop
 test-fast: setup

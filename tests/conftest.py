@@ -151,3 +151,32 @@ def _private_lock_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None
         os.environ.pop("LA_LOCK_DIR", None)
     else:
         os.environ["LA_LOCK_DIR"] = previous
+
+
+# --- mock exchange dialects (docs/bitunix-dialects.md) -------------------------------------------------
+# A test marked ``dialects`` runs once per preset; every other test meets the default preset. Setting
+# LA_MOCK_DIALECT runs everything against that one preset instead (a whole-suite run under one reading).
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "mock_dialect" not in metafunc.fixturenames:
+        return
+    from laptop_agents.mock_exchange.dialects import env_dialect, preset_names
+
+    forced = env_dialect()
+    if forced is not None:
+        presets = [forced]
+    elif metafunc.definition.get_closest_marker("dialects") is not None:
+        presets = list(preset_names())
+    else:
+        return
+    metafunc.parametrize("mock_dialect", presets, indirect=True, ids=[f"dialect-{p}" for p in presets])
+
+
+@pytest.fixture(autouse=True)
+def mock_dialect(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str | None:
+    """The preset mock exchanges started by this test speak (through LA_MOCK_DIALECT); None = default."""
+    name: str | None = getattr(request, "param", None)
+    if name is not None:
+        monkeypatch.setenv("LA_MOCK_DIALECT", name)
+    return name

@@ -17,6 +17,8 @@ from laptop_agents.core.models import Side
 from laptop_agents.mock_exchange.testing import running_mock_exchange
 from tests.live.conftest import T0, candle, intent, ledger_fills, make_broker, price_of, run
 
+pytestmark = pytest.mark.dialects  # runs once per mock dialect preset (docs/bitunix-dialects.md)
+
 MX = {"seed": 11, "time_scale": 0}
 
 

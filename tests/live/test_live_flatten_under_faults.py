@@ -3,11 +3,15 @@ must not leave it open. Asserted from the mock's ledger and account view."""
 
 from __future__ import annotations
 
+import pytest
+
 from laptop_agents.core.models import Side
 from laptop_agents.execution.bitunix_broker import BitunixBroker, ClockSkewError
 from laptop_agents.mock_exchange.testing import MockExchangeHandle, running_mock_exchange
 from laptop_agents.resilience.circuit import CircuitState
 from tests.live.conftest import T0, accepted_orders, candle, intent, ledger_fills, make_broker, price_of, run
+
+pytestmark = pytest.mark.dialects  # runs once per mock dialect preset (docs/bitunix-dialects.md)
 
 MX = {"seed": 11, "time_scale": 0}
 

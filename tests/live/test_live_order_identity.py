@@ -8,6 +8,8 @@ Everything is asserted from the mock's ledger.
 
 from __future__ import annotations
 
+import pytest
+
 from typing import Any
 
 from laptop_agents.core.events import EventName
@@ -15,6 +17,8 @@ from laptop_agents.core.models import Side
 from laptop_agents.execution.bitunix_broker import EXIT_WHILE_DOWN, ORDER_REJECTED, BitunixBroker
 from laptop_agents.mock_exchange.testing import MockExchangeHandle, running_mock_exchange
 from tests.live.conftest import T0, accepted_orders, candle, intent, ledger_fills, make_broker, price_of, run
+
+pytestmark = pytest.mark.dialects  # runs once per mock dialect preset (docs/bitunix-dialects.md)
 
 MX = {"seed": 11, "time_scale": 0}
 FOREVER = {**MX, "duplicate_client_id": "forever"}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 import asyncio
 
 from laptop_agents.core.events import EventName
@@ -21,6 +23,8 @@ from tests.live.conftest import (
     run,
 )
 
+
+pytestmark = pytest.mark.dialects  # runs once per mock dialect preset (docs/bitunix-dialects.md)
 
 def test_fills_arrive_by_push_and_fall_back_to_polling_when_the_stream_stalls() -> None:
     with running_mock_exchange(seed=4, time_scale=0) as mx:

@@ -33,6 +33,8 @@ from tests.live.conftest import (
     run,
 )
 
+pytestmark = pytest.mark.dialects  # runs once per mock dialect preset (docs/bitunix-dialects.md)
+
 MX = {"seed": 11, "time_scale": 0}
 
 
