@@ -143,3 +143,28 @@ def test_round_trip_closed_while_down_lands_in_the_restarted_runs_trades_csv(
     summary = json.loads((second_run / "summary.json").read_text())
     assert summary["accounting_ok"], summary.get("accounting_detail")
     assert_flat(mx)
+
+
+def test_kill_after_the_state_save_loses_no_trades_csv_row_live(la_env: LaEnv, mx: MockExchangeHandle) -> None:
+    """SIGKILL right after a live exit is saved in the state, before its trades.csv row: the next start appends the
+    row to the killed run's trades.csv. Judged from the mock's ledger: every fill in trades.csv and the journal."""
+    from laptop_agents.mock_exchange.ledger_audit import audit, read_runs
+    from tests.e2e.test_lock_and_exits import all_run_records, assert_complete_trail
+
+    setup_live(la_env, mx)
+    state = la_env.workspace / "live" / "async_broker_state.json"
+    killed = la_env.run(*live_args(mx, "2"), extra_env={"LA_TEST_SIGKILL_AFTER_EXIT_SAVED": "1"})
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
+    first_run = la_env.latest.resolve()
+    booked = [t["trade_id"] for t in json.loads(state.read_text())["trades"]]
+    assert len(booked) == 1 and trades(first_run) == []  # the window hit: booked, no row
+
+    result = la_env.run(*live_args(mx, "0.05"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert [r["trade_id"] for r in trades(first_run)] == booked
+    assert_complete_trail([t["trade_id"] for t in json.loads(state.read_text())["trades"]],
+                          all_run_records(la_env, "live"))
+    ledger = mx.admin.ledger(type=["order_request", "fill"], account=KEY)
+    verdict = audit(ledger["events"], ledger["accounts"][KEY], read_runs(la_env.workspace))
+    assert verdict.fills and verdict.ok, verdict.problems()
+    assert_flat(mx)

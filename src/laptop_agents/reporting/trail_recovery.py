@@ -15,6 +15,7 @@ rows). A normal start reads one small trades.csv; a journal is read only when a 
 from __future__ import annotations
 
 import csv
+import io
 import json
 import logging
 from collections.abc import Sequence
@@ -50,12 +51,15 @@ def earlier_runs(runs_dir: Path, mode: str, current_run_id: str) -> list[Path]:
 
 
 def csv_trade_ids(path: Path) -> list[str]:
-    """The trade ids of a trades.csv (a line cut by kill -9 is ignored; a missing file has none)."""
+    """The trade ids of a trades.csv (a last line cut by kill -9, without its newline, is ignored: that row is
+    not written yet; a missing file has none)."""
     try:
-        with path.open(newline="", encoding="utf-8", errors="replace") as fh:
-            return [row["trade_id"] for row in csv.DictReader(fh) if row.get("trade_id") and row.get("pnl")]
+        data = path.read_text(encoding="utf-8", errors="replace")
     except FileNotFoundError:
         return []
+    if not data.endswith("\n"):
+        data = data[: data.rfind("\n") + 1]
+    return [row["trade_id"] for row in csv.DictReader(io.StringIO(data, newline="")) if row.get("trade_id")]
 
 
 def journaled_exits(path: Path) -> set[str]:

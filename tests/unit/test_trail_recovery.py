@@ -1,0 +1,57 @@
+"""reporting/trail_recovery: which booked trades lack a trades.csv row, and where the row goes (real files)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+
+from laptop_agents.core.models import Side, Trade
+from laptop_agents.reporting.trades_csv import write_trades_csv
+from laptop_agents.reporting.trail_recovery import csv_trade_ids, recover_trades_csv
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def trade(n: int) -> Trade:
+    d = Decimal(n)
+    return Trade(f"T{n:06d}", Side.LONG, Decimal(1), T0, T0, d, d + 1, Decimal(1), Decimal("0.1"), Decimal("0.9"),
+                 "take_profit")
+
+
+def make_run(runs: Path, name: str, rows: list[int], exits: list[int]) -> Path:
+    run = runs / name
+    run.mkdir(parents=True)
+    write_trades_csv(run / "trades.csv", [trade(n) for n in rows])
+    (run / "events.jsonl").write_text("".join(json.dumps({"event": "ExecutionExit", "trade_id": trade(n).trade_id})
+                                              + "\n" for n in exits))
+    return run
+
+
+def test_missing_rows_go_to_the_run_that_journaled_them_once(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    old = make_run(runs, "20260101T000000Z-paper-aaaaaa", [1, 2], [1, 2])
+    killed = make_run(runs, "20260101T000100Z-paper-bbbbbb", [3], [3, 4])   # killed after T4's state save
+    tradeless = make_run(runs, "20260101T000200Z-paper-cccccc", [], [5])    # killed before T5's row, no rows
+    make_run(runs, "20260101T000300Z-live-dddddd", [], [6])                 # another mode: never touched
+    (killed / "trades.csv").write_text((killed / "trades.csv").read_text() + "T000004,2026-01-01T00:00:00Z,2026-01-01T00:00:00Z,long,4,5,1,1,0.1,0.9,take_pr")  # torn
+    (runs / "latest").symlink_to(tradeless)
+    booked = [trade(n) for n in range(1, 6)]
+
+    got = recover_trades_csv(booked, runs, "paper", "20260101T000400Z-paper-eeeeee")
+    assert [(r.trade_id, r.run_dir.name, r.journaled) for r in got] == [
+        ("T000004", killed.name, True), ("T000005", tradeless.name, True)]
+    assert csv_trade_ids(killed / "trades.csv") == ["T000003", "T000004"]
+    assert csv_trade_ids(tradeless / "trades.csv") == ["T000005"]
+    assert csv_trade_ids(old / "trades.csv") == ["T000001", "T000002"]
+    assert recover_trades_csv(booked, runs, "paper", "20260101T000500Z-paper-ffffff") == []  # never twice
+
+
+def test_nothing_to_compare_with_and_an_unjournaled_trade(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    assert recover_trades_csv([trade(1)], runs, "paper", "x-paper-1") == []  # no earlier run: nothing to do
+    only = make_run(runs, "20260101T000000Z-paper-aaaaaa", [1], [1])
+    got = recover_trades_csv([trade(1), trade(2)], runs, "paper", "20260101T000100Z-paper-bbbbbb")
+    assert [(r.trade_id, r.run_dir, r.journaled) for r in got] == [("T000002", only, False)]
+    assert csv_trade_ids(only / "trades.csv") == ["T000001", "T000002"]
