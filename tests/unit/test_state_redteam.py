@@ -133,3 +133,29 @@ def test_anything_named_kill_txt_is_a_kill_switch(tmp_path: Path, shape: str) ->
         kill.symlink_to(kill)
     assert KillSwitch([tmp_path / "absent" / "kill.txt", kill], {}).reason() is not None
     assert KillSwitch([tmp_path / "absent" / "kill.txt"], {}).reason() is None
+
+
+# --------------------------------------------------------------------------- live breaker vs the live account
+@pytest.mark.parametrize(("field", "value"), [("daily_realized_pnl", "1000000"), ("consecutive_losses", 50)])
+def test_live_breaker_that_disables_the_daily_loss_limit_is_refused(tmp_path: Path, field: str, value: object) -> None:
+    """Live (the mode with real money) checked its breaker file only on its own, so a daily PnL of +1,000,000
+    (the $50 daily-loss limit off for the day) or 50 consecutive losses passed. The live account's trades may be
+    booked out of order (round trips closed while we were down), so the check is order-free: the day's PnL is at
+    most what all trades made or lost, the losing streak at most the losing trades."""
+    from laptop_agents.core.state_schema import StateInvalid, check_breaker_state
+    from laptop_agents.session.state_store import LIVE_BROKER_KIND, check_workspace_state
+    from laptop_agents.session.workspace import BREAKER_STATE_NAME, BROKER_STATE_NAME, Workspace
+    from tests.unit.test_state_schema import LIVE, _set, breaker_state
+
+    ws = Workspace(tmp_path, "live")
+    states = StateManager(ws.state_dir)
+    states.save(BROKER_STATE_NAME, LIVE_BROKER_KIND, LIVE)
+    states.save(BREAKER_STATE_NAME, "circuit_breaker", breaker_state())
+    assert check_workspace_state(ws) is not None  # the honest pair passes
+    states.save(BREAKER_STATE_NAME, "circuit_breaker", _set(breaker_state(), field, value))
+    with pytest.raises(StateError, match=f"{BREAKER_STATE_NAME}.*{field}"):
+        check_workspace_state(ws)
+    pnls = [__import__("decimal").Decimal(t["pnl"]) for t in LIVE["trades"]]
+    with pytest.raises(StateInvalid, match=f"^{field}"):
+        check_breaker_state(_set(breaker_state(), field, value), booked_pnls=list(reversed(pnls)))
+    check_breaker_state(breaker_state(), booked_pnls=list(reversed(pnls)))

@@ -36,6 +36,8 @@ PAPER_NOTIONAL_CAP = hl.MAX_POSITION_NOTIONAL_USD * Decimal("1.1")
 # so only an absurd notional is refused.
 LIVE_NOTIONAL_CAP = hl.MAX_POSITION_NOTIONAL_USD * 100
 MAX_COUNT = 10**9
+# Live: a booked trade's fees may be corrected after the breaker counted it; a cent-level slack, not a loophole.
+LIVE_PNL_SLACK = Decimal("1")
 SIDES = ("LONG", "SHORT")
 BREAKER_REASONS = ("max_drawdown", "consecutive_losses", "daily_loss")
 _SYMBOL = re.compile(r"^[A-Z0-9]{2,20}USDT$")
@@ -297,9 +299,12 @@ def check_live_state(data: Any) -> None:
         raise StateInvalid("equity", data["equity"], f"disagrees with trades (expected {expected})")
 
 
-def check_breaker_state(data: Any, *, equity: Decimal | None = None, trade_pnls: Sequence[Decimal] | None = None) -> None:
+def check_breaker_state(data: Any, *, equity: Decimal | None = None, trade_pnls: Sequence[Decimal] | None = None,
+                        booked_pnls: Sequence[Decimal] | None = None) -> None:
     """``circuit_breaker_state.json``; with the account's realized ``equity`` and closed ``trade_pnls`` (oldest
-    first) when they are known, also its consistency with them.
+    first) when they are known, also its consistency with them. ``booked_pnls`` (live) are the account's closed
+    trades in no trusted order (round trips closed while we were down are booked late): only order-free bounds
+    then, the day's PnL at most what all of them made or lost, the losing streak at most the losing trades.
 
     The breaker file is written right after the broker file, so a crash between the two can leave it one trade
     behind: the consistency rules accept the state as of the last trade or the one before.
@@ -324,6 +329,14 @@ def check_breaker_state(data: Any, *, equity: Decimal | None = None, trade_pnls:
         raise StateInvalid("trading_day", day, "must be a YYYY-MM-DD date or null")
     daily = _money(data, "daily_realized_pnl")
     assert daily is not None
+    if booked_pnls is not None:
+        budget = sum((abs(p) for p in booked_pnls), Decimal(0)) + LIVE_PNL_SLACK
+        if abs(daily) > budget:
+            raise StateInvalid("daily_realized_pnl", data["daily_realized_pnl"],
+                               f"more than the {budget} USDT all the account's trades made or lost")
+        losers = sum(1 for p in booked_pnls if p < 0)
+        if losses > losers:
+            raise StateInvalid("consecutive_losses", losses, f"more than the {losers} losing trades the account booked")
     if trade_pnls is None:
         if equity is not None and peak is not None and peak < equity:
             raise StateInvalid("peak_equity", data["peak_equity"], f"below the account's equity {equity}")

@@ -53,7 +53,7 @@ from laptop_agents.session.failures import CREDENTIALS_REJECTED, DISK_ERROR, EXC
 from laptop_agents.session.lock import AccountLock, PidLock, SessionLock, resolve_lock_dir
 from laptop_agents.session.pipeline import TradingPipeline
 from laptop_agents.session.recorder import RunRecorder
-from laptop_agents.session.state_store import StateStore, load_breaker_state
+from laptop_agents.session.state_store import StateStore, live_booked_pnls, load_breaker_state
 from laptop_agents.session.test_hooks import sigkill_after_exit_saved
 from laptop_agents.session.stay_up import Backoff, StayUp, take_reset_request
 from laptop_agents.session.workspace import Workspace
@@ -183,6 +183,7 @@ class AsyncRunner:
         breaker_state = load_breaker_state(
             self.state, equity=account.equity if account else None,
             trade_pnls=[t.pnl for t in account.trades] if account else None,
+            booked_pnls=live_booked_pnls(getattr(self.factory, "state", None)) if self.mode == "live" else None,
         )
         self._fresh_breaker = breaker_state is None
         breaker = TradingCircuitBreaker(self.config.risk.circuit_breaker, self.config.risk.hard_limits(),

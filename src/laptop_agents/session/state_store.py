@@ -81,6 +81,7 @@ def load_breaker_state(
     *,
     equity: Decimal | None = None,
     trade_pnls: Sequence[Decimal] | None = None,
+    booked_pnls: Sequence[Decimal] | None = None,
 ) -> BreakerState | None:
     """The persisted breaker state (None if there is none), validated on its own and, when the account's
     ``equity`` and closed ``trade_pnls`` are known, against them; StateError (exit 8, one line) otherwise."""
@@ -89,7 +90,7 @@ def load_breaker_state(
     if data is None:
         return None
     try:
-        check_breaker_state(data, equity=equity, trade_pnls=trade_pnls)
+        check_breaker_state(data, equity=equity, trade_pnls=trade_pnls, booked_pnls=booked_pnls)
         return BreakerState.from_dict(data)
     except StateInvalid as exc:
         raise state_error(path, exc) from None
@@ -118,4 +119,10 @@ def check_workspace_state(workspace: Workspace) -> BreakerState | None:
         if paper:
             equity = Decimal(str(data["equity"]))
             pnls = [Decimal(str(t["pnl"])) for t in data["trades"]]
-    return load_breaker_state(manager, equity=equity, trade_pnls=pnls)
+    return load_breaker_state(manager, equity=equity, trade_pnls=pnls,
+                              booked_pnls=None if paper else live_booked_pnls(data))
+
+
+def live_booked_pnls(data: dict[str, Any] | None) -> list[Decimal] | None:
+    """The closed trades' pnl of a validated live broker state (None without one): the live breaker's bounds."""
+    return None if data is None else [Decimal(str(t["pnl"])) for t in data["trades"]]
