@@ -184,7 +184,13 @@ def _rotate(args: argparse.Namespace, out: TextIO) -> int:
 # --------------------------------------------------------------------------- la live optin
 def add_live_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = "Live-trading consent: the signed opt-in document."
-    sub = parser.add_subparsers(dest="live_command", required=True, metavar="{optin}")
+    sub = parser.add_subparsers(dest="live_command", required=True, metavar="{optin,preflight}")
+    pf = sub.add_parser("preflight", allow_abbrev=False,
+                        help="one minimum-size REAL round trip checking the exchange answers as the client expects")
+    pf.add_argument("--yes-place-a-real-order", action="store_true", help="required: this trades real money")
+    pf.add_argument("--config-dir", type=Path, default=Path("config"))
+    pf.add_argument("--workspace", help="workspace root (default $LA_WORKSPACE or ./.workspace); record in <it>/live/")
+    pf.add_argument("--rest-url", help="exchange REST base URL (default settings bitunix.rest_url)")
     optin = sub.add_parser("optin", allow_abbrev=False, help="create, sign and verify the signed live opt-in")
     osub = optin.add_subparsers(dest="optin_command", required=True, metavar="{keygen,create,sign,verify}")
 
@@ -216,6 +222,11 @@ def add_live_arguments(parser: argparse.ArgumentParser) -> None:
 def run_live(args: argparse.Namespace, out: TextIO | None = None, now: datetime | None = None) -> int:
     out = out or sys.stdout
     now = now or datetime.now(UTC)
+    if args.live_command == "preflight":
+        from laptop_agents.execution.preflight import preflight_command
+
+        return preflight_command(args.config_dir, args.workspace, args.rest_url, args.yes_place_a_real_order,
+                                 out, sys.stderr, now=now)
     if args.live_command != "optin":
         raise UsageError(f"unknown live command {args.live_command!r}")
     cmd = args.optin_command

@@ -1,0 +1,296 @@
+"""Live preflight: one guided minimum-size round trip that checks the exchange answers the way our client expects.
+
+Before the first autonomous live session the exchange has only ever met our mock. The preflight places the
+minimum quantity (long, with exchange-side TP/SL), reads it back, closes it with the same close form the broker
+uses, and reads history and wallet, checking at each step that the answer is the one the client relies on.
+It also records what it *observed* on the disputed points (docs/bitunix-dialects.md): which side the closing
+fill carries, whether trades carry ``tradeSide``, how positions spell their side.
+
+On any surprise it flattens the symbol (cancel all, close all, verify) and raises :class:`PreflightFailed`
+whose message names the step, what was expected and what came back. It never retries a placement.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, TextIO
+
+from laptop_agents.core.models import Side
+from laptop_agents.execution.bitunix.enums import (
+    MarginMode,
+    OrderSide,
+    OrderType,
+    PositionMode,
+    PositionSide,
+    StopType,
+)
+from laptop_agents.execution.bitunix.errors import BitunixError
+from laptop_agents.execution.bitunix.rest import BitunixRestClient, new_client_id
+from laptop_agents.execution.bitunix.trading_schemas import PlaceOrderRequest, TradeInfo
+from laptop_agents.execution.bitunix_broker import _is_closing_fill, close_request
+from laptop_agents.execution.order_checks import SymbolRules
+
+TPSL_DISTANCE = Decimal("0.05")  # TP/SL 5 % away: never triggers during a seconds-long round trip
+
+
+class PreflightFailed(Exception):
+    """A step answered unexpectedly; the account was flattened (``flat`` says whether that was verified)."""
+
+    def __init__(self, step: str, expected: str, got: str, flat: bool) -> None:
+        self.step, self.expected, self.got, self.flat = step, expected, got, flat
+        state = "account flattened" if flat else "account NOT verified flat: close it on the exchange now"
+        super().__init__(f"preflight step '{step}': expected {expected}, got {got} ({state})")
+
+
+@dataclass
+class PreflightReport:
+    """What passed and what the exchange was seen to speak; stored in the live workspace."""
+
+    symbol: str
+    steps: list[str] = field(default_factory=list)
+    observed: dict[str, Any] = field(default_factory=dict)
+    wallet_before: str | None = None
+    wallet_after: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class PreflightSettings:
+    symbol: str = "BTCUSDT"
+    leverage: int = 2
+    margin_mode: MarginMode = MarginMode.ISOLATION
+    margin_coin: str = "USDT"
+    poll_attempts: int = 20
+    poll_interval_sec: float = 0.25
+
+
+class _Check:
+    """Collects step names; ``expect`` raises a mismatch the runner turns into flatten + PreflightFailed."""
+
+    def __init__(self, report: PreflightReport) -> None:
+        self.report = report
+        self.step = "start"
+
+    def begin(self, step: str) -> None:
+        self.step = step
+
+    def passed(self) -> None:
+        self.report.steps.append(self.step)
+
+    def expect(self, ok: bool, expected: str, got: Any) -> None:
+        if not ok:
+            raise _Mismatch(self.step, expected, str(got))
+
+
+class _Mismatch(Exception):
+    def __init__(self, step: str, expected: str, got: str) -> None:
+        super().__init__(step)
+        self.step, self.expected, self.got = step, expected, got
+
+
+async def run_preflight(client: BitunixRestClient, settings: PreflightSettings) -> PreflightReport:
+    """The round trip; raises PreflightFailed (after flattening) on the first unexpected answer."""
+    report = PreflightReport(symbol=settings.symbol)
+    check = _Check(report)
+    try:
+        await _steps(client, settings, check)
+    except _Mismatch as exc:
+        raise PreflightFailed(exc.step, exc.expected, exc.got, await _flatten(client, settings)) from None
+    except BitunixError as exc:
+        got = f"{type(exc).__name__}: {exc}"
+        raise PreflightFailed(check.step, "a successful answer", got, await _flatten(client, settings)) from None
+    return report
+
+
+async def _steps(client: BitunixRestClient, s: PreflightSettings, c: _Check) -> None:
+    symbol, report = s.symbol, c.report
+    c.begin("read contract rules")
+    pair = next((p for p in await client.trading_pairs([symbol]) if p.symbol == symbol), None)
+    c.expect(pair is not None, f"{symbol} listed", "not listed")
+    assert pair is not None
+    rules = SymbolRules.from_pair(pair)
+    c.expect(rules.tradable, "symbolStatus OPEN", pair.status)
+    c.expect(rules.min_leverage <= s.leverage <= rules.max_leverage,
+             f"leverage {s.leverage} within {rules.min_leverage}-{rules.max_leverage}", s.leverage)
+    c.passed()
+
+    c.begin("read account")
+    account = await client.account(s.margin_coin)
+    c.expect(account.position_mode is PositionMode.ONE_WAY, "positionMode ONE_WAY", account.position_mode)
+    c.expect(not await client.get_pending_positions(symbol), "no open position on " + symbol, "a position")
+    report.wallet_before = str(account.available + account.frozen + account.margin)
+    c.passed()
+
+    c.begin("set margin mode and leverage")
+    await client.change_margin_mode(symbol, s.margin_mode, s.margin_coin)
+    await client.change_leverage(symbol, s.leverage, s.margin_coin)
+    c.passed()
+
+    c.begin("open the minimum quantity with TP/SL")
+    (ticker,) = [t for t in await client.tickers([symbol]) if t.symbol == symbol]
+    price = ticker.last_price
+    tick = rules.price_tick
+    tp = (price * (1 + TPSL_DISTANCE) / tick).to_integral_value() * tick
+    sl = (price * (1 - TPSL_DISTANCE) / tick).to_integral_value() * tick
+    entry = PlaceOrderRequest(
+        symbol=symbol, side=OrderSide.BUY, qty=rules.min_qty, order_type=OrderType.MARKET,
+        client_id=new_client_id(), tp_price=tp, tp_stop_type=StopType.MARK_PRICE, tp_order_type=OrderType.MARKET,
+        sl_price=sl, sl_stop_type=StopType.MARK_PRICE, sl_order_type=OrderType.MARKET,
+    )
+    ack = await client.place_order(entry)
+    order = await _terminal(client, ack.order_id, s)
+    c.expect(order.status.value == "FILLED" and order.filled_qty == rules.min_qty,
+             f"FILLED {rules.min_qty}", f"{order.status.value} {order.filled_qty}")
+    c.expect(order.tp_price == tp and order.sl_price == sl, f"TP {tp} / SL {sl} on the order",
+             f"TP {order.tp_price} / SL {order.sl_price}")
+    c.passed()
+
+    c.begin("read the position")
+    positions = [p for p in await client.get_pending_positions(symbol) if p.symbol == symbol]
+    c.expect(len(positions) == 1, "one position", f"{len(positions)} positions")
+    pos = positions[0]
+    c.expect(pos.side is PositionSide.LONG and pos.qty == rules.min_qty, f"LONG {rules.min_qty}",
+             f"{pos.side.value} {pos.qty}")
+    c.passed()
+
+    c.begin("close the position")
+    close = close_request(symbol, Side.LONG, pos.qty, new_client_id())
+    closed = await _terminal(client, (await client.place_order(close)).order_id, s)
+    c.expect(closed.status.value == "FILLED", "close order FILLED", closed.status.value)
+    left = [p for p in await client.get_pending_positions(symbol) if p.symbol == symbol]
+    c.expect(not left, "no position after the close", f"{len(left)} position(s)")
+    c.passed()
+
+    c.begin("read history")
+    trades = await _history(client, symbol, {ack.order_id, closed.order_id}, s)
+    entry_fills = [t for t in trades if t.order_id == ack.order_id]
+    closing = [t for t in trades if _is_closing_fill(t, Side.LONG, ack.order_id)]
+    c.expect(sum((t.qty for t in entry_fills), Decimal(0)) == rules.min_qty, f"entry fills for {rules.min_qty}",
+             [(t.trade_id, str(t.qty)) for t in entry_fills])
+    c.expect([t.order_id for t in closing] == [closed.order_id] * len(closing) and closing,
+             f"closing fills of order {closed.order_id} only", [(t.trade_id, t.order_id) for t in closing])
+    report.observed = {
+        "closing_fill_side": "position" if closing[0].side is OrderSide.BUY else "exit",
+        "trade_side_field": closing[0].trade_side is not None,
+        "position_mode": account.position_mode.value,
+    }
+    c.passed()
+
+    c.begin("read the wallet")
+    after = await client.account(s.margin_coin)
+    wallet_after = after.available + after.frozen + after.margin
+    booked = sum(((t.realized_pnl or Decimal(0)) - (t.fee or Decimal(0)) for t in entry_fills + closing), Decimal(0))
+    before = Decimal(report.wallet_before or "0")
+    c.expect(wallet_after - before == booked, f"wallet moved by the fills' PnL - fees ({booked})",
+             f"{wallet_after - before}")
+    report.wallet_after = str(wallet_after)
+    c.passed()
+
+
+async def _terminal(client: BitunixRestClient, order_id: str, s: PreflightSettings) -> Any:
+    for _ in range(s.poll_attempts):
+        order = await client.get_order_detail(order_id=order_id)
+        if not order.status.is_open:
+            return order
+        await asyncio.sleep(s.poll_interval_sec)
+    return order
+
+
+async def _history(client: BitunixRestClient, symbol: str, order_ids: set[str], s: PreflightSettings) -> list[TradeInfo]:
+    """The round trip's fills (history may lag the order table: re-read a few times)."""
+    trades: list[TradeInfo] = []
+    for _ in range(s.poll_attempts):
+        page = await client.get_history_trades(symbol, limit=100)
+        trades = [t for t in page.trades if t.order_id in order_ids]
+        if {t.order_id for t in trades} == order_ids:
+            break
+        await asyncio.sleep(s.poll_interval_sec)
+    return trades
+
+
+async def _flatten(client: BitunixRestClient, s: PreflightSettings) -> bool:
+    """Cancel all, close all, and prove it; True when verified flat."""
+    for _ in range(3):
+        try:
+            await client.cancel_all_orders(s.symbol)
+            if [p for p in await client.get_pending_positions(s.symbol) if p.symbol == s.symbol]:
+                await client.close_all_position(s.symbol)
+            positions = [p for p in await client.get_pending_positions(s.symbol) if p.symbol == s.symbol]
+            orders = [o for o in (await client.get_pending_orders(s.symbol, limit=100)).orders if o.status.is_open]
+            if not positions and not orders:
+                return True
+        except BitunixError:
+            pass
+        await asyncio.sleep(s.poll_interval_sec)
+    return False
+
+
+def preflight_record(report: PreflightReport, account_fingerprint: str, config_hash: str, now: datetime) -> dict[str, Any]:
+    """The live-state record a later gate can require (account + config hash + time + observed dialect)."""
+    return {"passed": True, "account": account_fingerprint, "config_hash": config_hash, "at": now.isoformat(),
+            **report.to_json()}
+
+
+PREFLIGHT_FILE = "preflight.json"
+
+
+def preflight_command(config_dir: Path, workspace_root: str | None, rest_url: str | None, yes: bool,
+                      out: TextIO, err: TextIO, now: datetime | None = None) -> int:
+    """``la live preflight``: the signed opt-in gate, then the round trip; the record goes to the live workspace.
+
+    Exit 0 passed; 11 a step answered unexpectedly (flattened); 10 flattening could not be verified. The gate's
+    refusals raise (one line, their own exit code) before any request is sent.
+    """
+    from laptop_agents.core.config_models import load_config
+    from laptop_agents.core.errors import ExitCode, UsageError
+    from laptop_agents.execution.bitunix.transport import RestConfig
+    from laptop_agents.execution.live_start import broker_settings_for
+    from laptop_agents.security.optin import LEDGER_NAME, check_live_gate
+    from laptop_agents.security.passphrase import PassphraseSource
+    from laptop_agents.session.workspace import Workspace
+
+    if not yes:
+        raise UsageError("la live preflight places a REAL minimum-size order on the exchange and closes it again; "
+                         "add --yes-place-a-real-order to proceed")
+    now = now or datetime.now(UTC)
+    config = load_config(config_dir)
+    live, bitunix = config.settings.live, config.settings.bitunix
+    workspace = Workspace.resolve(workspace_root, "live")
+    workspace.state_dir.mkdir(parents=True, exist_ok=True)
+    grant = check_live_gate(True, Path(live.optin_file), live.optin_public_key, Path(live.credentials_file),
+                            PassphraseSource(name=live.passphrase_name), config, now=now,
+                            optin_ledger=workspace.state_dir / LEDGER_NAME)
+    leverage = broker_settings_for(config, live.leverage).leverage
+    settings = PreflightSettings(symbol=config.strategy.symbol, leverage=leverage,
+                                 margin_mode=MarginMode(live.margin_mode))
+    url = rest_url or bitunix.rest_url
+    print(f"preflight on {url}: account {grant.account_fingerprint}, {settings.symbol}, a REAL order of the "
+          "minimum quantity", file=out)
+
+    async def go() -> PreflightReport:
+        async with BitunixRestClient(RestConfig(base_url=url), grant.credentials) as client:
+            return await run_preflight(client, settings)
+
+    try:
+        report = asyncio.run(go())
+    except PreflightFailed as exc:
+        print(f"preflight FAILED: {exc}", file=err)
+        return int(ExitCode.AUDIT_CRITICAL if exc.flat else ExitCode.NOT_FLAT)
+    for step in report.steps:
+        print(f"  ok  {step}", file=out)
+    print("observed: " + ", ".join(f"{k}={v}" for k, v in report.observed.items()), file=out)
+    record = preflight_record(report, grant.account_fingerprint, grant.payload.config_hash, now)
+    path = workspace.state_dir / PREFLIGHT_FILE
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+    print(f"preflight PASSED: recorded in {path} (config {grant.payload.config_hash[:12]})", file=out)
+    return 0

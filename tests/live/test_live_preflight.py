@@ -1,0 +1,83 @@
+"""`la live preflight` core against the mock, once per dialect preset, and with a step that answers unexpectedly."""
+
+from __future__ import annotations
+
+import pytest
+
+from laptop_agents.execution.bitunix.rest import BitunixRestClient
+from laptop_agents.execution.preflight import PreflightFailed, PreflightSettings, run_preflight
+from laptop_agents.mock_exchange.testing import running_mock_exchange
+from tests.live.conftest import KEY, SECRET, rest_config, run
+
+pytestmark = pytest.mark.dialects  # runs once per mock dialect preset (docs/bitunix-dialects.md)
+
+MX = {"seed": 11, "time_scale": 0}
+
+
+def _client(mx) -> BitunixRestClient:
+    from laptop_agents.execution.bitunix.credentials import Credentials
+
+    return BitunixRestClient(rest_config(mx), Credentials(KEY, SECRET))
+
+
+def test_preflight_round_trip_passes_and_records_the_dialect_it_saw(mock_dialect) -> None:
+    with running_mock_exchange(**MX) as mx:
+        async def scenario():
+            async with _client(mx) as client:
+                return await run_preflight(client, PreflightSettings())
+
+        report = run(scenario)
+        dialect = mx.config
+        assert report.steps == ["read contract rules", "read account", "set margin mode and leverage",
+                                "open the minimum quantity with TP/SL", "read the position", "close the position",
+                                "read history", "read the wallet"]
+        assert report.observed["closing_fill_side"] == dialect.closing_fill_side
+        assert report.observed["trade_side_field"] is dialect.trade_side_field
+        account = mx.admin.account(KEY)
+        assert account["positions"] == [] and account["openOrders"] == []
+        fills = mx.admin.events("fill", account=KEY)
+        assert len(fills) == 2 and fills[0]["qty"] == "0.0001"  # the minimum, once in, once out
+
+
+def test_an_unexpected_answer_flattens_and_names_what_differed() -> None:
+    # the exchange ignores TP/SL on the order (a step answers unlike the client expects)
+    with running_mock_exchange(**MX) as mx:
+
+        async def scenario():
+            async with _client(mx) as client:
+                real = client.get_order_detail
+
+                async def without_tpsl(**kw):
+                    from dataclasses import replace
+                    return replace(await real(**kw), tp_price=None, sl_price=None)
+
+                client.get_order_detail = without_tpsl  # type: ignore[method-assign]
+                return await run_preflight(client, PreflightSettings())
+
+        with pytest.raises(PreflightFailed) as exc:
+            run(scenario)
+        assert exc.value.step == "open the minimum quantity with TP/SL" and exc.value.flat
+        assert "TP/SL" in str(exc.value) and "got TP None / SL None" in str(exc.value)
+        account = mx.admin.account(KEY)
+        assert account["positions"] == [] and account["openOrders"] == []  # flattened
+
+
+@pytest.mark.slow
+def test_la_live_preflight_cli_needs_the_flag_then_records_a_pass(la_env, mock_dialect) -> None:
+    import json
+
+    from tests.live.test_live_session_e2e import setup_live
+
+    with running_mock_exchange(seed=5, time_scale=0) as mx:
+        setup_live(la_env, mx)
+        refused = la_env.run("live", "preflight", "--rest-url", mx.rest_url)
+        assert refused.returncode == 2 and "--yes-place-a-real-order" in refused.stderr
+        assert "Traceback" not in refused.stderr and mx.admin.events("order_request", account=KEY) == []
+        result = la_env.run("live", "preflight", "--yes-place-a-real-order", "--rest-url", mx.rest_url)
+        print(result.stdout)  # the report's capture of the preflight output
+        assert result.returncode == 0, result.stderr[-2000:]
+        assert "preflight PASSED" in result.stdout and "  ok  read the wallet" in result.stdout
+        record = json.loads((la_env.workspace / "live" / "preflight.json").read_text())
+        assert record["passed"] and record["config_hash"] and record["account"]
+        assert record["observed"]["closing_fill_side"] == mx.config.closing_fill_side
+        assert mx.admin.account(KEY)["positions"] == []
