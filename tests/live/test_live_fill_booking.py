@@ -99,3 +99,24 @@ def test_an_entry_whose_answer_and_lookups_fail_is_found_and_booked_never_sent_t
         assert [e.name for e in booked] == [EventName.EXECUTION_FILL, EventName.EXECUTION_EXIT]
         assert booked[0].data["order_id"] == fills[0]["orderId"]
         assert mx.admin.account()["positions"] == []
+
+
+def test_an_exchange_side_exit_whose_history_query_fails_is_booked_on_the_next_candle() -> None:
+    with running_mock_exchange(**MX) as mx:
+        async def scenario() -> tuple[list[Any], Any]:
+            broker = make_broker(mx)
+            await broker.start(T0)
+            p = price_of(mx)
+            await broker.submit(intent(Side.LONG, p), candle(p), T0)
+            mx.admin.set_price(str(broker.position.stop_loss - 5))  # type: ignore[union-attr]
+            mx.admin.set_faults(rest_error_next=6, rest_fault_paths=["trade/get_history_trades"])
+            events, trade = await broker.on_candle(candle(p, 1), T0)  # the read fails: nothing booked, no crash
+            assert (events, trade) == ([], None) and broker.position is not None
+            events, trade = await broker.on_candle(candle(p, 2), T0)
+            await broker.shutdown("shutdown", T0)
+            return events, trade
+
+        events, trade = run(scenario)
+        assert trade is not None and trade.exit_reason == "stop_loss"
+        assert [e.name for e in events] == [EventName.EXECUTION_EXIT]
+        assert len(ledger_fills(mx)) == 2 and mx.admin.account()["positions"] == []

@@ -101,7 +101,9 @@ def test_shutdown_that_cannot_flatten_exits_10_alerts_and_releases_the_lock(la_e
         la_env.wait_for_event("ExecutionFill", timeout=60)
         position = mx.admin.account(KEY)["positions"]
         assert len(position) == 1
-        mx.admin.set_faults(rest_error_share=1.0, rest_fault_paths=CLOSE_PATHS)  # the exchange refuses to close
+        # the exchange refuses to close for the whole exit budget; the market is held still meanwhile so the
+        # exchange-side stop cannot close it for us (at 600x a long refused shutdown would otherwise reach it)
+        mx.admin.set_faults(rest_error_share=1.0, rest_fault_paths=CLOSE_PATHS, price_paused=True)
         started = time.monotonic()
         proc.terminate()
         out, err = proc.communicate(timeout=120)
@@ -123,7 +125,7 @@ def test_shutdown_that_cannot_flatten_exits_10_alerts_and_releases_the_lock(la_e
     finally:
         webhook.close()
     # the exchange recovers: the next session adopts the position and ends flat
-    mx.admin.set_faults(rest_error_share=0.0, rest_fault_paths=[])
+    mx.admin.set_faults(rest_error_share=0.0, rest_fault_paths=[], price_paused=False)
     result = la_env.run(*live_args(mx, "0.05"))
     assert result.returncode == 0, result.stderr[-3000:]
     assert_flat(mx)
@@ -238,7 +240,7 @@ def test_watchdog_that_cannot_flatten_exits_10_and_releases_the_lock(la_env: LaE
     env = _freezer(la_env.root)
     proc = la_env.start(*live_args(mx, "5"), extra_env=env)
     la_env.wait_for_event("ExecutionFill", timeout=60)
-    mx.admin.set_faults(rest_error_share=1.0, rest_fault_paths=CLOSE_PATHS)
+    mx.admin.set_faults(rest_error_share=1.0, rest_fault_paths=CLOSE_PATHS, price_paused=True)  # no stop fires
     Path(env["LA_TEST_FREEZE_FILE"]).write_text("freeze\n")
     _out, err = proc.communicate(timeout=90)
     assert proc.returncode == 10, err[-3000:]
@@ -251,7 +253,7 @@ def test_watchdog_that_cannot_flatten_exits_10_and_releases_the_lock(la_env: LaE
     assert not live_lock(la_env).exists()
     assert mx.admin.account(KEY)["positions"], "the exchange refused every close"
     # the exchange recovers: the next session adopts the position and ends flat
-    mx.admin.set_faults(rest_error_share=0.0, rest_fault_paths=[])
+    mx.admin.set_faults(rest_error_share=0.0, rest_fault_paths=[], price_paused=False)
     result = la_env.run(*live_args(mx, "0.05"))
     assert result.returncode == 0, result.stderr[-3000:]
     assert_flat(mx)

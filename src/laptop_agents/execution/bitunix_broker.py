@@ -879,11 +879,18 @@ class BitunixBroker(CashAccountView):
                 return [], self._unreported.pop(0)
             return [], None
         pos.bars_held += 1
-        exch = await self._exchange_position()
-        if exch is not None and exch.position_id == pos.position_id:
-            pos.qty = exch.qty
+        try:
+            exch = await self._exchange_position()
+            if exch is not None and exch.position_id == pos.position_id:
+                pos.qty = exch.qty
+                return [], None
+            return await self._book_exit(pos, None, None, now, now)
+        except (TransportError, RateLimitError, ExchangeUnavailableError) as exc:
+            # a blip is weather: the position stays ours (no new entry), and the next candle asks again; an exit
+            # the exchange made meanwhile is booked then, from its history (nothing is booked before the reads)
+            log.error("could not check position %s with the exchange (%s); asking again next candle",
+                      pos.position_id, exc)
             return [], None
-        return await self._book_exit(pos, None, None, now, now)
 
     async def close_position(self, reason: str, price: Decimal, exit_ts: datetime, now: datetime) -> Closed:
         """Market-close the open position (reduce-only); ``price`` is only a reference here.
