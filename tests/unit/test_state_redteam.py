@@ -159,3 +159,24 @@ def test_live_breaker_that_disables_the_daily_loss_limit_is_refused(tmp_path: Pa
     with pytest.raises(StateInvalid, match=f"^{field}"):
         check_breaker_state(_set(breaker_state(), field, value), booked_pnls=list(reversed(pnls)))
     check_breaker_state(breaker_state(), booked_pnls=list(reversed(pnls)))
+
+
+# --------------------------------------------------------------------------- paper position without a real stop
+@pytest.mark.parametrize(("field", "value"), [
+    ("positions.0.stop_loss", "0"),  # a long's stop at 0 never fires: the position is unmanaged by its stop
+    ("positions.0.stop_loss", "0.1"),  # not 0, still never fires; but on the right side, so only 0 is refused
+    ("positions.0.stop_loss", "150000"),  # a long's stop above its entry
+    ("positions.0.take_profit", "0"),
+])
+def test_paper_position_stop_must_be_a_real_stop(field: str, value: str) -> None:
+    """Every paper position is opened with a stop below (long) or above (short) its entry and a take profit; the
+    0 that means "none attached" is only for positions adopted from the exchange (live)."""
+    from laptop_agents.core.state_schema import StateInvalid, check_paper_state
+    from tests.unit.test_state_schema import _set, paper_state
+
+    bad = _set(paper_state(), field, value)
+    if value == "0.1":
+        check_paper_state(bad)
+        return
+    with pytest.raises(StateInvalid, match=f"^{field.replace('.0.', '.*')}"):
+        check_paper_state(bad)

@@ -186,8 +186,12 @@ def _notional(qty: Decimal, price: Decimal, cap: Decimal, field: str, raw: Any) 
 
 
 # --------------------------------------------------------------------------- positions and trades
-def check_position(d: Any, where: str, notional_cap: Decimal, *, rebates: bool = False) -> Decimal:
-    """An open position; returns its entry fee (never negative on paper; an exchange may pay a maker rebate)."""
+def check_position(d: Any, where: str, notional_cap: Decimal, *, rebates: bool = False,
+                   protected: bool = False) -> Decimal:
+    """An open position; returns its entry fee (never negative on paper; an exchange may pay a maker rebate).
+    ``protected`` (paper): every position was opened with a stop on its losing side and a take profit, so 0
+    ("none attached", for positions adopted from the exchange) or a stop past the entry is impossible; a long
+    whose stop is 0 would never be stopped out."""
     d = _object(d, where.rstrip("."))
     _text(d, "position_id", where)
     _side(d, where)
@@ -204,6 +208,13 @@ def check_position(d: Any, where: str, notional_cap: Decimal, *, rebates: bool =
         assert value is not None
         if value < 0 or value > MAX_PRICE:
             raise StateInvalid(f"{where}{key}", d[key], f"must be between 0 and {MAX_PRICE:,.0f}")
+        if protected and value == 0:
+            raise StateInvalid(f"{where}{key}", d[key], "a paper position always has one (> 0)")
+    if protected:
+        stop = Decimal(str(d["stop_loss"]).strip())
+        if (stop >= price) if d["side"] == "LONG" else (stop <= price):
+            raise StateInvalid(f"{where}stop_loss", d["stop_loss"],
+                               f"on the wrong side of the {d['side']} entry price {price}")
     _count(d, "bars_held", where, default=0)
     return fee
 
@@ -244,12 +255,15 @@ def _trades(data: dict[str, Any], notional_cap: Decimal, *, rebates: bool = Fals
     return pnls
 
 
-def _positions(data: dict[str, Any], notional_cap: Decimal, *, rebates: bool = False) -> Decimal:
+def _positions(data: dict[str, Any], notional_cap: Decimal, *, rebates: bool = False,
+               protected: bool = False) -> Decimal:
     """The open position's entry fee (0 when flat); at most one position (one-way mode)."""
     positions = _list(data, "positions")
     if len(positions) > 1:
         raise StateInvalid("positions", f"{len(positions)} positions", "more than one open position in one-way mode")
-    return check_position(positions[0], "positions[0].", notional_cap, rebates=rebates) if positions else Decimal(0)
+    if not positions:
+        return Decimal(0)
+    return check_position(positions[0], "positions[0].", notional_cap, rebates=rebates, protected=protected)
 
 
 # --------------------------------------------------------------------------- the files
@@ -260,7 +274,7 @@ def check_paper_state(data: Any) -> None:
     start = _money(data, "starting_equity", minimum="positive")
     equity = _money(data, "equity", minimum="positive")
     assert start is not None and equity is not None
-    open_fee = _positions(data, PAPER_NOTIONAL_CAP)
+    open_fee = _positions(data, PAPER_NOTIONAL_CAP, protected=True)
     pnls = _trades(data, PAPER_NOTIONAL_CAP)
     _price(data, "last_price", optional=True)
     seq = _count(data, "seq")
