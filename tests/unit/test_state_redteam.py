@@ -180,3 +180,20 @@ def test_paper_position_stop_must_be_a_real_stop(field: str, value: str) -> None
         return
     with pytest.raises(StateInvalid, match=f"^{field.replace('.0.', '.*')}"):
         check_paper_state(bad)
+
+
+def test_a_symlinked_state_file_stays_a_symlink_and_its_target_is_written(tmp_path: Path) -> None:
+    """An operator who keeps the state on a persistent volume through a symlink: the atomic rename replaced the
+    link by a plain file, so the volume kept the old state (trades and a tripped breaker lost at the next
+    container start)."""
+    volume = tmp_path / "volume"
+    volume.mkdir()
+    target = volume / "circuit_breaker_state.json"
+    states = StateManager(tmp_path / "state")
+    states.directory.mkdir()
+    link = states.path("circuit_breaker_state.json")
+    link.symlink_to(target)
+    states.save("circuit_breaker_state.json", "circuit_breaker", {"tripped": True})
+    assert link.is_symlink()
+    assert json.loads(target.read_text())["tripped"] is True
+    assert states.load("circuit_breaker_state.json", "circuit_breaker")["tripped"] is True

@@ -24,7 +24,10 @@ _RESERVED = ("schema_version", "kind", "saved_at")
 
 
 def atomic_write_text(path: Path, text: str) -> None:
-    """Write `text` to `path` atomically (temp file, fsync, rename, fsync dir)."""
+    """Write `text` to `path` atomically (temp file, fsync, rename, fsync dir). A symlink is followed: its target
+    is replaced (in the target's directory), so state kept on another volume through a link stays there."""
+    if path.is_symlink():
+        path = Path(os.path.realpath(path))
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
