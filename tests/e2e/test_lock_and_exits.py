@@ -158,3 +158,27 @@ def test_disk_error_classification() -> None:
     assert full.exit_code == ExitCode.DISK_ERROR and "/w/x.json" in str(full) and "free space" in str(full)
     other = DiskError.from_os_error(OSError(errno.EBADF, os.strerror(errno.EBADF)), "/w/x.json")
     assert type(other) is LaError and other.exit_code == ExitCode.INTERNAL_ERROR
+
+
+@pytest.mark.slow
+def test_unusable_paths_exit_14_with_one_line_and_leave_no_lock(la_env: LaEnv, tmp_path: Path) -> None:
+    """Bad paths are bad input, not bugs: a lock directory or workspace that is a file, a lock file that is a
+    symlink. Each ends with exit 14, one line naming the path and the fix, and no lock left behind."""
+    a_file = tmp_path / "a-file"
+    a_file.write_text("not a directory\n")
+    lock_dir = Path(la_env.env["LA_LOCK_DIR"])
+    as_file_ws = LaEnv(root=la_env.root, workspace=a_file / "ws", config_dir=la_env.config_dir, env=dict(la_env.env))
+    la_env.lock.parent.mkdir(parents=True)
+    la_env.lock.symlink_to(tmp_path / "elsewhere")
+    cases = [
+        (run_session(la_env, "0.02", extra_env={"LA_LOCK_DIR": str(a_file)}), str(a_file), "not a directory"),
+        (run_session(as_file_ws, "0.02"), str(a_file), "not a directory"),
+        (run_session(la_env, "0.02"), str(la_env.lock), "symbolic link"),
+    ]
+    for result, path, words in cases:
+        assert result.returncode == 14, result.stderr[-3000:]
+        lines = error_lines(result.stderr)
+        assert len(lines) == 1 and path in lines[0] and words in lines[0], result.stderr[-3000:]
+    assert not (tmp_path / "elsewhere").exists() and la_env.lock.is_symlink()
+    assert not list(lock_dir.glob("*.lock"))
+    assert not la_env.latest.exists()

@@ -77,7 +77,11 @@ class CredentialsRejectedError(LaError):
 
 
 # errno values that mean "this disk / directory cannot take our writes", not "la has a bug"
-DISK_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EIO, errno.EFBIG})
+PATH_ERRNOS = frozenset({errno.ENOTDIR, errno.EEXIST, errno.ELOOP})
+"""A path the session must write is unusable as given (a file where a directory must be, a symlink where the lock
+file must be): bad input from the command line, settings or environment, not a bug; one line, DISK_ERROR."""
+DISK_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EIO,
+                         errno.EFBIG}) | PATH_ERRNOS
 _DISK_FIXES = {
     errno.ENOSPC: "the disk is full: free space there (or point --workspace / LA_WORKSPACE at another disk)",
     errno.EDQUOT: "the disk quota is used up: free space there (or point --workspace / LA_WORKSPACE elsewhere)",
@@ -86,6 +90,11 @@ _DISK_FIXES = {
     errno.EACCES: "permission denied: give this user write access (or point --workspace / LA_WORKSPACE elsewhere)",
     errno.EPERM: "operation not permitted: give this user write access (or point --workspace / LA_WORKSPACE elsewhere)",
     errno.EIO: "the disk reported an I/O error: check the disk (dmesg) before running again",
+    errno.ENOTDIR: "a part of that path is a file, not a directory: point --workspace / LA_WORKSPACE (or LA_LOCK_DIR "
+                   "/ session.lock_dir) at a directory",
+    errno.EEXIST: "that path exists and is not a directory: point --workspace / LA_WORKSPACE (or LA_LOCK_DIR / "
+                  "session.lock_dir) at a directory, or move the file away",
+    errno.ELOOP: "that path is a symbolic link (or a loop of them) where a plain file must be: remove the link",
 }
 
 
