@@ -670,9 +670,9 @@ def _mask_secrets_in_logs() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    _mask_secrets_in_logs()
-    parser = build_parser()
-    try:
+    try:  # from the first line: a Ctrl-C while `la` is still importing is exit 130, not a traceback
+        _mask_secrets_in_logs()
+        parser = build_parser()
         if argv[:1] and argv[0] in DELEGATED_HELP:  # their own parsers own every flag, --help included
             return _run_delegated(argv[0], argv[1:])
         args = parser.parse_args(argv)

@@ -47,3 +47,16 @@ def test_ordinary_failures_get_their_code_and_one_line(exc: BaseException, code:
 ])
 def test_everything_else_stays_a_bug(exc: BaseException) -> None:
     assert classify(exc) is None
+
+
+def test_ctrl_c_while_la_is_still_starting_is_exit_130_without_traceback(monkeypatch, capsys) -> None:
+    """A Ctrl-C lands wherever `la` is, the first lazy imports of main() included (seen: a traceback from
+    core.logger's import when SIGINT came 0.3 s after start)."""
+    from laptop_agents import cli
+
+    def interrupted() -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "_mask_secrets_in_logs", interrupted)
+    assert cli.main(["status"]) == 130
+    assert "Traceback" not in capsys.readouterr().err
