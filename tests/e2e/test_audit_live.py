@@ -252,6 +252,15 @@ def test_shared_state_file_fails_critical(la_env: LaEnv, receiver: WebhookReceiv
     assert code == 11 and f["status"] == "FAIL" and "same file" in f["evidence"]
 
 
+@pytest.mark.parametrize("value", ["enable", "TRUE"])
+def test_kill_switch_judged_by_the_sessions_own_rule(la_env: LaEnv, receiver: WebhookReceiver, value: str) -> None:
+    """LA_KILL_SWITCH=enable stops a live session at once, so the audit must not call the switch inactive."""
+    ready = Ready(la_env, receiver.url)
+    la_env.env["LA_KILL_SWITCH"] = value
+    _, report = ready.audit()
+    assert lr(report, "LR7")["status"] == "WARN" and "ACTIVE" in lr(report, "LR7")["evidence"], lr(report, "LR7")
+
+
 def test_usage_errors_are_one_line(la_env: LaEnv) -> None:
     r = la_env.run("audit", "--live", "--run-session", "1")
     assert r.returncode == 2 and "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1

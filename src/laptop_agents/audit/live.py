@@ -448,7 +448,7 @@ def check_kill_switch_alert(ctx: LiveContext) -> Finding:
     from laptop_agents.alerts.model import AlertKind, Severity
     from laptop_agents.alerts.router import AlertRouter
     from laptop_agents.core.events import Event, EventName
-    from laptop_agents.session.kill_switch import TRUE_VALUES
+    from laptop_agents.session.kill_switch import KillSwitch
 
     title = "Kill switch activation raises an operator alert"
 
@@ -466,9 +466,9 @@ def check_kill_switch_alert(ctx: LiveContext) -> Finding:
     mapped = [a for a in capture.alerts if a.kind is AlertKind.KILL_SWITCH]
     n = len(ctx.alert_settings.urls) if ctx.alert_settings is not None else 0
     ws = Workspace(ctx.workspace_root, "live")
-    active = [str(p) for p in ws.kill_files() if p.exists()]
-    if ctx.env.get("LA_KILL_SWITCH", "").strip().lower() in TRUE_VALUES:
-        active.append("LA_KILL_SWITCH")
+    # the session's own rule (any LA_KILL_SWITCH value but empty/0/false/no/off; any kill.txt, dangling link too)
+    why = KillSwitch(ws.kill_files(), ctx.env).reason()
+    active = [why] if why else []
     detail = (f"AlertRouter maps KillSwitchActivated → {mapped[0].kind.value} alert ({mapped[0].severity.value})"
               if mapped else "AlertRouter does NOT alert on KillSwitchActivated")
     detail += (f" to {n} target(s) ({'test delivered, LR6' if ctx.alerts_delivered else 'not delivering, LR6'}); "
