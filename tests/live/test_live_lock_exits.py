@@ -132,10 +132,16 @@ def test_round_trip_closed_while_down_lands_in_the_restarted_runs_trades_csv(
     mx.admin.set_price(str(stop - 50 if str(fill["position_side"]).lower() == "long" else stop + 50))
     la_env.wait_for(lambda: not mx.admin.account(KEY)["positions"], timeout=10, what="the exchange's stop loss")
 
+    # a restart killed after journaling that booking, before the state save: it must not have written the row
+    interrupted = la_env.run(*live_args(mx, "0.05"), extra_env={"LA_TEST_SIGKILL_BEFORE_EXIT_SAVED": "1"})
+    assert interrupted.returncode == -signal.SIGKILL, interrupted.stderr[-3000:]
+    interrupted_run = la_env.latest.resolve()
+    assert not [r for r in trades(interrupted_run) if r["trade_id"] == fill["position_id"]]
+
     result = la_env.run(*live_args(mx, "0.05"))
     assert result.returncode == 0, result.stderr[-3000:]
     second_run = la_env.latest.resolve()
-    assert second_run != first_run
+    assert second_run not in (first_run, interrupted_run)
     rows = trades(second_run)
     mine = [r for r in rows if r["trade_id"] == fill["position_id"]]
     assert len(mine) == 1, rows

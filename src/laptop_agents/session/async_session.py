@@ -54,7 +54,7 @@ from laptop_agents.session.lock import AccountLock, PidLock, SessionLock, resolv
 from laptop_agents.session.pipeline import TradingPipeline
 from laptop_agents.session.recorder import RunRecorder
 from laptop_agents.session.state_store import StateStore, live_booked_pnls, load_breaker_state
-from laptop_agents.session.test_hooks import sigkill_after_exit_saved
+from laptop_agents.session.test_hooks import SIGKILL_BEFORE_EXIT_SAVED, sigkill_after_exit_saved
 from laptop_agents.session.stay_up import Backoff, StayUp, take_reset_request
 from laptop_agents.session.workspace import Workspace
 
@@ -247,6 +247,8 @@ class AsyncRunner:
         self.journal = self.recorder.journal
         self.store = StateStore(self.state, self.broker.to_state, lambda: self.breaker.state.to_dict(),
                                 broker_kind=self.factory.state_kind)
+        if (kill_point := sigkill_after_exit_saved(SIGKILL_BEFORE_EXIT_SAVED)) is not None:  # test-only, inert
+            self.bus.subscribe(kill_point)
         self.bus.subscribe(self.store)
         if (kill_point := sigkill_after_exit_saved()) is not None:  # test-only, inert unless its env var is set
             self.bus.subscribe(kill_point)

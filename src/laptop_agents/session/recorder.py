@@ -87,7 +87,9 @@ class RunRecorder:
         """Trades an earlier run booked but was killed before writing to its trades.csv; now appended there."""
         if durable_trades:
             self.recovered = recover_trades_csv(paper.trades[:self._csv_next], run_dir.runs_dir, mode, run_dir.run_id)
-        self._append_closed_trades()
+        # no row for the carried trades yet: :meth:`trades_observer` writes them when their ExecutionExit (published
+        # by the session after this) has been saved in the state; a row written before that save would be written
+        # again by a restart that books the same round trip again.
         bus.subscribe(self.journal)
         bus.subscribe(self._observe)
 

@@ -4,6 +4,9 @@
 ExecutionExit, before that trade's trades.csv row is appended: the exact window a real kill -9 can hit, so the
 end-to-end tests prove the next start puts the row back (reporting/trail_recovery.py) instead of hoping for a
 lucky timing.
+
+``LA_TEST_SIGKILL_BEFORE_EXIT_SAVED=N``: the same, right *before* that state save (its journal line written):
+the trade is not booked yet, so no trades.csv may hold it (a restart books it again, once).
 """
 
 from __future__ import annotations
@@ -15,11 +18,13 @@ from collections.abc import Callable
 from laptop_agents.core.events import Event, EventName
 
 SIGKILL_AFTER_EXIT_SAVED = "LA_TEST_SIGKILL_AFTER_EXIT_SAVED"
+SIGKILL_BEFORE_EXIT_SAVED = "LA_TEST_SIGKILL_BEFORE_EXIT_SAVED"
 
 
-def sigkill_after_exit_saved() -> Callable[[Event], None] | None:
-    """A bus observer to subscribe right after the state store, or None when the variable is unset/invalid."""
-    raw = os.environ.get(SIGKILL_AFTER_EXIT_SAVED, "").strip()
+def sigkill_after_exit_saved(variable: str = SIGKILL_AFTER_EXIT_SAVED) -> Callable[[Event], None] | None:
+    """A bus observer to subscribe right after the state store (or right before it, for
+    SIGKILL_BEFORE_EXIT_SAVED), or None when the variable is unset/invalid."""
+    raw = os.environ.get(variable, "").strip()
     if not raw.isdigit() or int(raw) < 1:
         return None
     target = int(raw)
