@@ -119,7 +119,9 @@ def _kill(proc: subprocess.Popen[str]) -> None:
     proc.wait(timeout=30)
 
 
-def run_trial(mx: MockExchangeProcess, index: int, rng: random.Random, lock_dir: Path) -> Trial:
+def run_trial(mx: MockExchangeProcess, index: int, rng: random.Random, lock_dir: Path,
+              keep: Path | None = None) -> Trial:
+    """One trial; if it shows a problem and ``keep`` is given, its runs and ledger are copied there."""
     from laptop_agents.mock_exchange.ledger_audit import audit, read_runs
 
     moment, faults, delay, sigterm, action = _plan(rng)
@@ -179,6 +181,11 @@ def run_trial(mx: MockExchangeProcess, index: int, rng: random.Random, lock_dir:
         trial.orders_open = result.open_orders
         trial.unexplained = str(result.unexplained)
         trial.problems = result.problems()
+        if keep is not None and (trial.problems or restart.returncode != 0 or trial.restart_traceback):
+            dest = keep / f"trial-{index:02d}"
+            shutil.copytree(root / ".workspace" / "runs", dest / "runs", symlinks=True, dirs_exist_ok=True)
+            (dest / "ledger.json").write_text(json.dumps(mx.admin.ledger(account=KEY), indent=1, default=str))
+            (dest / "restart.stderr").write_text(restart.stderr)
     finally:
         shutil.rmtree(root, ignore_errors=True)
         trial.seconds = round(time.perf_counter() - started, 1)
@@ -216,14 +223,20 @@ def print_table(summary: dict[str, Any], trials: list[Trial], verbose: bool) -> 
         print(f"{k:<{width}}  {v}")
 
 
-def bench_chaos_campaign(trials: int = 30, seed: int = 1, verbose: bool = False) -> dict[str, Any]:
+def bench_chaos_campaign(trials: int = 30, seed: int = 1, verbose: bool = False, only: set[int] | None = None,
+                         keep: Path | None = None) -> dict[str, Any]:
+    """``only``: run just these trial numbers (the plan of the others is drawn and skipped, so trial N is the
+    same kill moment as in the full campaign); ``keep``: copy the artifacts of trials with a problem there."""
     rng = random.Random(seed)
     lock_dir = Path(tempfile.mkdtemp(prefix="la-chaos-locks-"))
     results: list[Trial] = []
     try:
         with MockExchangeProcess("--seed", str(seed), *MOCK_ARGS) as mx:
             for i in range(1, trials + 1):
-                trial = run_trial(mx, i, rng, lock_dir)
+                if only and i not in only:
+                    _plan(rng)
+                    continue
+                trial = run_trial(mx, i, rng, lock_dir, keep)
                 results.append(trial)
                 print(f"trial {i}/{trials}: {trial.moment} ({trial.detail}): restart exit {trial.restart_exit}, "
                       f"{'; '.join(trial.problems) or 'clean'} [{trial.seconds}s]", file=sys.stderr, flush=True)
@@ -238,11 +251,17 @@ def main() -> int:
     parser.add_argument("--trials", type=int, default=30)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--verbose", "-v", action="store_true", help="one line per trial in the table")
+    parser.add_argument("--only", metavar="N[,N]", help="run only these trial numbers (same plan as in the full run)")
+    parser.add_argument("--keep", action="store_true",
+                        help="copy runs, ledger and restart stderr of trials with a problem to bench/results/")
     args = parser.parse_args()
-    out = bench_chaos_campaign(args.trials, args.seed, args.verbose)
+    stamp = time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())
+    keep = RESULTS / f"chaos-{stamp}-seed{args.seed}-artifacts" if args.keep else None
+    only = {int(x) for x in args.only.split(",")} if args.only else None
+    out = bench_chaos_campaign(args.trials, args.seed, args.verbose, only, keep)
     print_table(out["summary"], [Trial(**{k: v for k, v in t.items()}) for t in out["trials"]], args.verbose)
     RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / f"chaos-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-seed{args.seed}.json"
+    path = RESULTS / f"chaos-{stamp}-seed{args.seed}.json"
     path.write_text(json.dumps(out, indent=2) + "\n")
     print(f"\nwrote {path}")
     return 0
