@@ -30,6 +30,22 @@ CLOSE_PATHS = ["trade/place_order", "trade/close_all_position", "trade/cancel_al
                "trade/flash_close_position"]
 
 
+@dataclass(frozen=True)
+class Route:
+    """How an installation addresses the exchange (what setup_live/live_args read from a mock handle)."""
+
+    rest_url: str
+    public_ws_url: str
+    private_ws_url: str
+
+    @classmethod
+    def via(cls, mx: MockExchangeHandle, host: str) -> Route:
+        def swap(url: str) -> str:
+            return url.replace("127.0.0.1", host, 1)
+
+        return cls(swap(mx.rest_url), swap(mx.public_ws_url), swap(mx.private_ws_url))
+
+
 @dataclass
 class RunOutcome:
     what: str
@@ -46,6 +62,7 @@ class Chaos:
     mx: MockExchangeHandle
     outcomes: list[RunOutcome] = field(default_factory=list)
     extra_envs: list[LaEnv] = field(default_factory=list)
+    routes: dict[str, Any] = field(default_factory=dict)
 
     def setup(self, strategy: str = "hold", session: dict[str, Any] | None = None) -> None:
         """``hold``: positions stay open (far TP/SL, no time exit); ``trade``: round trips every few bars (time
@@ -60,18 +77,25 @@ class Chaos:
         setup_live(self.la_env, self.mx)  # last: the opt-in binds the config hash
 
     def other_workspace(self, name: str, *, same_host: bool = True) -> LaEnv:
-        """Another installation on the same account (its own config, workspace and opt-in); ``same_host``
-        shares the case's host-wide lock directory, otherwise it gets its own (another machine)."""
+        """Another installation on the same account (its own config, workspace and opt-in). ``same_host``:
+        it shares the case's lock directory and reaches the exchange by the same address. Otherwise it stands
+        for another machine: its own lock directory, and the exchange reached as ``localhost`` (the same
+        exchange and account, but an address no host-wide lock of this machine keys on)."""
         root = self.la_env.root / name
         shutil.copytree(self.la_env.config_dir, root / "config")
         env = LaEnv(root=root, workspace=root / ".workspace", config_dir=root / "config")
         env.env["LA_LOCK_DIR"] = self.la_env.env["LA_LOCK_DIR"] if same_host else str(root / "host-locks")
-        setup_live(env, self.mx)
+        route = self.mx if same_host else Route.via(self.mx, "localhost")
+        setup_live(env, route)  # type: ignore[arg-type]
+        self.routes[str(env.root)] = route
         self.extra_envs.append(env)
         return env
 
+    def _route(self, env: LaEnv | None) -> Any:
+        return self.mx if env is None else self.routes.get(str(env.root), self.mx)
+
     def start(self, minutes: str = "5", env: LaEnv | None = None) -> subprocess.Popen[str]:
-        return (env or self.la_env).start(*live_args(self.mx, minutes))
+        return (env or self.la_env).start(*live_args(self._route(env), minutes))
 
     def kill9(self, proc: subprocess.Popen[str], what: str) -> None:
         """SIGKILL, reap, keep its stderr (a killed run is allowed its -9, nothing else)."""
@@ -101,7 +125,7 @@ class Chaos:
 
     def run(self, minutes: str = "0.1", what: str = "restart", env: LaEnv | None = None,
             timeout: float = 120) -> RunOutcome:
-        result = (env or self.la_env).run(*live_args(self.mx, minutes), timeout=timeout)
+        result = (env or self.la_env).run(*live_args(self._route(env), minutes), timeout=timeout)
         outcome = RunOutcome(what, result.returncode, result.stderr)
         self.outcomes.append(outcome)
         return outcome

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import pytest
 
-from tests.chaos.harness import CLOSE_PATHS, Chaos
+from tests.chaos.harness import CLOSE_PATHS, ENTRY, Chaos
 from tests.live.conftest import KEY
 
 pytestmark = pytest.mark.slow
@@ -60,3 +62,52 @@ def test_kill_switch_while_the_fill_cannot_be_booked(chaos: Chaos) -> None:
     outcome = chaos.finish(proc, "kill switch while the fill is unbooked")
     chaos.assert_invariants(allowed_codes=(4,))
     assert outcome.returncode == 4
+
+
+def test_exchange_side_stop_whose_history_query_fails(chaos: Chaos) -> None:
+    """The exchange's stop closes the position while the trade-history query that books the exit fails past
+    one call's retries; when history answers again the exit is booked once."""
+    chaos.setup()
+    proc = chaos.start("5")
+    fill = chaos.la_env.wait_for_event("ExecutionFill", timeout=90)
+    chaos.mx.admin.set_faults(rest_error_next=8, rest_fault_paths=["trade/get_history_trades"])
+    stop = Decimal(str(fill["stop_loss"]))
+    chaos.mx.admin.set_price(str(stop - 50 if str(fill["position_side"]).lower() == "long" else stop + 50))
+    chaos.wait(lambda: proc.poll() is not None or chaos.mx.admin.faults()["rest_error_next"] <= 4, timeout=30)
+    chaos.mx.admin.set_faults(rest_error_next=0)
+    chaos.wait(lambda: proc.poll() is not None or any(e["event"] == "ExecutionExit" for e in chaos.la_env.events()),
+               timeout=20)
+    proc.terminate()
+    chaos.finish(proc, "exchange stop whose history query failed")
+    chaos.assert_invariants()
+
+
+def test_rate_limit_storm_at_start(chaos: Chaos) -> None:
+    """12 forced 429s from the first request: the session either rides them out or stops with exit 12."""
+    chaos.setup()
+    chaos.mx.admin.set_faults(rate_limit_next=12)
+    proc = chaos.start("5")
+    chaos.wait(lambda: proc.poll() is not None or bool(chaos.mx.admin.events("fill", account=KEY)), timeout=90)
+    proc.terminate()
+    outcome = chaos.finish(proc, "session started into 12 429s")
+    if chaos.audit().fills:
+        chaos.assert_invariants()
+    else:
+        assert outcome.returncode == 12 and "Traceback" not in outcome.stderr, outcome.stderr[-3000:]
+def test_entry_answer_lost_and_its_lookup_fails_too(chaos: Chaos) -> None:
+    """The entry is placed but answered 503, and the clientId lookups fail as well: never a second entry."""
+    chaos.setup()
+    chaos.mx.admin.set_faults(rest_error_next=7, rest_fault_paths=[*ENTRY, "trade/get_order_detail"],
+                              rest_fault_phase="after")
+    proc = chaos.start("5")
+    chaos.wait(lambda: proc.poll() is not None or chaos.mx.admin.faults()["rest_error_next"] == 0, timeout=90)
+    chaos.wait(lambda: proc.poll() is not None or any(e["event"] == "ExecutionFill" for e in chaos.la_env.events()),
+               timeout=20)
+    proc.terminate()
+    chaos.finish(proc, "session whose entry and lookups failed")
+    result = chaos.assert_invariants(allowed_codes=(0, 8, 12))
+    entries = [r for r in chaos.mx.admin.events("order_request", account=KEY)
+               if r["accepted"] and not (r["request"] or {}).get("reduceOnly")]
+    assert len({r["clientId"] for r in entries}) == len(entries) and result.orders_accepted <= 2
+
+
