@@ -91,6 +91,9 @@ def test_exchange_failure_at_start_exits_with_its_code_and_one_line(
     assert "not-the-secret" not in result.stderr
     assert _orders(mx) == []
     assert not live_lock(la_env).exists()
+    assert (la_env.root / "locks").is_dir()  # the account lock was taken (then released)
+    assert not list((la_env.root / "locks").glob("*.lock")), "the host-wide account lock was left behind"
+    assert KEY not in result.stderr
     assert not (la_env.workspace / "live" / "async_broker_state.json").exists()
 
 
