@@ -55,3 +55,37 @@ def test_nothing_to_compare_with_and_an_unjournaled_trade(tmp_path: Path) -> Non
     got = recover_trades_csv([trade(1), trade(2)], runs, "paper", "20260101T000100Z-paper-bbbbbb")
     assert [(r.trade_id, r.run_dir, r.journaled) for r in got] == [("T000002", only, False)]
     assert csv_trade_ids(only / "trades.csv") == ["T000001", "T000002"]
+
+
+def test_a_trade_booked_without_its_exit_event_is_journaled_recovered_before_session_end(tmp_path: Path) -> None:
+    """Seen under load on the mock: a trade booked during shutdown whose ExecutionExit never reached the bus had a
+    trades.csv row but no journal line. finish() journals it (recovered: true) before SessionEnd."""
+    import shutil
+
+    from laptop_agents.core.config_models import load_config
+    from laptop_agents.core.events import EventBus
+    from laptop_agents.core.orchestrator import RunDirectory, read_events
+    from laptop_agents.session.recorder import RunRecorder
+    from tests.unit.test_config import REPO_CONFIG
+
+    class Account:
+        equity = Decimal(1000)
+        position = None
+        trades: list[Trade] = []
+
+        def verify_accounting(self) -> None:
+            pass
+
+    shutil.copytree(REPO_CONFIG, tmp_path / "config")
+    account = Account()
+    run = RunDirectory(tmp_path / "runs", "20260101T000000Z-live-aaaaaa").create()
+    recorder = RunRecorder(run, EventBus(), account, load_config(tmp_path / "config", env={}), mode="live",
+                           source="bitunix", started_at=T0)
+    account.trades = [trade(1)]  # booked by a broker path that published nothing
+    account.equity += trade(1).pnl
+    recorder.finish(reason="duration", detail="", exit_code=0, ended=T0, duration_sec=1.0, candles_processed=1,
+                    breaker={})
+    events = read_events(run.events)
+    exits = [e for e in events if e["event"] == "ExecutionExit"]
+    assert [(e["trade_id"], e["recovered"]) for e in exits] == [("T000001", True)]
+    assert events[-1]["event"] == "SessionEnd" and csv_trade_ids(run.trades_csv) == ["T000001"]

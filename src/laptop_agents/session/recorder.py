@@ -83,6 +83,8 @@ class RunRecorder:
         self.trades_csv = TradesCsvAppender(run_dir.trades_csv, durable=durable_trades)
         self._csv_next = len(paper.trades) - max(0, min(carried_trades, len(paper.trades)))
         """Index in the account's trades of the next one trades.csv lacks (each row exactly once)."""
+        self._csv_first = self._csv_next
+        self._journaled_exits: set[str] = set()
         self.recovered: list[Recovered] = []
         """Trades an earlier run booked but was killed before writing to its trades.csv; now appended there."""
         if durable_trades:
@@ -96,6 +98,22 @@ class RunRecorder:
     def _observe(self, event: Event) -> None:
         if event.name == EventName.EXECUTION_EXIT:
             self.equity_curve.append((utc_iso(event.timestamp), self.paper.equity))
+            self._journaled_exits.add(str(event.data.get("trade_id")))
+
+    def _journal_unreported_exits(self, now: datetime) -> None:
+        """A trade of this run booked without an ExecutionExit reaching the bus (a broker path that booked it and
+        then failed, e.g. during shutdown) gets one now, marked ``recovered: true``, before SessionEnd: every trades.csv
+        row has its ExecutionExit in the same run's events.jsonl, and the state is saved with it."""
+        for t in self.paper.trades[self._csv_first:]:
+            if t.trade_id in self._journaled_exits:
+                continue
+            log.warning("trade %s was booked without an ExecutionExit event; journaling it now (recovered)", t.trade_id)
+            self.bus.publish(Event(
+                EventName.EXECUTION_EXIT, now, trade_id=t.trade_id, position_id=t.trade_id,
+                side=t.side.exit_order_side, position_side=t.side, reason=t.exit_reason, qty=t.qty,
+                entry_price=t.entry_price, exit_price=t.exit_price, gross_pnl=t.gross_pnl, fees=t.fees, pnl=t.pnl,
+                equity=self.paper.equity, recovered=True,
+            ))
 
     def trades_observer(self, event: Event) -> None:
         """Bus observer that appends each closed trade to trades.csv. The caller subscribes it *after* the
@@ -132,6 +150,7 @@ class RunRecorder:
         breaker: dict[str, Any],
     ) -> SessionSummary:
         """SessionEnd, then trades.csv and summary.html/json. Returns the summary."""
+        self._journal_unreported_exits(ended)
         trades = self.run_trades
         self.bus.publish(Event(
             EventName.SESSION_END, ended, run_id=self.run_dir.run_id, stopped_reason=reason, detail=detail,
