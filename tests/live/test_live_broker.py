@@ -21,6 +21,7 @@ from laptop_agents.execution.bitunix_broker import (
     ORDER_REJECTED,
     BitunixBroker,
     NotFlatError,
+    OtherInstanceError,
     ReconcileError,
 )
 from laptop_agents.mock_exchange.testing import (
@@ -232,12 +233,20 @@ def test_restart_adopts_the_exchange_position_without_duplicate_orders() -> None
             assert second.position is not None and second.position.stop_loss == first.position.stop_loss  # type: ignore[union-attr]
             assert len(mx.admin.events("order_request")) == orders_before
 
-            third = make_broker(mx)  # no local state at all: adopt what the exchange has
-            events = await third.start(T0)
-            assert events[-1].data.get("adopted_position") == state["positions"][0]["position_id"]
-            assert third.position is not None and third.position.qty == Decimal("0.01")
+            third = make_broker(mx)  # no local state: an la-opened position is another session's, never adopted
+            with pytest.raises(OtherInstanceError, match="another la instance"):
+                await third.start(T0)
             assert len(mx.admin.events("order_request")) == orders_before
             await third.client.close()
+
+            fourth = make_broker(mx)  # the same instance after losing only the position from its state: adopt it
+            fourth.restore({**state, "positions": [], "entry_order_id": None,
+                            "equity": str(Decimal(state["equity"]) + Decimal(state["positions"][0]["entry_fee"]))})
+            events = await fourth.start(T0)
+            assert events[-1].data.get("adopted_position") == state["positions"][0]["position_id"]
+            assert fourth.position is not None and fourth.position.qty == Decimal("0.01")
+            assert len(mx.admin.events("order_request")) == orders_before
+            await fourth.client.close()
 
             _, trade = await second.shutdown("session_end", T0)
             assert trade is not None
@@ -341,6 +350,7 @@ def test_shutdown_raises_not_flat_when_the_exchange_will_not_close() -> None:
             assert err.value.exit_code == 10
             mx.admin.set_faults(rest_error_share=0.0)
             broker2 = make_broker(mx)
+            broker2.restore(broker.to_state())  # the same workspace's next session adopts what is left
             await broker2.start(T0)
             await broker2.shutdown("sigterm", T0)
             assert mx.admin.account()["positions"] == []
@@ -375,11 +385,12 @@ def test_stale_la_orders_are_cancelled_at_start() -> None:
         async def scenario() -> None:
             broker = make_broker(mx)
             p = price_of(mx)
+            stale = f"la{broker._tag}old00000001"  # left by this instance's previous (killed) session
             await broker.client.place_order(PlaceOrderRequest(
                 "BTCUSDT", OrderSide.BUY, Decimal("0.01"), OrderType.LIMIT,
-                price=(p * Decimal("0.8")).quantize(Decimal("0.1")), client_id="laold00000001"))
+                price=(p * Decimal("0.8")).quantize(Decimal("0.1")), client_id=stale))
             events = await broker.start(T0)
-            assert events[-1].data["cancelled_stale_orders"] == ["laold00000001"]
+            assert events[-1].data["cancelled_stale_orders"] == [stale]
             assert mx.admin.account()["openOrders"] == []
             await broker.shutdown("test", T0)
 

@@ -354,9 +354,9 @@ class BitunixBroker(CashAccountView):
                 f"{len(foreign)} open order(s) on {self.symbol} not placed by la (e.g. orderId {foreign[0].order_id}); "
                 "cancel them on the exchange before starting a live session"
             )
-        # with a restored state la knows its own tag: la orders/positions with another tag are another session's.
-        # Without one (fresh workspace, lost state) it cannot tell them from its own past: it adopts, as always.
-        others = [o for o in orders if self._restored and self._other_instance(o.client_id)]
+        # la saves its state (with its instance tag) at start, so la orders or an la-opened position that carry
+        # another tag -- or any la tag when this workspace has no state at all -- are another session's
+        others = [o for o in orders if self._other_instance(o.client_id)]
         if others:
             raise OtherInstanceError(
                 f"{len(others)} open order(s) on {self.symbol} carry another la instance's tag "
@@ -375,8 +375,7 @@ class BitunixBroker(CashAccountView):
         if len(positions) > 1:
             raise ReconcileError(f"{len(positions)} positions open on {self.symbol}; expected at most one")
         exchange_pos = positions[0] if positions else None
-        if self._restored and exchange_pos is not None and (
-                self.position is None or self.position.position_id != exchange_pos.position_id):
+        if exchange_pos is not None and (self.position is None or self.position.position_id != exchange_pos.position_id):
             self._refuse_other_instance_position(exchange_pos, history.trades)
         skip = {self._entry_order_id} if self._entry_order_id else set()
         self._booked_fills.clear()

@@ -26,7 +26,9 @@ BREAKER_KIND = "circuit_breaker"
 
 log = logging.getLogger("laptop_agents.session.state_store")
 
-_BROKER_EVENTS = {EventName.EXECUTION_FILL, EventName.EXECUTION_EXIT}
+_BROKER_EVENTS = {EventName.EXECUTION_FILL, EventName.EXECUTION_EXIT, EventName.STATE_RESTORED, EventName.ORDER_SUBMITTED}
+"""Also at start (the live broker's instance tag, so a restart knows which la orders are its own) and after each
+send (its clientId sequence), not only when money moves."""
 _BREAKER_EVENTS = {EventName.EXECUTION_EXIT, EventName.CIRCUIT_BREAKER_TRIPPED, EventName.CIRCUIT_BREAKER_RESET}
 
 
