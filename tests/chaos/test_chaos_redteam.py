@@ -111,3 +111,20 @@ def test_entry_answer_lost_and_its_lookup_fails_too(chaos: Chaos) -> None:
     assert len({r["clientId"] for r in entries}) == len(entries) and result.orders_accepted <= 2
 
 
+
+
+def test_sigterm_while_an_exchange_side_exit_is_being_booked(chaos: Chaos) -> None:
+    """The exchange's stop closes the position; la books the exit and re-reads the wallet, and SIGTERM lands
+    while that read is in flight: the exit must still reach events.jsonl (and trades.csv) exactly once."""
+    chaos.setup()
+    proc = chaos.start("5")
+    fill = chaos.la_env.wait_for_event("ExecutionFill", timeout=90)
+    chaos.mx.admin.set_faults(rest_hold_next=1, rest_hold_paths=["/account"], rest_hold_phase="before")
+    stop = Decimal(str(fill["stop_loss"]))
+    chaos.mx.admin.set_price(str(stop - 50 if str(fill["position_side"]).lower() == "long" else stop + 50))
+    chaos.mx.admin.wait_hold(30)
+    proc.terminate()
+    chaos.wait(lambda: proc.poll() is not None, timeout=1)  # let the stop request reach the session first
+    chaos.mx.admin.release_holds("proceed")
+    chaos.finish(proc, "SIGTERM while the exit's wallet read was held")
+    chaos.assert_invariants()
