@@ -40,6 +40,9 @@ class KillPoint:
 KILL_POINTS = {
     # two round trips done (state saved with their clientIds); the third order's answer is lost
     "after_send_before_ack_third_order": KillPoint(tuple(ENTRY), "after", skip=2, strategy="trade"),
+    # the entry's answer is lost, and its exchange-side stop fires while la is down: a whole round trip
+    # la never saw, to be booked from the exchange's history on restart
+    "after_send_before_ack_stop_fires_while_down": KillPoint(tuple(ENTRY), "after", stop_while_down=True),
     # the strategy decided, the order is on its way and never reaches the exchange
     "between_signal_and_order": KillPoint(tuple(ENTRY), "before", restart_trades=True),
     # the exchange placed and filled the entry, the ack never came back; the restart dies too, while it

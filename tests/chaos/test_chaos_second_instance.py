@@ -17,7 +17,7 @@ from tests.live.conftest import KEY
 pytestmark = pytest.mark.slow
 
 
-@pytest.mark.parametrize("same_host", [True], ids=["same_host_lock"])
+@pytest.mark.parametrize("same_host", [True, False], ids=["same_host_lock", "other_host_exchange_check"])
 def test_second_instance_on_the_same_account_is_refused(chaos: Chaos, same_host: bool) -> None:
     chaos.setup()
     first = chaos.start("5")
