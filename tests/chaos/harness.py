@@ -130,6 +130,16 @@ class Chaos:
         self.outcomes.append(outcome)
         return outcome
 
+    def fault_after_entry_fills(self, **faults: Any) -> dict[str, Any]:
+        """Set ``faults`` at the moment the exchange has filled the first entry and before la reads the answer:
+        the entry's place_order answer is parked (phase after), the faults set, then the answer released. So
+        the faults hit the follow-up queries of a filled entry, not the checks before sending it."""
+        self.mx.admin.set_faults(rest_hold_next=1, rest_hold_skip=0, rest_hold_paths=ENTRY, rest_hold_phase="after")
+        held = self.mx.admin.wait_hold(90)
+        self.mx.admin.set_faults(**faults)
+        self.mx.admin.release_holds("proceed")
+        return held
+
     @staticmethod
     def wait(predicate: Callable[[], bool], timeout: float) -> bool:
         """Poll until ``predicate`` holds; False on timeout (the ledger verdict then says what went wrong)."""

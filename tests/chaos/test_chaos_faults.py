@@ -98,8 +98,7 @@ def test_fill_is_booked_when_its_follow_up_queries_fail(chaos: Chaos, path: str)
     exchange recovers: the fill must reach the journal and trades.csv all the same."""
     chaos.setup()
     proc = chaos.start("5")
-    chaos.la_env.wait_for_event("SessionStart", timeout=60)
-    chaos.mx.admin.set_faults(rest_error_next=8, rest_fault_paths=[path])
+    chaos.fault_after_entry_fills(rest_error_next=8, rest_fault_paths=[path])
 
     def failed() -> int:
         return sum(1 for e in chaos.mx.admin.events("fault", account=KEY) if e["path"].endswith(path))

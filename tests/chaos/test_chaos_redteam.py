@@ -54,10 +54,7 @@ def test_kill_switch_while_the_fill_cannot_be_booked(chaos: Chaos) -> None:
     """The entry fills, the position query fails past its retries, and the kill switch is set meanwhile."""
     chaos.setup()
     proc = chaos.start("5")
-    chaos.la_env.wait_for_event("SessionStart", timeout=60)
-    chaos.mx.admin.set_faults(rest_error_next=6, rest_fault_paths=["position/get_pending_positions"])
-    chaos.la_env.wait_for(lambda: proc.poll() is not None or bool(chaos.mx.admin.events("fill", account=KEY)),
-                          timeout=90, what="the entry filled")
+    chaos.fault_after_entry_fills(rest_error_next=6, rest_fault_paths=["position/get_pending_positions"])
     (chaos.la_env.workspace / "kill.txt").write_text("stop\n")
     outcome = chaos.finish(proc, "kill switch while the fill is unbooked")
     chaos.assert_invariants(allowed_codes=(4,))
