@@ -126,4 +126,25 @@ def setup_live(root: Path, mx: MockExchangeProcess) -> dict[str, str]:
     config = load_config(config_dir, env={})
     payload = build_payload(config, api_key_fingerprint(KEY), now=datetime.now(UTC))
     write_document(optin, sign_payload(payload, load_private_key(key_path)))
+    _record_passed_preflight(root / ".workspace" / "live", config)
     return {"LA_PASSPHRASE_FILE": str(passphrase)}
+
+
+def _record_passed_preflight(state_dir: Path, config: Any) -> None:
+    """The live gate requires a passed `la live preflight`; written as the command writes it (no round trip:
+    the benches measure their own orders on the ledger)."""
+    from laptop_agents.execution.preflight import (
+        PREFLIGHT_FILE,
+        PREFLIGHT_STEPS,
+        PreflightReport,
+        preflight_record,
+        write_preflight_record,
+    )
+    from laptop_agents.security.credentials_file import api_key_fingerprint
+
+    report = PreflightReport(symbol=config.strategy.symbol, steps=list(PREFLIGHT_STEPS),
+                             observed={"closing_fill_side": "position", "trade_side_field": True,
+                                       "position_mode": "ONE_WAY"})
+    state_dir.mkdir(parents=True, exist_ok=True)
+    write_preflight_record(state_dir / PREFLIGHT_FILE,
+                           preflight_record(report, api_key_fingerprint(KEY), config.config_hash, datetime.now(UTC)))

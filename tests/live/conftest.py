@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any, TypeVar
 
 from laptop_agents.core.models import Candle, OrderIntent, Side
@@ -67,3 +68,30 @@ def ledger_fills(mx: MockExchangeHandle, key: str = KEY) -> list[dict[str, Any]]
 
 def accepted_orders(mx: MockExchangeHandle, key: str = KEY) -> list[dict[str, Any]]:
     return [r for r in mx.admin.events("order_request", account=key) if r["accepted"]]
+
+
+def record_passed_preflight(state_dir: Path, config: Any, at: datetime | None = None, account: str | None = None,
+                            config_hash: str | None = None) -> Path:
+    """A passed `la live preflight` record for KEY's account and ``config``, written exactly as the command
+    writes it (preflight_record + write_preflight_record), without a round trip on the mock: the session tests
+    assert exact ledgers and wallets, which a real preflight's order pair would change. The real round trip
+    is tested in test_live_preflight.py (per dialect) and its record accepted by the gate there."""
+    from laptop_agents.execution.preflight import (
+        PREFLIGHT_FILE,
+        PREFLIGHT_STEPS,
+        PreflightReport,
+        preflight_record,
+        write_preflight_record,
+    )
+    from laptop_agents.security.credentials_file import api_key_fingerprint
+
+    report = PreflightReport(symbol=config.strategy.symbol, steps=list(PREFLIGHT_STEPS),
+                             observed={"closing_fill_side": "position", "trade_side_field": True,
+                                       "position_mode": "ONE_WAY"},
+                             wallet_before="10000", wallet_after="10000")
+    record = preflight_record(report, account or api_key_fingerprint(KEY), config_hash or config.config_hash,
+                              at or datetime.now(UTC))
+    state_dir.mkdir(parents=True, exist_ok=True)
+    path = state_dir / PREFLIGHT_FILE
+    write_preflight_record(path, record)
+    return path

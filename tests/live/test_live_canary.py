@@ -24,7 +24,8 @@ from laptop_agents.mock_exchange.testing import running_mock_exchange
 from laptop_agents.security.secret import install_masking_filter
 from laptop_agents.service.metrics import MetricsObserver, ServiceMetrics
 from laptop_agents.session.workspace import BROKER_STATE_NAME
-from tests.live.conftest import candle, intent, price_of, rest_config, run
+from tests.live.conftest import candle, intent, price_of, record_passed_preflight, rest_config, run
+from laptop_agents.security.credentials_file import api_key_fingerprint
 from tests.security.helpers import NOW, LiveSetup
 
 CANARY_KEY = "CANARYKEYz9q8w7e6r5t4"
@@ -48,7 +49,8 @@ def test_canary_key_and_secret_never_appear(tmp_path: Path) -> None:
                                    accounts=[{"api_key": CANARY_KEY, "secret": CANARY_SECRET}]) as mx:
             setup = LiveSetup(tmp_path / "live-setup", api_key=CANARY_KEY, secret=CANARY_SECRET)
             request = LiveStart(True, setup.optin_path, setup.pubkey, setup.credentials_path, setup.config,
-                                setup.source, rest_config(mx))
+                                setup.source, rest_config(mx), preflight_file=record_passed_preflight(
+                                    tmp_path / "live", setup.config, at=NOW, account=api_key_fingerprint(CANARY_KEY)))
             metrics = ServiceMetrics("live", "BTCUSDT")
             observer = MetricsObserver(metrics)
             events_file = tmp_path / "run" / "events.jsonl"

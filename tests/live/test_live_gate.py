@@ -27,7 +27,7 @@ from laptop_agents.security.optin import (
     write_document,
 )
 from laptop_agents.security.passphrase import PassphraseSource
-from tests.live.conftest import rest_config, run
+from tests.live.conftest import record_passed_preflight, rest_config, run
 from tests.security.helpers import NOW, LiveSetup, passphrase_source, write_config
 
 
@@ -157,7 +157,8 @@ def test_gating_matrix_each_refusal_has_its_own_message_and_sends_nothing(
             case_dir.mkdir()
             setup = LiveSetup(case_dir)
             base = LiveStart(True, setup.optin_path, setup.pubkey, setup.credentials_path, setup.config,
-                             setup.source, rest_config(mx))
+                             setup.source, rest_config(mx),
+                             preflight_file=record_passed_preflight(case_dir / "live", setup.config, at=NOW))
             request = _cases(setup, case_dir)[name](base)
             now = NOW + timedelta(days=8) if name == "expired" else NOW
             with pytest.raises(LiveGateRefused) as err:
@@ -175,7 +176,8 @@ def test_gating_matrix_each_refusal_has_its_own_message_and_sends_nothing(
         # control: the same setup, unbroken, starts and talks to the exchange
         setup = LiveSetup(tmp_path / "valid")
         ok = LiveStart(True, setup.optin_path, setup.pubkey, setup.credentials_path, setup.config,
-                       setup.source, rest_config(mx))
+                       setup.source, rest_config(mx),
+                       preflight_file=record_passed_preflight(tmp_path / "valid" / "live", setup.config, at=NOW))
 
         async def start_and_stop() -> None:
             broker, grant, _ = await start_live_broker(ok, now=NOW)

@@ -26,7 +26,7 @@ from laptop_agents.reporting.trades_csv import write_trades_csv
 from laptop_agents.resilience.rate_limiter import RateLimit
 from laptop_agents.resilience.trading_circuit_breaker import TradingCircuitBreaker
 from laptop_agents.session.pipeline import TradingPipeline
-from tests.live.conftest import rest_config, run
+from tests.live.conftest import record_passed_preflight, rest_config, run
 from tests.security.helpers import NOW, LiveSetup
 
 FAST_LIMITS = {group: RateLimit(500.0, 50) for group in DOCUMENTED_RATE_LIMITS}
@@ -41,7 +41,8 @@ def test_live_session_through_the_pipeline_agrees_with_the_ledger(tmp_path: Path
         config = setup.config
         candles = list(islice(MockBarGenerator(config.settings.mock, config.strategy.symbol), 300))
         request = LiveStart(True, setup.optin_path, setup.pubkey, setup.credentials_path, config, setup.source,
-                            rest_config(mx, rate_limits=FAST_LIMITS), private_ws_url=mx.private_ws_url)
+                            rest_config(mx, rate_limits=FAST_LIMITS), private_ws_url=mx.private_ws_url,
+                            preflight_file=record_passed_preflight(tmp_path / "live", config, at=NOW))
         published: list = []
 
         async def session() -> None:

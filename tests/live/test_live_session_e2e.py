@@ -36,7 +36,7 @@ from laptop_agents.security.optin import (
     write_document,
 )
 from tests.conftest import LaEnv
-from tests.live.conftest import KEY, SECRET
+from tests.live.conftest import KEY, SECRET, record_passed_preflight
 from tests.security.helpers import FAST, passphrase_source
 
 
@@ -47,8 +47,9 @@ def mx() -> Iterator[MockExchangeHandle]:
         yield handle
 
 
-def setup_live(la_env: LaEnv, mx: MockExchangeHandle, *, sign: bool = True) -> None:
-    """Encrypted credentials, a pinned operator key, exchange URLs in settings.yaml, a signed opt-in."""
+def setup_live(la_env: LaEnv, mx: MockExchangeHandle, *, sign: bool = True, preflight: bool = True) -> None:
+    """Encrypted credentials, a pinned operator key, exchange URLs in settings.yaml, a signed opt-in and (with
+    ``preflight``) a passed preflight record for that config."""
     secrets_dir = la_env.root / "secrets"
     source = passphrase_source(secrets_dir)
     la_env.env["LA_PASSPHRASE_FILE"] = str(secrets_dir / "passphrase")
@@ -64,6 +65,8 @@ def setup_live(la_env: LaEnv, mx: MockExchangeHandle, *, sign: bool = True) -> N
         config = load_config(la_env.config_dir, env={})
         payload = build_payload(config, api_key_fingerprint(KEY), now=datetime.now(UTC))
         write_document(optin, sign_payload(payload, load_private_key(key_path)))
+        if preflight:
+            record_passed_preflight(la_env.workspace / "live", config)
 
 
 def live_args(mx: MockExchangeHandle, minutes: str = "0.2") -> list[str]:

@@ -221,6 +221,11 @@ class LiveSettings(_Model):
     leverage: int = Field(5, ge=1, le=20, description="exchange leverage (also capped by risk.max_leverage)")
     margin_mode: Literal["ISOLATION", "CROSS"] = "ISOLATION"
     fill_timeout_sec: float = Field(10.0, gt=0, le=300, description="how long to wait for a market order to fill")
+    preflight_max_age_hours: float = Field(
+        168.0, gt=0, le=24 * 90,
+        description="`la run --live` / `la serve --live` refuse unless `la live preflight` passed for this account "
+                    "and config hash within this many hours (there is no off switch)",
+    )
 
 
 class Settings(_Model):

@@ -9,7 +9,7 @@ request. The session runner (`la run --live`, `la serve --live`) calls
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,8 @@ from laptop_agents.execution.bitunix_broker import (
 )
 from laptop_agents.execution.bitunix_private_stream import PrivateStream
 from laptop_agents.execution.last_price import LastPrice
+from laptop_agents.execution.preflight import PREFLIGHT_FILE, require_preflight
+from laptop_agents.security.errors import LiveGateRefused
 from laptop_agents.security.optin import LiveGrant, check_live_gate
 from laptop_agents.security.passphrase import PassphraseSource
 from laptop_agents.session.workspace import BROKER_STATE_NAME, Workspace
@@ -50,6 +52,15 @@ class LiveStart:
     """The public ticker's last price (kept by the kline provider); None = price protection reads REST tickers."""
     optin_ledger: Path | None = None
     """The live workspace's record of the newest opt-in per account (security/optin.py); None = no replay check."""
+    preflight_file: Path | None = None
+    """The live workspace's ``preflight.json`` (`la live preflight`). Required: None refuses, like a missing file."""
+    preflight_max_age: timedelta | None = None
+    """How old a passed preflight may be; None = the config's ``live.preflight_max_age_hours``."""
+
+
+def preflight_path(workspace: Workspace) -> Path:
+    """Where `la live preflight` records its pass and where the live gate reads it."""
+    return workspace.state_dir / PREFLIGHT_FILE
 
 
 def load_live_state(workspace: Workspace) -> dict[str, Any] | None:
@@ -69,7 +80,9 @@ def broker_settings_for(config: AppConfig, leverage: int | None = None, **overri
 async def start_live_broker(
     request: LiveStart, *, now: datetime | None = None
 ) -> tuple[BitunixBroker, LiveGrant, list[Event]]:
-    """Gate → client → broker.start(). Raises LiveGateRefused (no request sent) or a start-up error."""
+    """Gate → preflight record → client → broker.start(). Raises LiveGateRefused (no request sent) or a start-up
+    error. The preflight check runs after the opt-in gate (which proves the account and config hash) and before
+    any client exists."""
     now = now or datetime.now(UTC)
     grant = check_live_gate(
         request.flag,
@@ -81,6 +94,11 @@ async def start_live_broker(
         now=now,
         optin_ledger=request.optin_ledger,
     )
+    max_age = request.preflight_max_age or timedelta(hours=request.config.settings.live.preflight_max_age_hours)
+    if request.preflight_file is None:
+        raise LiveGateRefused("no_preflight", "live trading refused: no live workspace to read the preflight record "
+                              "from; run `la live preflight --yes-place-a-real-order` first")
+    require_preflight(request.preflight_file, grant.account_fingerprint, grant.payload.config_hash, now, max_age)
     rest = request.rest
     credentials = grant.credentials
 

@@ -16,7 +16,7 @@ import asyncio
 import json
 import os
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, TextIO
@@ -242,6 +242,78 @@ def preflight_record(report: PreflightReport, account_fingerprint: str, config_h
 PREFLIGHT_FILE = "preflight.json"
 
 
+def write_preflight_record(path: Path, record: dict[str, Any]) -> None:
+    """Atomically (tmp + rename): the gate never reads half a record."""
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+PREFLIGHT_STEPS = ("read contract rules", "read account", "set margin mode and leverage",
+                   "open the minimum quantity with TP/SL", "read the position", "close the position",
+                   "read history", "read the wallet")
+"""Every step a passing preflight records, in order; a record missing one did not come from a full pass."""
+CLOCK_TOLERANCE = timedelta(minutes=5)
+
+
+def _refuse(reason: str, message: str) -> Exception:
+    from laptop_agents.security.errors import LiveGateRefused
+
+    return LiveGateRefused(reason, f"live trading refused: {message}")
+
+
+def require_preflight(path: Path, account: str, config_hash: str, now: datetime, max_age: timedelta) -> dict[str, Any]:
+    """The live gate's second half: a passed preflight for this account and config hash, at most ``max_age`` old.
+
+    Why: the first autonomous session must not be the first time this exchange meets our client. The record is
+    validated field by field (a corrupt, hand-edited or partial record refuses, it never counts as a pass);
+    refusals are ``LiveGateRefused`` (reasons no_preflight, bad_preflight, preflight_other_account,
+    preflight_config_changed, preflight_stale) raised before any exchange request. Returns the record.
+    """
+    fix = "run `la live preflight --yes-place-a-real-order` for this account and config"
+    if not path.is_file():
+        raise _refuse("no_preflight", f"no passed live preflight at {path}; {fix}")
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise _refuse("bad_preflight", f"preflight record {path} is unreadable ({type(exc).__name__}); {fix}") from None
+
+    def bad(what: str) -> Exception:
+        return _refuse("bad_preflight", f"preflight record {path} is invalid ({what}); {fix}")
+
+    if not isinstance(record, dict):
+        raise bad("not a JSON object")
+    if record.get("passed") is not True:
+        raise bad("'passed' is not true")
+    for key in ("account", "config_hash", "at", "symbol"):
+        if not isinstance(record.get(key), str) or not record[key]:
+            raise bad(f"'{key}' missing or not a string")
+    if record.get("steps") != list(PREFLIGHT_STEPS):
+        raise bad("'steps' is not the full list of preflight steps")
+    if not isinstance(record.get("observed"), dict) or not record["observed"]:
+        raise bad("'observed' missing")
+    try:
+        at = datetime.fromisoformat(record["at"])
+    except ValueError:
+        raise bad(f"'at' {record['at']!r} is not an ISO time") from None
+    if at.tzinfo is None:
+        raise bad(f"'at' {record['at']!r} has no time zone")
+    if record["account"] != account:
+        raise _refuse("preflight_other_account",
+                      f"the preflight in {path} passed for account {record['account']}, this session trades {account}; {fix}")
+    if record["config_hash"] != config_hash:
+        raise _refuse("preflight_config_changed",
+                      f"the preflight in {path} passed for config {record['config_hash'][:12]}, the config is now "
+                      f"{config_hash[:12]}; {fix}")
+    if at > now + CLOCK_TOLERANCE:
+        raise bad(f"'at' {at.isoformat()} is in the future (now {now.isoformat()})")
+    if now - at > max_age:
+        hours = max_age.total_seconds() / 3600
+        raise _refuse("preflight_stale",
+                      f"the preflight in {path} passed at {at.isoformat()}, more than {hours:g} h ago "
+                      f"(live.preflight_max_age_hours); {fix}")
+    return record
+
+
 def preflight_command(config_dir: Path, workspace_root: str | None, rest_url: str | None, yes: bool,
                       out: TextIO, err: TextIO, now: datetime | None = None) -> int:
     """``la live preflight``: the signed opt-in gate, then the round trip; the record goes to the live workspace.
@@ -289,8 +361,6 @@ def preflight_command(config_dir: Path, workspace_root: str | None, rest_url: st
     print("observed: " + ", ".join(f"{k}={v}" for k, v in report.observed.items()), file=out)
     record = preflight_record(report, grant.account_fingerprint, grant.payload.config_hash, now)
     path = workspace.state_dir / PREFLIGHT_FILE
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    write_preflight_record(path, record)
     print(f"preflight PASSED: recorded in {path} (config {grant.payload.config_hash[:12]})", file=out)
     return 0

@@ -167,7 +167,7 @@ class LiveBrokerFactory:
     def _request(self) -> Any:
         from laptop_agents.execution.bitunix.enums import MarginMode
         from laptop_agents.execution.bitunix.transport import RestConfig
-        from laptop_agents.execution.live_start import LiveStart, broker_settings_for
+        from laptop_agents.execution.live_start import LiveStart, broker_settings_for, preflight_path
         from laptop_agents.security.optin import LEDGER_NAME
         from laptop_agents.security.passphrase import PassphraseSource
 
@@ -186,6 +186,7 @@ class LiveBrokerFactory:
                                        stop_budget_sec=self.config.settings.session.shutdown_grace_sec),
             state=self.state,
             optin_ledger=None if self.workspace is None else self.workspace.state_dir / LEDGER_NAME,
+            preflight_file=None if self.workspace is None else preflight_path(self.workspace),
             private_ws_url=bitunix.private_ws_url,
             last_price=self.last_price,
         )

@@ -1,0 +1,123 @@
+"""The live gate requires a passed `la live preflight` for this account and config hash, young enough.
+
+Every refusal is one ``live trading refused: ...`` line raised before any request reaches the exchange (asserted
+from the mock's own request log); the acceptance case uses the record the *real* preflight round trip produced
+against the same mock.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from laptop_agents.execution.bitunix.credentials import Credentials
+from laptop_agents.execution.bitunix.rest import BitunixRestClient
+from laptop_agents.execution.live_start import LiveStart, start_live_broker
+from laptop_agents.execution.preflight import (
+    PreflightSettings,
+    preflight_record,
+    run_preflight,
+    write_preflight_record,
+)
+from laptop_agents.mock_exchange.testing import running_mock_exchange
+from laptop_agents.security.credentials_file import api_key_fingerprint
+from laptop_agents.security.errors import LiveGateRefused
+from tests.conftest import LaEnv
+from tests.live.conftest import KEY, SECRET, record_passed_preflight, rest_config, run
+from tests.security.helpers import NOW, LiveSetup
+
+
+def _stale(p: Path, setup: LiveSetup) -> None:
+    record_passed_preflight(p.parent, setup.config, at=NOW - timedelta(hours=168, minutes=1))
+
+
+def _edit(**changes: object):
+    def apply(p: Path, setup: LiveSetup) -> None:
+        record_passed_preflight(p.parent, setup.config, at=NOW)
+        record = json.loads(p.read_text())
+        record.update(changes)
+        p.write_text(json.dumps(record))
+    return apply
+
+
+CASES = {
+    "no_preflight": lambda p, setup: None,
+    "preflight_stale": _stale,
+    "preflight_other_account": lambda p, setup: record_passed_preflight(
+        p.parent, setup.config, at=NOW, account=api_key_fingerprint("someone-elses-key")),
+    "preflight_config_changed": lambda p, setup: record_passed_preflight(
+        p.parent, setup.config, at=NOW, config_hash="0" * 64),
+    "bad_preflight:corrupt": lambda p, setup: (p.parent.mkdir(parents=True), p.write_text('{"passed": tru')),
+    "bad_preflight:failed": _edit(passed=False),
+    "bad_preflight:partial": _edit(steps=["read contract rules"]),
+    "bad_preflight:future": _edit(at=(NOW + timedelta(days=1)).isoformat()),
+    "bad_preflight:no_zone": _edit(at=NOW.replace(tzinfo=None).isoformat()),
+}
+
+
+def test_live_start_refuses_without_a_fresh_passed_preflight_for_this_account_and_config(tmp_path: Path) -> None:
+    with running_mock_exchange(seed=5, time_scale=0) as mx:
+        messages = {}
+        for name, make in CASES.items():
+            case = tmp_path / name.replace(":", "_")
+            setup = LiveSetup(case)
+            path = case / "live" / "preflight.json"
+            make(path, setup)
+            request = LiveStart(True, setup.optin_path, setup.pubkey, setup.credentials_path, setup.config,
+                                setup.source, rest_config(mx), preflight_file=path)
+            with pytest.raises(LiveGateRefused) as err:
+                run(lambda request=request: start_live_broker(request, now=NOW))
+            text = str(err.value)
+            assert err.value.reason == name.split(":")[0], (name, text)
+            assert text.startswith("live trading refused: ") and "\n" not in text and "la live preflight" in text
+            assert SECRET not in text
+            messages[name] = text
+        # no workspace to read it from at all refuses too (fail safe, never "not checked")
+        no_file = replace(request, preflight_file=None)
+        with pytest.raises(LiveGateRefused) as err:
+            run(lambda: start_live_broker(no_file, now=NOW))
+        assert err.value.reason == "no_preflight"
+        assert mx.admin.events(["order_request", "request"]) == [], "a refused start reached the exchange"
+        assert len(set(messages.values())) == len(messages)
+
+
+def test_the_real_preflights_record_opens_the_gate_until_it_ages_out(tmp_path: Path) -> None:
+    setup = LiveSetup(tmp_path)
+    path = tmp_path / "live" / "preflight.json"
+    path.parent.mkdir()
+    with running_mock_exchange(seed=11, time_scale=0) as mx:
+        async def preflight_then_start() -> None:
+            async with BitunixRestClient(rest_config(mx), Credentials(KEY, SECRET)) as client:
+                report = await run_preflight(client, PreflightSettings())
+            write_preflight_record(path, preflight_record(report, api_key_fingerprint(KEY),
+                                                          setup.config.config_hash, NOW))
+            request = LiveStart(True, setup.optin_path, setup.pubkey, setup.credentials_path, setup.config,
+                                setup.source, rest_config(mx), preflight_file=path)
+            broker, grant, _ = await start_live_broker(request, now=NOW + timedelta(hours=167))
+            assert broker.started and grant.account_fingerprint == api_key_fingerprint(KEY)
+            await broker.shutdown("test", NOW)
+            # the age is a setting: a shorter one refuses the same record
+            with pytest.raises(LiveGateRefused) as err:
+                await start_live_broker(replace(request, preflight_max_age=timedelta(hours=1)),
+                                        now=NOW + timedelta(hours=2))
+            assert err.value.reason == "preflight_stale"
+
+        run(preflight_then_start)
+
+
+@pytest.mark.slow
+def test_la_run_live_without_a_preflight_is_one_line_exit_2_and_nothing_sent(la_env: LaEnv) -> None:
+    from tests.live.test_live_session_e2e import live_args, setup_live
+
+    with running_mock_exchange(seed=5, time_scale=0) as mx:
+        setup_live(la_env, mx, preflight=False)
+        result = la_env.run(*live_args(mx))
+        assert result.returncode == 2, result.stderr[-2000:]
+        lines = [line for line in result.stderr.splitlines() if line.startswith("la: error:")]
+        assert len(lines) == 1 and lines[0].startswith("la: error: live trading refused: no passed live preflight")
+        assert "Traceback" not in result.stderr
+        assert mx.admin.events("order_request", account=KEY) == []
