@@ -1,5 +1,6 @@
 """The image's `live` role against the mock exchange: refused without a signed opt-in; with encrypted credentials
-and a signed opt-in mounted as Docker secrets (/run/secrets/<name>, as compose mounts file secrets) it trades,
+and a signed opt-in mounted as Docker secrets (/run/secrets/<name>, as compose mounts file secrets) and a passed
+`la live preflight` on its volume it trades,
 and `docker stop` leaves the mock account flat."""
 
 from __future__ import annotations
@@ -146,9 +147,15 @@ def test_live_container_without_optin_refuses_with_a_clear_message(engine: Engin
 
 def test_live_container_with_secrets_trades_and_leaves_the_account_flat(engine: Engine, live_kit: LiveKit) -> None:
     port = free_port()
+    volume = engine.volume()
+    # the live role refuses until `la live preflight` passed for this account and config: the operator's first
+    # step, run in the image on the live volume against the same (mock) exchange
+    out = _la_image(engine, live_kit.env, {volume: LIVE_VOLUME, **live_kit.secrets()}, "live", "preflight",
+                    "--yes-place-a-real-order", "--config-dir", "/etc/laptop-agents", "--workspace", LIVE_VOLUME)
+    assert "preflight PASSED" in out, out
     before = live_kit.account()
     live = la_container(engine.image, "live", env={**live_kit.env, "LA_HTTP_PORT": str(port)},
-                        mounts={engine.volume(): LIVE_VOLUME, **live_kit.secrets()}, health_interval_s=0.5)
+                        mounts={volume: LIVE_VOLUME, **live_kit.secrets()}, health_interval_s=0.5)
     with live:
         wait_until(lambda: metrics_when(port, laptop_agents_orders_filled_total=2), 90, "two filled live orders")
         code, body = http_get(f"http://127.0.0.1:{port}/metrics")

@@ -32,6 +32,7 @@ from laptop_agents.security.optin import (
     write_document,
 )
 from tests.conftest import LaEnv
+from tests.live.conftest import record_passed_preflight
 from tests.security.helpers import FAST, passphrase_source
 from tests.service.receivers import WebhookReceiver
 
@@ -70,7 +71,7 @@ class Ready:
         # paper and live state files, as sessions leave them
         (la_env.workspace / "paper").mkdir(parents=True)
         (la_env.workspace / "paper" / "session_status.json").write_text(json.dumps({"running": False}))
-        (la_env.workspace / "live").mkdir()
+        (la_env.workspace / "live").mkdir(exist_ok=True)
         (la_env.workspace / "live" / "async_broker_state.json").write_text(
             json.dumps({"schema_version": 1, "kind": "bitunix_broker", "symbol": "BTCUSDT", "positions": []}))
         run = la_env.workspace / "runs" / "20260101T000000Z-paper-abc123"
@@ -81,6 +82,7 @@ class Ready:
         config = load_config(self.env.config_dir, env={})
         payload = build_payload(config, api_key_fingerprint(API_KEY), now=now or datetime.now(UTC), valid_for=valid_for)
         write_document(self.optin, sign_payload(payload, load_private_key(self.key)))
+        record_passed_preflight(self.env.workspace / "live", config, account=api_key_fingerprint(API_KEY))
 
     def audit(self, *extra: str) -> tuple[int, dict]:
         r = self.env.run("audit", "--live", "--json", *extra)
@@ -191,6 +193,19 @@ def test_optin_for_another_config_hash_fails_critical(la_env: LaEnv, receiver: W
     code, report = ready.audit()
     f = lr(report, "LR2")
     assert code == 11 and f["status"] == "FAIL" and "config_hash" in f["evidence"] and f["priority"] == "critical"
+
+
+def test_missing_or_stale_live_preflight_fails_critical_as_the_gate_would(la_env: LaEnv, receiver: WebhookReceiver) -> None:
+    ready = Ready(la_env, receiver.url)
+    record = la_env.workspace / "live" / "preflight.json"
+    assert "live preflight passed" in lr(report := ready.audit()[1], "LR2")["evidence"], report
+    config = load_config(la_env.config_dir, env={})
+    record_passed_preflight(record.parent, config, account=api_key_fingerprint(API_KEY),
+                            at=datetime.now(UTC) - timedelta(days=8))
+    code, report = ready.audit()
+    f = lr(report, "LR2")
+    assert code == 11 and f["status"] == "FAIL" and f["priority"] == "critical"
+    assert "preflight_stale" in f["evidence"] and "la live preflight" in f["evidence"]
 
 
 def test_no_alert_target_fails(la_env: LaEnv) -> None:

@@ -240,12 +240,34 @@ def check_optin(ctx: LiveContext) -> Finding:
             return Finding("LR2", LIVE, title, FAIL, f"{where}: the live gate refuses: {exc} (reason {exc.reason})",
                            "critical")
         notes.append(f"check_live_gate refuses for a credentials reason ({exc.reason}, see LR1)")
+    preflight = _preflight_state(ctx, account)
+    if preflight.startswith("FAIL "):
+        return Finding("LR2", LIVE, title, FAIL, f"the live gate refuses: {preflight[5:]}", "critical")
+    notes.append(preflight)
     if account is None:
         return Finding("LR2", LIVE, title, WARN, "; ".join(notes), "medium")
     if left < OPTIN_WARN_DAYS:
         return Finding("LR2", LIVE, title, WARN, "; ".join(notes) + f" (under {OPTIN_WARN_DAYS:g} days: sign a new one)",
                        "medium")
     return Finding("LR2", LIVE, title, PASS, "; ".join(notes))
+
+
+def _preflight_state(ctx: LiveContext, account: str | None) -> str:
+    """The gate's preflight requirement, read through the gate's own loader: "FAIL <why>" or a note."""
+    from laptop_agents.execution.live_start import preflight_path
+    from laptop_agents.execution.preflight import require_preflight
+    from laptop_agents.security.errors import LiveGateRefused
+
+    path = preflight_path(Workspace(ctx.workspace_root, "live"))
+    if account is None:
+        return f"live preflight {path} not verifiable (account unknown, see LR1)"
+    max_age = timedelta(hours=ctx.config.settings.live.preflight_max_age_hours)
+    try:
+        record = require_preflight(path, account, ctx.config.config_hash, ctx.now, max_age)
+    except LiveGateRefused as exc:
+        return f"FAIL {exc} (reason {exc.reason})"
+    observed = ", ".join(f"{k}={v}" for k, v in record["observed"].items())
+    return f"live preflight passed {record['at']} for this account and config ({observed})"
 
 
 # --------------------------------------------------------------------------- LR3 fees
