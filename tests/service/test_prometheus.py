@@ -435,6 +435,7 @@ def test_not_flat_while_halted_fires_until_the_exchange_closes(prometheus_binary
         prom = None
         try:
             wait_until(lambda: served.status()["position"] is not None, 90, "a live position open")
+            assert served.status()["mode"] == "live", "la serve --live reports its mode truthfully"
             port = int(served.url.rsplit(":", 1)[1])
             prom = Prometheus(prometheus_binary, tmp_path, port, rules=short_for_rules(tmp_path))
             wait_until(prom.ready, 30, "Prometheus ready")

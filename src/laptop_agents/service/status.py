@@ -112,7 +112,7 @@ def status_payload(runner: AsyncRunner, th: Thresholds, recent: RecentEvents | N
         "stale_lock": False,  # this process holds the lock
         "workspace": str(runner.workspace.root),
         # what only the live process knows
-        "mode": "paper",
+        "mode": runner.mode,  # paper or live: the broker factory's mode, never assumed
         "source": runner.options.source,
         "symbol": runner.config.strategy.symbol,
         "started_at": None if started is None else utc_iso(started),
