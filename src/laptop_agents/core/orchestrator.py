@@ -88,7 +88,32 @@ FLUSHED_EVENTS = frozenset({
 })
 
 
-class EventJournal:
+class AppendOnlyFile:
+    """An append-only artifact (events.jsonl, trades.csv) whose disk may refuse writes.
+
+    A disk error (full, read-only, I/O error) is kept in :attr:`write_error`, stops further writes and is
+    logged once; the session reads it and stops with DISK_ERROR. Any other error is a bug and propagates.
+    """
+
+    path: Path
+    write_error: OSError | None
+    _fh: IO[str] | None
+
+    def _failed(self, exc: OSError) -> None:
+        if not is_disk_error(exc):
+            raise exc
+        if exc.filename is None:
+            exc.filename = str(self.path)
+        if self.write_error is None:
+            log.error("cannot write %s: %s", self.path, exc)
+        self.write_error = exc
+        fh, self._fh = self._fh, None
+        if fh is not None:
+            with contextlib.suppress(OSError):
+                fh.close()
+
+
+class EventJournal(AppendOnlyFile):
     """events.jsonl writer. `candle_events=False` keeps only non-candle events (replay speed).
 
     Buffered (64 KiB); the session loop flushes after every candle, and money-moving events
@@ -124,21 +149,6 @@ class EventJournal:
                 self._fh.flush()
             except OSError as exc:
                 self._failed(exc)
-
-    def _failed(self, exc: OSError) -> None:
-        """The disk refused a write (full, read-only, I/O error): stop writing, keep the error for the session,
-        which stops with DISK_ERROR. Only a disk error is swallowed; anything else stays a bug."""
-        if not is_disk_error(exc):
-            raise exc
-        if exc.filename is None:
-            exc.filename = str(self.path)
-        if self.write_error is None:
-            log.error("cannot write %s: %s", self.path, exc)
-        self.write_error = exc
-        fh, self._fh = self._fh, None
-        if fh is not None:
-            with contextlib.suppress(OSError):
-                fh.close()
 
     def close(self) -> None:
         if self._fh is not None:

@@ -8,16 +8,14 @@ The end of the run only appends what is still missing, never rewrites: no row tw
 from __future__ import annotations
 
 import csv
-import logging
 import os
 from collections.abc import Iterable
 from pathlib import Path
 from typing import IO
 
-from laptop_agents.core.errors import is_disk_error
+from laptop_agents.core.orchestrator import AppendOnlyFile
 from laptop_agents.core.models import Trade, utc_iso
 
-log = logging.getLogger("laptop_agents.reporting.trades_csv")
 
 COLUMNS = [
     "trade_id", "entry_ts", "exit_ts", "side", "entry_price", "exit_price", "qty", "gross_pnl", "fees", "pnl",
@@ -40,7 +38,7 @@ def write_trades_csv(path: Path, trades: Iterable[Trade]) -> None:
             writer.writerow(trade_row(t))
 
 
-class TradesCsvAppender:
+class TradesCsvAppender(AppendOnlyFile):
     """A run's trades.csv, one row appended per closed trade.
 
     ``durable``: flush and fsync after every append (a session: a closed trade survives kill -9). A replay
@@ -91,18 +89,3 @@ class TradesCsvAppender:
         except OSError as exc:
             self._failed(exc)
         self._fh = None
-
-    def _failed(self, exc: OSError) -> None:
-        if not is_disk_error(exc):
-            raise exc
-        if exc.filename is None:
-            exc.filename = str(self.path)
-        if self.write_error is None:
-            log.error("cannot write %s: %s", self.path, exc)
-        self.write_error = exc
-        fh, self._fh = self._fh, None
-        if fh is not None:
-            try:
-                fh.close()
-            except OSError:
-                pass
