@@ -128,6 +128,8 @@ Closed = tuple[list[Event], Trade | None]
 T = TypeVar("T")
 _UNKNOWN = object()
 CLOCK_TOLERANCE = timedelta(seconds=1)
+BOOKED_FILLS_KEPT = 2000
+"""How many booked fill/entry ids the state keeps (oldest dropped): far more than a restart's history page."""
 """Exchange timestamps may be coarser than our ordering needs (seconds vs milliseconds)."""
 
 
@@ -263,9 +265,12 @@ class BitunixBroker(CashAccountView):
         """Why entries are halted (an order identity mismatch); the session stops on it (``check``)."""
         self._stop_until: float | None = None
         self._pending_entry: _PendingEntry | None = None
-        self._booked_fills: set[str] = set()
+        self._booked_fills: dict[str, None] = {}
+        """Every exchange fill (tradeId) and entry orderId already in a booked trade, oldest first, persisted.
+
+        The one registry every booking path consults (while-down walk, adoption then close, TP/SL race,
+        pending entry, close_all): a round trip whose fills are in it is booked already, never again."""
         self._seen_known = False
-        """tradeIds of the fills booked by exits during start-up (so the while-down walk skips them)."""
         """An entry sent but not booked (the exchange stopped answering after the send): booked first thing."""
         self._entry_order_id: str | None = None
         self._unreported: list[Trade] = []
@@ -378,10 +383,12 @@ class BitunixBroker(CashAccountView):
         if exchange_pos is not None and (self.position is None or self.position.position_id != exchange_pos.position_id):
             self._refuse_other_instance_position(exchange_pos, history.trades)
         skip = {self._entry_order_id} if self._entry_order_id else set()
-        self._booked_fills.clear()
         events += await self._reconcile_position(exchange_pos, now, details)
         if self._restored and self._seen_known:
-            events += await self._book_while_down(since, skip | self._booked_fills, now, details)
+            walked = await self._book_while_down(since, skip | set(self._booked_fills), now, details)
+            events += walked
+            if walked and "adopted_position" in details:
+                await self._drop_adopted_if_booked(details)
         if exchange_pos is None:
             await self.client.change_margin_mode(self.symbol, s.margin_mode, s.margin_coin)
             await self.client.change_leverage(self.symbol, s.leverage, s.margin_coin)
@@ -459,7 +466,9 @@ class BitunixBroker(CashAccountView):
             if net:
                 continue
             if opening and (opening[0].client_id or "").startswith(ours):
-                events.append(self._book_round_trip(opening, closing, now))
+                event = self._book_round_trip(opening, closing, now)
+                if event is not None:
+                    events.append(event)
             opening, closing = [], []
         if events:
             details["booked_while_down"] = [e.data["trade_id"] for e in events]
@@ -467,7 +476,39 @@ class BitunixBroker(CashAccountView):
                         len(events), EXIT_WHILE_DOWN)
         return events
 
-    def _book_round_trip(self, opening: list[TradeInfo], closing: list[TradeInfo], now: datetime) -> Event:
+    async def _drop_adopted_if_booked(self, details: dict[str, Any]) -> None:
+        """The position adopted from the first read may have closed before the walk's history read (its TP/SL
+        fired during reconciliation): the walk booked that round trip, so the adoption is stale. Re-read; if it
+        is gone and its closing fills are booked, drop it (nothing left to book for it)."""
+        pos = self.position
+        if pos is None or await self._exchange_position() is not None:
+            return
+        closing, booked = await self._closing_trades_split(pos)
+        if booked and not closing:
+            self._forget_booked_position(pos)
+            details.pop("adopted_position", None)
+            details["adopted_then_booked"] = pos.position_id
+
+    def _forget_booked_position(self, pos: Position) -> None:
+        """Drop a position whose round trip another path already booked. Its entry fee was charged when the
+        Position was made (fill or adoption) and again by that booking: give the second charge back."""
+        log.warning("position %s closed and its round trip is booked already; not booking it again",
+                    pos.position_id)
+        self.cash = money(self.cash + pos.entry_fee)
+        if self.position is pos:
+            self.position = None
+            self._entry_order_id = None
+
+    def _mark_booked(self, ids: Iterable[str | None]) -> None:
+        for i in ids:
+            if i:
+                self._booked_fills[i] = None
+        excess = len(self._booked_fills) - BOOKED_FILLS_KEPT
+        if excess > 0:  # oldest first; far older than any history page a restart walks
+            for old in list(self._booked_fills)[:excess]:
+                del self._booked_fills[old]
+
+    def _book_round_trip(self, opening: list[TradeInfo], closing: list[TradeInfo], now: datetime) -> Event | None:
         side = Side.LONG if opening[0].side is OrderSide.BUY else Side.SHORT
         qty = sum((t.qty for t in opening), ZERO)
         entry_fee = money(sum((t.fee or ZERO for t in opening), ZERO))
@@ -475,6 +516,12 @@ class BitunixBroker(CashAccountView):
         gross = money(sum((t.realized_pnl or ZERO for t in closing), ZERO))
         ids = {t.position_id for t in opening + closing if t.position_id}
         trade_id = ids.pop() if len(ids) == 1 else f"order-{opening[0].order_id}"
+        fills = [t.trade_id for t in opening + closing]
+        if any(f in self._booked_fills for f in fills) or opening[0].order_id in self._booked_fills \
+                or any(t.trade_id == trade_id for t in self.trades):
+            log.warning("round trip %s is booked already; not booking it again", trade_id)
+            return None
+        self._mark_booked([*fills, opening[0].order_id])
         entry_ts = opening[0].created or now
         exit_ts = closing[-1].created or now
         self.cash = money(self.cash - entry_fee + gross - exit_fee)
@@ -1001,19 +1048,28 @@ class BitunixBroker(CashAccountView):
         *, closing: list[TradeInfo] | None = None,
     ) -> Closed:
         """Rebuild the exit from the exchange's trades of this position; update equity; emit ExecutionExit."""
+        booked_already = False
         if closing is None:
-            closing = await self._retrying(f"reading the closing trades of {pos.position_id}",
-                                           lambda: self._closing_trades(pos))
+            closing, booked_already = await self._retrying(f"reading the closing trades of {pos.position_id}",
+                                                           lambda: self._closing_trades_split(pos))
+        else:
+            booked_already = any(t.trade_id in self._booked_fills for t in closing)
+            closing = [t for t in closing if t.trade_id not in self._booked_fills]
         for t in closing:
             self._saw(t.created)
-            self._booked_fills.add(t.trade_id)
+        if booked_already and not closing:
+            self._forget_booked_position(pos)  # booked by another path (while-down walk, an earlier exit)
+            return [], None
         for _ in range(self.settings.flat_verify_attempts - 1):
             if closing or await self._retrying("reading the position", self._exchange_position) is not None:
                 break
             # gone, but its closing fills are not in the history yet (the history can lag the position table)
             await self._sleep(self.settings.flat_verify_interval_sec)
-            closing = await self._retrying(f"reading the closing trades of {pos.position_id}",
-                                           lambda: self._closing_trades(pos))
+            closing, booked_already = await self._retrying(f"reading the closing trades of {pos.position_id}",
+                                                           lambda: self._closing_trades_split(pos))
+            if booked_already and not closing:
+                self._forget_booked_position(pos)
+                return [], None
         if not closing:
             if await self._retrying("reading the position", self._exchange_position) is not None:
                 return [], None  # still open after all (e.g. a partial close): nothing to book yet
@@ -1030,6 +1086,7 @@ class BitunixBroker(CashAccountView):
             inferred = _infer_exit_reason(pos, exit_price)
             reason = inferred if inferred != EXIT_EXCHANGE_CLOSE or reason is None else reason
         assert reason is not None
+        self._mark_booked([*(t.trade_id for t in closing), self._entry_order_id])
         self.cash = money(self.cash + gross - exit_fee)
         trade = Trade(
             trade_id=pos.position_id, side=pos.side, qty=pos.qty, entry_ts=pos.entry_ts, exit_ts=exit_ts,
@@ -1052,7 +1109,13 @@ class BitunixBroker(CashAccountView):
         )
         return [event], trade
 
-    async def _closing_trades(self, pos: Position) -> list[TradeInfo]:
+    async def _closing_trades_split(self, pos: Position) -> tuple[list[TradeInfo], bool]:
+        """:meth:`_closing_trades` minus fills booked already, and whether any closing fill was booked already."""
+        page = await self._closing_trades(pos, include_booked=True)
+        fresh = [t for t in page if t.trade_id not in self._booked_fills]
+        return fresh, len(fresh) < len(page)
+
+    async def _closing_trades(self, pos: Position, *, include_booked: bool = False) -> list[TradeInfo]:
         """The position's fills that reduced it: every exit-side trade of this position except the entry's.
 
         The query asks for this position's trades, but the reference does not document history-trade filters
@@ -1067,7 +1130,8 @@ class BitunixBroker(CashAccountView):
         closing = sorted(
             (t for t in page.trades
              if _is_closing_fill(t, pos.side, self._entry_order_id)
-             and (not t.position_id or t.position_id == pos.position_id)),
+             and (not t.position_id or t.position_id == pos.position_id)
+             and (include_booked or t.trade_id not in self._booked_fills)),
             key=_trade_key,
         )
         if sum((t.qty for t in closing), ZERO) <= pos.qty:
@@ -1219,6 +1283,7 @@ class BitunixBroker(CashAccountView):
             "seq": self._seq,
             "client_tag": self._tag,
             "exchange_seen_at": None if self._newest_seen is None else self._newest_seen.isoformat(),
+            "booked_fills": list(self._booked_fills),
         }
 
     def restore(self, data: dict[str, Any]) -> None:
@@ -1243,6 +1308,10 @@ class BitunixBroker(CashAccountView):
             seen = data.get("exchange_seen_at", _UNKNOWN)
             self._seen_known = seen is not _UNKNOWN  # older state files: la cannot tell what it had seen
             self._newest_seen = None if seen in (None, _UNKNOWN) else datetime.fromisoformat(str(seen))
+            booked = data.get("booked_fills") or []  # older state files: none recorded
+            if not isinstance(booked, list) or not all(isinstance(b, str) for b in booked):
+                raise ValueError("booked_fills must be a list of strings")
+            self._booked_fills = dict.fromkeys(booked)
         except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
             raise ReconcileError(f"live broker state is malformed: {type(exc).__name__}: {exc}") from None
         self._restored = True
