@@ -12,10 +12,15 @@ from typing import Any
 
 import pytest
 
+from laptop_agents.core.errors import ExitCode
 from laptop_agents.core.events import EventName
 from laptop_agents.core.models import Side
+from laptop_agents.execution.bitunix import BitunixRestClient, Credentials
+from laptop_agents.execution.bitunix.errors import ExchangeUnavailableError
+from laptop_agents.execution.bitunix_broker import BitunixBroker, LiveBrokerSettings
 from laptop_agents.mock_exchange.testing import running_mock_exchange
-from tests.live.conftest import T0, candle, intent, ledger_fills, make_broker, price_of, run
+from laptop_agents.session.failures import EXCHANGE_UNAVAILABLE, classify
+from tests.live.conftest import KEY, SECRET, T0, candle, intent, ledger_fills, make_broker, price_of, rest_config, run
 
 pytestmark = pytest.mark.dialects  # runs once per mock dialect preset (docs/bitunix-dialects.md)
 
@@ -119,4 +124,46 @@ def test_an_exchange_side_exit_whose_history_query_fails_is_booked_on_the_next_c
         events, trade = run(scenario)
         assert trade is not None and trade.exit_reason == "stop_loss"
         assert [e.name for e in events] == [EventName.EXECUTION_EXIT]
+        assert len(ledger_fills(mx)) == 2 and mx.admin.account()["positions"] == []
+
+
+def test_failed_position_checks_are_absorbed_as_blips_but_stop_the_session_past_the_blind_bound() -> None:
+    """A run of failed candle checks shorter than ``blind_stop_sec`` is weather (asked again next candle; a check
+    that works ends the run); one longer is an outage: ExchangeUnavailableError, which the session stops on with
+    exit 12 and a flattening shutdown. Timed by the broker's clock (here a hand-moved one), not by candle count."""
+    with running_mock_exchange(**MX) as mx:
+        async def scenario() -> None:
+            cfg = rest_config(mx, circuit_failure_threshold=1000)  # one blip = one check's retries, nothing more
+            clock = [0.0]
+            broker = BitunixBroker(BitunixRestClient(cfg, Credentials(KEY, SECRET)),
+                                   LiveBrokerSettings(leverage=5, blind_stop_sec=30.0),
+                                   client_factory=lambda: BitunixRestClient(cfg, Credentials(KEY, SECRET)),
+                                   monotonic=lambda: clock[0])
+            await broker.start(T0)
+            p = price_of(mx)
+            await broker.submit(intent(Side.LONG, p), candle(p), T0)
+            assert broker.position is not None
+
+            async def check(at: float, i: int, *, fail: bool) -> tuple[list[Any], Any]:
+                clock[0] = at
+                if fail:  # every attempt of this one check fails (the transport's retries run out)
+                    mx.admin.set_faults(rest_error_next=4, rest_fault_paths=["position/get_pending_positions"])
+                return await broker.on_candle(candle(p, i), T0)
+
+            assert await check(0, 1, fail=True) == ([], None)
+            assert await check(29, 2, fail=True) == ([], None)  # 29 s blind: still a blip
+            assert await check(29.5, 3, fail=False) == ([], None)  # answered: the run of failures is over
+            assert await check(40, 4, fail=True) == ([], None)
+            assert await check(69, 5, fail=True) == ([], None)  # 29 s into the new run, not 69 s
+            with pytest.raises(ExchangeUnavailableError) as stopped:
+                await check(70.5, 6, fail=True)  # 30.5 s without one answer: an outage
+            reason, error = classify(stopped.value)  # type: ignore[misc]
+            assert reason == EXCHANGE_UNAVAILABLE and error.exit_code == ExitCode.EXCHANGE_UNAVAILABLE
+            assert "30s" in str(error) and "check the exchange's status" in str(error)
+            assert broker.position is not None  # still ours: the session's shutdown flattens it
+            mx.admin.set_faults(rest_error_next=0)
+            _events, trade = await broker.shutdown("exchange_unavailable", T0)
+            assert trade is not None
+
+        run(scenario)
         assert len(ledger_fills(mx)) == 2 and mx.admin.account()["positions"] == []

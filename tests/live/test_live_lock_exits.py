@@ -98,9 +98,12 @@ def test_exchange_failure_at_start_exits_with_its_code_and_one_line(
 
 
 def test_exchange_outage_mid_session_is_not_a_bug(la_env: LaEnv, mx: MockExchangeHandle) -> None:
-    """Every REST call fails for longer than the retries last, with a position open; the exchange answers again
-    while the session shuts down: exit 12, flat on the exchange, one error line, never exit 1 and a traceback."""
+    """Every REST call fails, with a position open, while candles keep coming over the WS: past the bound a live
+    session may run blind (session.stale_data_timeout_sec) it stops; the exchange answers again while it shuts
+    down: exit 12, flat on the exchange, one error line, never exit 1 and a traceback, never running on blind."""
     la_env.hold_positions()
+    # a short bound: the position is still open when the session stops, so its shutdown must close it
+    la_env.edit_yaml("settings.yaml", session={"stale_data_timeout_sec": 5})
     setup_live(la_env, mx)
     proc = la_env.start(*live_args(mx, "2"))
     la_env.wait_for_event("ExecutionFill", timeout=60)

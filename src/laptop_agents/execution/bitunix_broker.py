@@ -183,6 +183,11 @@ class LiveBrokerSettings:
     stop_budget_sec: float = 10.0
     """How long exits (close, cancel, verify flat, book) keep retrying a failing exchange, with backoff."""
     stop_backoff_max_sec: float = 1.0
+    blind_stop_sec: float = 30.0
+    """How long the open position (or an unbooked entry) may go unchecked because every candle's check with the
+    exchange fails: a blip shorter than this is retried next candle; an outage longer stops the session (exit 12,
+    then the exits flatten). The session binds it to ``session.stale_data_timeout_sec``: blind to the account is
+    tolerated no longer than blind to the market."""
     recv_window_ms: int = 5000
     """The exchange's timestamp tolerance (undocumented; a few seconds): a larger clock skew refuses start-up."""
 
@@ -191,6 +196,8 @@ class LiveBrokerSettings:
             raise ValueError("client_id_prefix must be 1-8 alphanumeric characters")
         if self.leverage < 1:
             raise ValueError("leverage must be >= 1")
+        if not self.blind_stop_sec > 0:
+            raise ValueError("blind_stop_sec must be > 0")
 
 
 _SIDE_OF_POSITION = {PositionSide.LONG: Side.LONG, PositionSide.SHORT: Side.SHORT}
@@ -260,6 +267,9 @@ class BitunixBroker(CashAccountView):
         self._newest_seen: datetime | None = None
         """Exchange time of the newest order/fill seen: an order created before it is not one we just sent."""
         self.halted: str | None = None
+        self._blind_since: float | None = None
+        """Monotonic time of the first failed candle check in the current run of failures (None: last one worked)."""
+        self._blind_checks = 0
         self.paused: str | None = None
         """Why entries were refused last (a position on the exchange this session did not open)."""
         """Why entries are halted (an order identity mismatch); the session stops on it (``check``)."""
@@ -797,8 +807,9 @@ class BitunixBroker(CashAccountView):
                 events = await self._retrying(f"booking entry {pending.order_id}",
                                               lambda: self._follow_entry(pending, now))
         except (TransportError, RateLimitError, ExchangeUnavailableError) as exc:
-            log.error("entry %s (orderId %s) still not booked: %s", pending.client_id, pending.order_id, exc)
+            self._failed_check(f"entry {pending.client_id} (orderId {pending.order_id}) could not be booked", exc)
             return []
+        self._checked()
         self._pending_entry = None
         log.warning("entry %s (orderId %s) booked after the exchange answered again", pending.client_id,
                     pending.order_id)
@@ -921,6 +932,8 @@ class BitunixBroker(CashAccountView):
             return booked, trade
         pos = self.position
         if pos is None:
+            if self._pending_entry is None:
+                self._checked()  # nothing held, nothing unbooked: nothing to be blind to
             if self._unreported:  # booked (and its events published) by submit; the session's risk checks need it
                 return [], self._unreported.pop(0)
             return [], None
@@ -929,14 +942,44 @@ class BitunixBroker(CashAccountView):
             exch = await self._exchange_position()
             if exch is not None and exch.position_id == pos.position_id:
                 pos.qty = exch.qty
+                self._checked()
                 return [], None
-            return await self._book_exit(pos, None, None, now, now)
+            closed = await self._book_exit(pos, None, None, now, now)
         except (TransportError, RateLimitError, ExchangeUnavailableError) as exc:
             # a blip is weather: the position stays ours (no new entry), and the next candle asks again; an exit
-            # the exchange made meanwhile is booked then, from its history (nothing is booked before the reads)
-            log.error("could not check position %s with the exchange (%s); asking again next candle",
-                      pos.position_id, exc)
+            # the exchange made meanwhile is booked then, from its history (nothing is booked before the reads).
+            # An outage is not: past blind_stop_sec of failed checks the session stops (and flattens).
+            self._failed_check(f"position {pos.position_id} could not be checked", exc)
             return [], None
+        self._checked()
+        return closed
+
+    def _checked(self) -> None:
+        """A candle's check with the exchange worked (or there was nothing to check): the blind run is over."""
+        if self._blind_since is not None:
+            log.warning("the exchange answered again after %d failed candle check(s)", self._blind_checks)
+        self._blind_since, self._blind_checks = None, 0
+
+    def _failed_check(self, what: str, exc: BaseException) -> None:
+        """A candle's check failed past its retries: absorbed while the run of failures is shorter than
+        ``blind_stop_sec`` (asked again next candle); beyond it, :class:`ExchangeUnavailableError`, which the
+        session classifies as an ordinary outage (exit 12) and answers with its flattening shutdown. Measured in
+        time, not candles: a fast feed must not stop on a blip, a slow one must not run blind for many bars."""
+        now = self._monotonic()
+        if self._blind_since is None:
+            self._blind_since = now
+        self._blind_checks += 1
+        blind = now - self._blind_since
+        if self._blind_checks >= 2 and blind >= self.settings.blind_stop_sec:
+            raise ExchangeUnavailableError(
+                f"{what} on {self._blind_checks} candles in a row for {blind:.0f}s, longer than the "
+                f"{self.settings.blind_stop_sec:.0f}s a live session may run blind (session.stale_data_timeout_sec)"
+                f"; last error: {exc}") from None
+        # one ERROR per run of failures, the rest at DEBUG: a fast feed must not flood the console (a full stderr
+        # pipe blocks the whole session) while the exchange is down
+        level = logging.ERROR if self._blind_checks == 1 else logging.DEBUG
+        log.log(level, "%s (%s); asking again each candle, stopping if it lasts over %.0fs (%d failed in a row, %.0fs)",
+                what, exc, self.settings.blind_stop_sec, self._blind_checks, blind)
 
     async def close_position(self, reason: str, price: Decimal, exit_ts: datetime, now: datetime) -> Closed:
         """Market-close the open position (reduce-only); ``price`` is only a reference here.
