@@ -89,3 +89,43 @@ def test_a_trade_booked_without_its_exit_event_is_journaled_recovered_before_ses
     exits = [e for e in events if e["event"] == "ExecutionExit"]
     assert [(e["trade_id"], e["recovered"]) for e in exits] == [("T000001", True)]
     assert events[-1]["event"] == "SessionEnd" and csv_trade_ids(run.trades_csv) == ["T000001"]
+
+
+def test_a_round_trip_booked_at_once_and_killed_before_its_events_gets_them_once(tmp_path: Path, caplog) -> None:
+    """Issue 12, kill -9 trial 21: the live broker booked a round trip the exchange closed before we looked (fill
+    and exit in one submit); the state saved after its ExecutionFill (or its OrderSubmitted) already held the
+    trade, and the kill came before the ExecutionExit (and ExecutionFill) line. The next start journals them
+    (recovered: true, fill before exit) in the run whose trades.csv gets the row; never twice."""
+    from laptop_agents.core.orchestrator import read_events
+
+    runs = tmp_path / "runs"
+    old = make_run(runs, "20260101T000000Z-live-aaaaaa", [1], [1])
+    killed = make_run(runs, "20260101T000100Z-live-bbbbbb", [], [])
+    with (killed / "events.jsonl").open("a") as fh:  # T2's fill reached the journal, its exit did not; T3: neither
+        fh.write(json.dumps({"event": "ExecutionFill", "position_id": "T000002"}) + "\n")
+        fh.write('{"event": "OrderSubmitted", "order_id": "9"}\n{"event": "ExecutionFi')  # torn by the kill
+    booked = [trade(n) for n in (1, 2, 3)]
+    caplog.set_level("WARNING", "laptop_agents.reporting.trail_recovery")
+
+    got = recover_trades_csv(booked, runs, "live", "20260101T000200Z-live-cccccc", symbol="BTCUSDT",
+                             equity=Decimal(1000))
+    assert [(r.trade_id, r.run_dir, r.journaled, r.events_appended) for r in got] == [
+        ("T000002", killed, False, ("ExecutionExit",)), ("T000003", killed, False, ("ExecutionFill", "ExecutionExit"))]
+    events = read_events(killed / "events.jsonl")
+    assert [(e["event"], e.get("trade_id") or e.get("position_id"), e.get("recovered")) for e in events] == [
+        ("ExecutionFill", "T000002", None), ("OrderSubmitted", None, None), ("ExecutionExit", "T000002", True),
+        ("ExecutionFill", "T000003", True), ("ExecutionExit", "T000003", True)]
+    exit2 = events[2]
+    assert (exit2["symbol"], exit2["side"], exit2["position_side"], exit2["reason"], exit2["qty"], exit2["pnl"],
+            exit2["equity"]) == ("BTCUSDT", "SELL", "LONG", "take_profit", 1, 0.9, 999.1)  # 1000 - T3's pnl
+    assert csv_trade_ids(killed / "trades.csv") == ["T000002", "T000003"]  # = its ExecutionExit events
+    assert csv_trade_ids(old / "trades.csv") == ["T000001"] and read_events(old / "events.jsonl")[-1]["trade_id"] == "T000001"
+    assert sum("T000003" in r.getMessage() and "ExecutionExit" in r.getMessage() for r in caplog.records) == 1
+
+    # a kill between the journal lines and the rows: the next start writes the rows only
+    write_trades_csv(killed / "trades.csv", [])
+    got = recover_trades_csv(booked, runs, "live", "20260101T000300Z-live-dddddd", symbol="BTCUSDT",
+                             equity=Decimal(1000))
+    assert [(r.trade_id, r.journaled, r.events_appended) for r in got] == [("T000002", True, ()), ("T000003", True, ())]
+    assert read_events(killed / "events.jsonl") == events and csv_trade_ids(killed / "trades.csv") == ["T000002", "T000003"]
+    assert recover_trades_csv(booked, runs, "live", "20260101T000400Z-live-eeeeee") == []  # idempotent

@@ -10,6 +10,14 @@ run's trades.csv matches its own ExecutionExit events and its own equity check.
 Cheap: runs are walked newest first and the walk stops at the first run whose trades.csv holds a booked trade
 (everything booked before that trade was written by that run or an earlier one, whose own restart recovered its
 rows). A normal start reads one small trades.csv; a journal is read only when a row is missing.
+
+The journal can lack the trade too: the live broker books a round trip the exchange closed before we looked
+(entry filled, exchange-side stop fired) in one ``submit``, whose OrderSubmitted, ExecutionFill and ExecutionExit
+are published one after another, and the state is saved after the first two. A kill -9 after such a save leaves
+a booked trade whose ExecutionExit (and, after the OrderSubmitted save, its ExecutionFill) is in no run's
+events.jsonl. Such a trade gets its missing events appended (``recovered: true``, flushed and fsynced) to the run
+whose trades.csv then gets its row, *before* the row: a kill between the two leaves a journaled trade without a
+row, which the next start completes like any other; nothing is ever written twice.
 """
 
 from __future__ import annotations
@@ -18,10 +26,13 @@ import csv
 import io
 import json
 import logging
+import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 
+from laptop_agents.core.events import Event, EventEncoder, EventName
 from laptop_agents.core.models import Trade
 from laptop_agents.reporting.trades_csv import TradesCsvAppender
 
@@ -34,7 +45,10 @@ class Recovered:
     run_dir: Path
     """The run whose trades.csv now holds the row."""
     journaled: bool
-    """True when that run's events.jsonl holds the trade's ExecutionExit (False: the newest earlier run got it)."""
+    """True when that run's events.jsonl holds the trade's ExecutionExit (False: the newest earlier run got it,
+    and its ExecutionExit was appended there, marked ``recovered``)."""
+    events_appended: tuple[str, ...] = field(default=())
+    """The event names appended to that run's events.jsonl for this trade (ExecutionFill, ExecutionExit)."""
 
 
 def earlier_runs(runs_dir: Path, mode: str, current_run_id: str) -> list[Path]:
@@ -64,18 +78,28 @@ def csv_trade_ids(path: Path) -> list[str]:
 
 def journaled_exits(path: Path) -> set[str]:
     """Trade ids of the ExecutionExit events in an events.jsonl (a line cut by kill -9 is skipped)."""
+    return _journaled(path, EventName.EXECUTION_EXIT, "trade_id")
+
+
+def journaled_fills(path: Path) -> set[str]:
+    """Position ids of the ExecutionFill events in an events.jsonl (a line cut by kill -9 is skipped)."""
+    return _journaled(path, EventName.EXECUTION_FILL, "position_id")
+
+
+def _journaled(path: Path, name: str, key: str) -> set[str]:
     out: set[str] = set()
+    marker = f'"{name}"'
     try:
         with path.open(encoding="utf-8", errors="replace") as fh:
             for line in fh:
-                if '"ExecutionExit"' not in line:
+                if marker not in line:
                     continue
                 try:
                     rec = json.loads(line)
                 except ValueError:
                     continue
-                if isinstance(rec, dict) and rec.get("event") == "ExecutionExit" and rec.get("trade_id"):
-                    out.add(str(rec["trade_id"]))
+                if isinstance(rec, dict) and rec.get("event") == name and rec.get(key):
+                    out.add(str(rec[key]))
     except FileNotFoundError:
         pass
     return out
@@ -112,11 +136,53 @@ def _cut_torn_tail(path: Path) -> None:
         pass
 
 
-def recover_trades_csv(booked: Sequence[Trade], runs_dir: Path, mode: str, current_run_id: str) -> list[Recovered]:
-    """Append every booked trade missing from this mode's trades.csv files to the run that booked it.
+def recovered_events(trade: Trade, *, symbol: str | None, equity: Decimal | None, fill: bool) -> list[Event]:
+    """The ExecutionExit (after its ExecutionFill when ``fill``) a killed run did not journal for a booked trade,
+    with the broker's fields and ``recovered: true``. What the trade does not record is None: the entry's order
+    and client ids, its own fee (``fees`` is both), the TP/SL, and the equity after the fill."""
+    events = []
+    if fill:
+        events.append(Event(
+            EventName.EXECUTION_FILL, trade.entry_ts, order_id=None, client_id=None, symbol=symbol,
+            side=trade.side.entry_order_side, position_side=trade.side, qty=trade.qty, price=trade.entry_price,
+            fee=None, liquidity="taker", position_id=trade.trade_id, stop_loss=None, take_profit=None, equity=None,
+            recovered=True,
+        ))
+    events.append(Event(
+        EventName.EXECUTION_EXIT, trade.exit_ts, trade_id=trade.trade_id, position_id=trade.trade_id, symbol=symbol,
+        side=trade.side.exit_order_side, position_side=trade.side, reason=trade.exit_reason, qty=trade.qty,
+        entry_price=trade.entry_price, exit_price=trade.exit_price, gross_pnl=trade.gross_pnl, fees=trade.fees,
+        pnl=trade.pnl, bars_held=None, equity=equity, recovered=True,
+    ))
+    return events
+
+
+def _append_events(path: Path, events: Sequence[Event]) -> None:
+    """Append journal lines, flushed and fsynced (after cutting a torn last line) before the trades.csv row."""
+    _cut_torn_tail(path)
+    line = EventEncoder().line
+    with path.open("a", encoding="utf-8") as fh:
+        for event in events:
+            fh.write(line(event))
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def recover_trades_csv(
+    booked: Sequence[Trade],
+    runs_dir: Path,
+    mode: str,
+    current_run_id: str,
+    *,
+    symbol: str | None = None,
+    equity: Decimal | None = None,
+) -> list[Recovered]:
+    """Append every booked trade missing from this mode's trades.csv files to the run that booked it, and its
+    ExecutionExit (and ExecutionFill) to that run's events.jsonl when no walked run's journal holds them.
 
     ``booked``: the account's trades as loaded at start, without those the broker booked while opening (they go
-    into the current run). Each row is fsynced before the next start could look again: no row twice.
+    into the current run). ``symbol``/``equity``: the account's, at start (a recovered ExecutionExit's equity is
+    this minus the pnl booked after it). Each row is fsynced before the next start could look again: no row twice.
     """
     missing, walked = find_unexported(booked, earlier_runs(runs_dir, mode, current_run_id))
     if not missing:
@@ -132,8 +198,26 @@ def recover_trades_csv(booked: Sequence[Trade], runs_dir: Path, mode: str, curre
                 home, journaled = run, True
                 break
         homes.setdefault(home, []).append((trade, journaled))
+    after = {t.trade_id: i for i, t in enumerate(booked)}
+    fills: set[str] | None = None
     out: list[Recovered] = []
     for home, trades in homes.items():
+        appended: dict[str, tuple[str, ...]] = {}
+        unjournaled: list[Event] = []
+        for trade, journaled in trades:
+            if journaled:
+                continue
+            if fills is None:  # read once, only when a trade lacks its ExecutionExit (rare)
+                fills = set().union(*(journaled_fills(run / "events.jsonl") for run in walked))
+            trade_equity = None if equity is None else \
+                equity - sum((t.pnl for t in booked[after[trade.trade_id] + 1:]), Decimal(0))
+            # a live trade's id is its position id (the fill's); a paper round trip is never booked in one step
+            events = recovered_events(trade, symbol=symbol, equity=trade_equity,
+                                      fill=mode != "paper" and trade.trade_id not in fills)
+            unjournaled += events
+            appended[trade.trade_id] = tuple(e.name for e in events)
+        if unjournaled:
+            _append_events(home / "events.jsonl", unjournaled)
         path = home / "trades.csv"
         _cut_torn_tail(path)
         appender = TradesCsvAppender(path, durable=True)
@@ -142,8 +226,10 @@ def recover_trades_csv(booked: Sequence[Trade], runs_dir: Path, mode: str, curre
         if appender.write_error is not None:
             raise appender.write_error
         for trade, journaled in trades:
-            out.append(Recovered(trade.trade_id, home, journaled))
+            names = appended.get(trade.trade_id, ())
+            out.append(Recovered(trade.trade_id, home, journaled, names))
             log.warning("trades.csv: trade %s was booked by run %s but had no row (the run was killed before "
                         "writing it); appended to %s%s", trade.trade_id, home.name, path,
-                        "" if journaled else " (its ExecutionExit is in no journal: the newest earlier run holds it)")
+                        "" if journaled else f" (no journal held its {' and '.join(names)}: the run was killed "
+                        f"before writing them; appended to {home / 'events.jsonl'}, marked recovered)")
     return out

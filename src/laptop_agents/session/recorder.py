@@ -88,7 +88,10 @@ class RunRecorder:
         self.recovered: list[Recovered] = []
         """Trades an earlier run booked but was killed before writing to its trades.csv; now appended there."""
         if durable_trades:
-            self.recovered = recover_trades_csv(paper.trades[:self._csv_next], run_dir.runs_dir, mode, run_dir.run_id)
+            self.recovered = recover_trades_csv(paper.trades[:self._csv_next], run_dir.runs_dir, mode, run_dir.run_id,
+                                                symbol=getattr(paper, "symbol", None),
+                                                equity=paper.equity - sum((t.pnl for t in paper.trades[self._csv_next:]),
+                                                                          Decimal(0)))
         # no row for the carried trades yet: :meth:`trades_observer` writes them when their ExecutionExit (published
         # by the session after this) has been saved in the state; a row written before that save would be written
         # again by a restart that books the same round trip again.
