@@ -180,10 +180,3 @@ def mock_dialect(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
     if name is not None:
         monkeypatch.setenv("LA_MOCK_DIALECT", name)
     return name
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Tests marked `long` (minutes of wall clock, e.g. the 10-minute session) go first, so that in `make test`'s
-    parallel phase their files start at once on a worker of their own instead of holding up the end of the run.
-    A stable sort: every other test keeps its order."""
-    items.sort(key=lambda item: item.get_closest_marker("long") is None)

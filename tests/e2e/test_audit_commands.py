@@ -11,7 +11,6 @@ import pytest
 from tests.conftest import LaEnv
 
 
-@pytest.mark.long  # minutes of wall clock: scheduled first in the parallel phase
 @pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_ten_minute_mock_session_meets_every_success_criterion(la_env: LaEnv) -> None:
