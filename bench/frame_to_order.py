@@ -132,7 +132,7 @@ def _instrumented(probe: Probe) -> Any:
     """Bench-only wrappers: signing (module attribute the transport calls) and aiohttp's socket writes."""
     from aiohttp import http_writer
 
-    import laptop_agents.execution.bitunix.transport as transport_mod
+    import laptop_agents.bitunix.transport as transport_mod
 
     real_sign = transport_mod.signed_headers
     real_write = http_writer.StreamWriter._write
@@ -179,6 +179,13 @@ async def _run(mx: MockExchangeProcess, root: Path, orders: int, probe: Probe, p
 
     from laptop_agents.agents.strategy import Signal
     from laptop_agents.agents.supervisor import Supervisor
+    from laptop_agents.bitunix import (
+        BitunixRestClient,
+        Credentials,
+        RestConfig,
+    )
+    from laptop_agents.bitunix.last_price import LastPrice
+    from laptop_agents.bitunix.transport import EndpointGroup
     from laptop_agents.core.clock import SystemClock
     from laptop_agents.core.config_models import load_config
     from laptop_agents.core.events import EventBus, EventName
@@ -189,14 +196,7 @@ async def _run(mx: MockExchangeProcess, root: Path, orders: int, probe: Probe, p
         BitunixWsConfig,
         BitunixWsProvider,
     )
-    from laptop_agents.execution.bitunix import (
-        BitunixRestClient,
-        Credentials,
-        RestConfig,
-    )
-    from laptop_agents.execution.bitunix.transport import EndpointGroup
     from laptop_agents.execution.bitunix_broker import STATE_KIND, BitunixBroker
-    from laptop_agents.execution.last_price import LastPrice
     from laptop_agents.execution.live_start import broker_settings_for
     from laptop_agents.resilience.rate_limiter import RateLimit
     from laptop_agents.resilience.trading_circuit_breaker import (

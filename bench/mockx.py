@@ -94,7 +94,7 @@ def setup_live(root: Path, mx: MockExchangeProcess) -> dict[str, str]:
     Edit the strategy/risk config *before* calling this: the opt-in binds the config hash.
     """
     from laptop_agents.core.config_models import load_config
-    from laptop_agents.execution.bitunix.credentials import Credentials
+    from laptop_agents.security.credentials import Credentials
     from laptop_agents.security.credentials_file import (
         ScryptParams,
         api_key_fingerprint,

@@ -380,7 +380,7 @@ def _ws_last_price(config: Any, provider: Any) -> Any:
     max_age_ms = config.settings.bitunix.ticker_max_age_ms
     if not isinstance(provider, BitunixWsProvider) or max_age_ms <= 0:
         return None
-    from laptop_agents.execution.last_price import LastPrice
+    from laptop_agents.bitunix import LastPrice
 
     feed = LastPrice(config.strategy.symbol, max_age_sec=max_age_ms / 1000)
     provider.attach_last_price(feed)

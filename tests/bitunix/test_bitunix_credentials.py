@@ -8,7 +8,7 @@ import pickle
 import pytest
 
 from laptop_agents.core.secrets_mask import fingerprint, redact
-from laptop_agents.execution.bitunix.credentials import Credentials
+from laptop_agents.security.credentials import Credentials
 
 KEY = "ak_live_0123456789abcdef"
 SECRET = "sk_live_fedcba9876543210"

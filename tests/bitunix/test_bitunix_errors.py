@@ -6,7 +6,7 @@ import pickle
 
 import pytest
 
-from laptop_agents.execution.bitunix.errors import (
+from laptop_agents.bitunix.errors import (
     AuthError,
     BitunixError,
     DuplicateClientIdError,

@@ -12,9 +12,8 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from laptop_agents.data.providers.bitunix_ws import BitunixWsConfig, BitunixWsProvider
-from laptop_agents.execution.bitunix.errors import MalformedMessage
-from laptop_agents.execution.bitunix.schemas import (
+from laptop_agents.bitunix.errors import MalformedMessage
+from laptop_agents.bitunix.schemas import (
     WsKline,
     WsUnhandled,
     parse_account,
@@ -28,6 +27,7 @@ from laptop_agents.execution.bitunix.schemas import (
     parse_trading_pairs,
     parse_ws_message,
 )
+from laptop_agents.data.providers.bitunix_ws import BitunixWsConfig, BitunixWsProvider
 
 json_scalars = st.one_of(
     st.none(),

@@ -6,7 +6,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from laptop_agents.execution.bitunix.intervals import (
+from laptop_agents.bitunix.intervals import (
     all_intervals,
     interval_from_channel,
     interval_from_rest,

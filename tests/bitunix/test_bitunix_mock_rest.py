@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 import pytest
 
-from laptop_agents.execution.bitunix import (
+from laptop_agents.bitunix import (
     AuthError,
     BitunixRestClient,
     Credentials,

@@ -14,11 +14,11 @@ from typing import Any
 
 import pytest
 
+from laptop_agents.bitunix import BitunixRestClient, RestConfig
+from laptop_agents.bitunix.candles import candle_open_ms
 from laptop_agents.core.models import Candle
 from laptop_agents.data.providers.base import FatalError, MarketDataProvider
 from laptop_agents.data.providers.bitunix_ws import BitunixWsConfig, BitunixWsProvider
-from laptop_agents.execution.bitunix import BitunixRestClient, RestConfig
-from laptop_agents.execution.bitunix.candles import candle_open_ms
 from laptop_agents.mock_exchange.testing import MockExchangeHandle, running_mock_exchange
 
 MIN = 60_000

@@ -17,9 +17,8 @@ from typing import Any
 
 import pytest
 from aiohttp import web
-from tests.bitunix.bitunix_fake_http import FakeBitunix, Recorded, body_json, err, ok, serve
 
-from laptop_agents.execution.bitunix import (
+from laptop_agents.bitunix import (
     AuthError,
     BitunixRestClient,
     Credentials,
@@ -34,9 +33,10 @@ from laptop_agents.execution.bitunix import (
     RestConfig,
     TransportError,
 )
-from laptop_agents.execution.bitunix.transport import DOCUMENTED_RATE_LIMITS
+from laptop_agents.bitunix.transport import DOCUMENTED_RATE_LIMITS
 from laptop_agents.resilience.rate_limiter import RateLimit
 from laptop_agents.resilience.retry import RetryPolicy
+from tests.bitunix.bitunix_fake_http import FakeBitunix, Recorded, body_json, err, ok, serve
 
 FAST = {group: RateLimit(1000.0, 1000.0) for group in EndpointGroup}
 ORDER = {
@@ -427,7 +427,7 @@ def test_typed_endpoints_hit_the_documented_paths() -> None:
     }
 
     async def scenario(fake: FakeBitunix) -> Any:
-        from laptop_agents.execution.bitunix import MarginMode
+        from laptop_agents.bitunix import MarginMode
 
         async with make_client(fake) as client:
             pairs = await client.trading_pairs(["BTCUSDT"])

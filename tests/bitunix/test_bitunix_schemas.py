@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from laptop_agents.execution.bitunix.enums import (
+from laptop_agents.bitunix.enums import (
     MarginMode,
     OrderSide,
     OrderStatus,
@@ -19,8 +19,8 @@ from laptop_agents.execution.bitunix.enums import (
     TimeInForce,
     TradeSide,
 )
-from laptop_agents.execution.bitunix.errors import MalformedMessage
-from laptop_agents.execution.bitunix.schemas import (
+from laptop_agents.bitunix.errors import MalformedMessage
+from laptop_agents.bitunix.schemas import (
     PlaceOrderRequest,
     WsBalancePush,
     WsConnect,

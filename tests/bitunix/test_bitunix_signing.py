@@ -6,7 +6,7 @@ import hashlib
 import json
 from decimal import Decimal
 
-from laptop_agents.execution.bitunix.signing import (
+from laptop_agents.bitunix.signing import (
     canonical_query,
     encode_body,
     new_nonce,

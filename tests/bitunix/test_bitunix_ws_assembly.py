@@ -16,12 +16,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from laptop_agents.bitunix.candles import CandleAssembler, candle_open_ms, fetch_closed_candles
+from laptop_agents.bitunix.errors import TransportError
+from laptop_agents.bitunix.intervals import interval_from_rest
+from laptop_agents.bitunix.schemas import Kline
 from laptop_agents.core.models import Candle
 from laptop_agents.data.providers.bitunix_ws import BitunixWsConfig, BitunixWsProvider
-from laptop_agents.execution.bitunix.candles import CandleAssembler, candle_open_ms, fetch_closed_candles
-from laptop_agents.execution.bitunix.errors import TransportError
-from laptop_agents.execution.bitunix.intervals import interval_from_rest
-from laptop_agents.execution.bitunix.schemas import Kline
 
 MIN = 60_000
 T0 = 1_732_178_880_000

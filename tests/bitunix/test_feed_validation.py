@@ -17,10 +17,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from laptop_agents.bitunix.candles import REJECT_REASONS, CandleAssembler, candle_open_ms
+from laptop_agents.bitunix.intervals import interval_from_rest
+from laptop_agents.bitunix.ws_schemas import WsKline
 from laptop_agents.data.providers.bitunix_ws import BitunixWsConfig, BitunixWsProvider
-from laptop_agents.execution.bitunix.candles import REJECT_REASONS, CandleAssembler, candle_open_ms
-from laptop_agents.execution.bitunix.intervals import interval_from_rest
-from laptop_agents.execution.bitunix.ws_schemas import WsKline
 
 IV = interval_from_rest("1m")
 MIN = 60_000

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from laptop_agents.execution.bitunix.server_clock import ServerClock, parse_http_date_ms
+from laptop_agents.bitunix.server_clock import ServerClock, parse_http_date_ms
 
 
 def _answer(clock: ServerClock, local_ms: int, true_offset_ms: int, latency_ms: int) -> None:

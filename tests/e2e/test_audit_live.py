@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from laptop_agents.core.config_models import load_config
-from laptop_agents.execution.bitunix.credentials import Credentials
+from laptop_agents.security.credentials import Credentials
 from laptop_agents.security.credentials_file import (
     api_key_fingerprint,
     write_credentials_file,

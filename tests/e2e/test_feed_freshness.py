@@ -166,8 +166,8 @@ def test_every_kline_ts_dialect_gives_the_exchange_candles(la_env: LaEnv, dialec
     trades exactly the exchange's own bars: compared with its REST klines, no gap, no duplicate, final OHLC."""
     import asyncio
 
-    from laptop_agents.execution.bitunix.rest import BitunixRestClient
-    from laptop_agents.execution.bitunix.transport import RestConfig
+    from laptop_agents.bitunix.rest import BitunixRestClient
+    from laptop_agents.bitunix.transport import RestConfig
 
     with running_mock_exchange(seed=14, time_scale=600, push_interval_ms=50, **dialect) as mx:
         result = la_env.run("run", "--duration", "0.1", "--source", "bitunix", "--rest-url", mx.rest_url,

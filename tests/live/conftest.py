@@ -9,8 +9,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, TypeVar
 
+from laptop_agents.bitunix import BitunixRestClient, Credentials, RestConfig
 from laptop_agents.core.models import Candle, OrderIntent, Side
-from laptop_agents.execution.bitunix import BitunixRestClient, Credentials, RestConfig
 from laptop_agents.execution.bitunix_broker import BitunixBroker, LiveBrokerSettings
 from laptop_agents.mock_exchange.testing import MockExchangeHandle
 from laptop_agents.resilience.retry import RetryPolicy

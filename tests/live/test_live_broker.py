@@ -9,14 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from laptop_agents.core.events import EventName
-from laptop_agents.core.models import Side
-from laptop_agents.execution.bitunix import (
+from laptop_agents.bitunix import (
     OrderSide,
     OrderType,
     PlaceOrderRequest,
     TransportError,
 )
+from laptop_agents.core.events import EventName
+from laptop_agents.core.models import Side
 from laptop_agents.execution.bitunix_broker import (
     ORDER_REJECTED,
     BitunixBroker,

@@ -12,11 +12,11 @@ from typing import Any
 
 import pytest
 
+from laptop_agents.bitunix import BitunixRestClient, Credentials
+from laptop_agents.bitunix.errors import ExchangeUnavailableError
 from laptop_agents.core.errors import ExitCode
 from laptop_agents.core.events import EventName
 from laptop_agents.core.models import Side
-from laptop_agents.execution.bitunix import BitunixRestClient, Credentials
-from laptop_agents.execution.bitunix.errors import ExchangeUnavailableError
 from laptop_agents.execution.bitunix_broker import BitunixBroker, LiveBrokerSettings
 from laptop_agents.mock_exchange.testing import running_mock_exchange
 from laptop_agents.session.failures import EXCHANGE_UNAVAILABLE, classify

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
+from laptop_agents.bitunix.transport import BitunixTransport
 from laptop_agents.core.config_models import AppConfig, load_config
-from laptop_agents.execution.bitunix.transport import BitunixTransport
 from laptop_agents.execution.live_start import LiveStart, start_live_broker
 from laptop_agents.mock_exchange.testing import running_mock_exchange
 from laptop_agents.security.credentials_file import api_key_fingerprint

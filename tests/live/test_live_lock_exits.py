@@ -11,8 +11,8 @@ from decimal import Decimal
 
 import pytest
 
-from laptop_agents.execution.bitunix.credentials import Credentials
 from laptop_agents.mock_exchange.testing import MockExchangeHandle, running_mock_exchange
+from laptop_agents.security.credentials import Credentials
 from laptop_agents.security.credentials_file import write_credentials_file
 from tests.conftest import LaEnv
 from tests.live.conftest import KEY

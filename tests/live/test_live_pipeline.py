@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 
 from laptop_agents.agents.supervisor import Supervisor
+from laptop_agents.bitunix.transport import DOCUMENTED_RATE_LIMITS
 from laptop_agents.core.clock import SimulatedClock
 from laptop_agents.core.events import EventBus, EventName
 from laptop_agents.data.providers.mock import MockBarGenerator
-from laptop_agents.execution.bitunix.transport import DOCUMENTED_RATE_LIMITS
 from laptop_agents.execution.live_start import LiveStart, start_live_broker
 from laptop_agents.mock_exchange.testing import running_mock_exchange
 from laptop_agents.reporting.trades_csv import write_trades_csv

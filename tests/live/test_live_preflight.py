@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from laptop_agents.execution.bitunix.rest import BitunixRestClient
+from laptop_agents.bitunix.rest import BitunixRestClient
 from laptop_agents.execution.preflight import PreflightFailed, PreflightSettings, run_preflight
 from laptop_agents.mock_exchange.testing import running_mock_exchange
 from tests.live.conftest import KEY, SECRET, rest_config, run
@@ -15,7 +15,7 @@ MX = {"seed": 11, "time_scale": 0}
 
 
 def _client(mx) -> BitunixRestClient:
-    from laptop_agents.execution.bitunix.credentials import Credentials
+    from laptop_agents.security.credentials import Credentials
 
     return BitunixRestClient(rest_config(mx), Credentials(KEY, SECRET))
 

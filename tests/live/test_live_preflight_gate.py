@@ -14,8 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from laptop_agents.execution.bitunix.credentials import Credentials
-from laptop_agents.execution.bitunix.rest import BitunixRestClient
+from laptop_agents.bitunix.rest import BitunixRestClient
 from laptop_agents.execution.live_start import LiveStart, start_live_broker
 from laptop_agents.execution.preflight import (
     PreflightSettings,
@@ -24,6 +23,7 @@ from laptop_agents.execution.preflight import (
     write_preflight_record,
 )
 from laptop_agents.mock_exchange.testing import running_mock_exchange
+from laptop_agents.security.credentials import Credentials
 from laptop_agents.security.credentials_file import api_key_fingerprint
 from laptop_agents.security.errors import LiveGateRefused
 from tests.conftest import LaEnv

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import pytest
-
 import asyncio
 
+import pytest
+
+from laptop_agents.bitunix import Credentials
+from laptop_agents.bitunix.private_stream import PrivateStream
 from laptop_agents.core.events import EventName
 from laptop_agents.core.models import Side
-from laptop_agents.execution.bitunix import Credentials
-from laptop_agents.execution.bitunix_private_stream import PrivateStream
 from laptop_agents.mock_exchange.testing import running_mock_exchange
 from tests.live.conftest import (
     KEY,
@@ -22,7 +22,6 @@ from tests.live.conftest import (
     price_of,
     run,
 )
-
 
 pytestmark = pytest.mark.dialects  # runs once per mock dialect preset (docs/bitunix-dialects.md)
 

@@ -19,11 +19,11 @@ from typing import Any
 import pytest
 
 from laptop_agents.core.config_models import load_config
-from laptop_agents.execution.bitunix.credentials import Credentials
 from laptop_agents.mock_exchange.testing import (
     MockExchangeHandle,
     running_mock_exchange,
 )
+from laptop_agents.security.credentials import Credentials
 from laptop_agents.security.credentials_file import (
     api_key_fingerprint,
     write_credentials_file,

@@ -19,16 +19,16 @@ from typing import Any
 import aiohttp
 import pytest
 
+from laptop_agents.bitunix import BitunixRestClient, Credentials
+from laptop_agents.bitunix.last_price import LastPrice
 from laptop_agents.core.events import EventName
 from laptop_agents.core.models import Side
 from laptop_agents.data.providers.bitunix_ws import BitunixWsConfig, BitunixWsProvider
-from laptop_agents.execution.bitunix import BitunixRestClient, Credentials
 from laptop_agents.execution.bitunix_broker import (
     ORDER_REJECTED,
     BitunixBroker,
     LiveBrokerSettings,
 )
-from laptop_agents.execution.last_price import LastPrice
 from laptop_agents.mock_exchange.testing import (
     MockExchangeHandle,
     running_mock_exchange,

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from laptop_agents.core.config_models import AppConfig, default_files, load_config
-from laptop_agents.execution.bitunix.credentials import Credentials
+from laptop_agents.security.credentials import Credentials
 from laptop_agents.security.credentials_file import (
     ScryptParams,
     api_key_fingerprint,

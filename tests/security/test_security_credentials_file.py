@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from laptop_agents.execution.bitunix.credentials import Credentials
+from laptop_agents.security.credentials import Credentials
 from laptop_agents.security.credentials_file import (
     ScryptParams,
     api_key_fingerprint,

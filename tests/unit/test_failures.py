@@ -8,8 +8,7 @@ import os
 
 import pytest
 
-from laptop_agents.core.errors import ExitCode
-from laptop_agents.execution.bitunix.errors import (
+from laptop_agents.bitunix.errors import (
     AuthError,
     ExchangeNetworkError,
     ExchangeUnavailableError,
@@ -17,6 +16,7 @@ from laptop_agents.execution.bitunix.errors import (
     RateLimitError,
     TransportError,
 )
+from laptop_agents.core.errors import ExitCode
 from laptop_agents.resilience.circuit import CircuitOpenError
 from laptop_agents.session.failures import classify
 

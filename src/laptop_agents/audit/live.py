@@ -341,8 +341,8 @@ def _broker_probe(rules: Any, symbol: str, price: Decimal, qty: str) -> tuple[st
 
 
 def check_order_checks(ctx: LiveContext) -> Finding:
+    from laptop_agents.bitunix import parse_trading_pairs
     from laptop_agents.core.models import OrderIntent, Side
-    from laptop_agents.execution.bitunix.market_schemas import parse_trading_pairs
     from laptop_agents.execution.order_checks import (
         OrderCheckFailed,
         SymbolRules,
@@ -381,11 +381,7 @@ def check_order_checks(ctx: LiveContext) -> Finding:
 
 # --------------------------------------------------------------------------- LR5 rate limits
 def check_rate_limits(ctx: LiveContext) -> Finding:
-    from laptop_agents.execution.bitunix.transport import (
-        BitunixTransport,
-        EndpointGroup,
-        RestConfig,
-    )
+    from laptop_agents.bitunix import BitunixTransport, EndpointGroup, RestConfig
 
     title = "Rate limits configured at or below the documented Bitunix rates"
     clock = [0.0]

@@ -19,17 +19,26 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
+import types
+import typing
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-import re
-import types
-import typing
 from typing import Annotated, Any, Literal, Union
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict, ValidationError, ValidationInfo, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    Strict,
+    ValidationError,
+    ValidationInfo,
+    model_validator,
+)
 
 from laptop_agents.core import hard_limits as hl
 from laptop_agents.core.errors import ConfigError
@@ -203,7 +212,7 @@ class BitunixSettings(_Model):
         1000, ge=0, le=60000,
         description="live entries: price protection uses the public WebSocket ticker's last price when it is "
                     "younger than this, else one REST tickers round trip (0 = always REST); see "
-                    "execution.last_price.DEFAULT_TICKER_MAX_AGE_MS for why 1000",
+                    "bitunix.last_price.DEFAULT_TICKER_MAX_AGE_MS for why 1000",
     )
 
 

@@ -13,12 +13,10 @@ from collections import deque
 from datetime import datetime, timezone
 from pathlib import Path
 
+from laptop_agents.bitunix import BitunixRestClient, RestConfig, interval_from_rest
 from laptop_agents.core.errors import UsageError
 from laptop_agents.core.models import parse_utc
 from laptop_agents.data.providers.replay import OUR_COLUMNS, DataFileError
-from laptop_agents.execution.bitunix.intervals import interval_from_rest
-from laptop_agents.execution.bitunix.rest import BitunixRestClient
-from laptop_agents.execution.bitunix.transport import RestConfig
 
 log = logging.getLogger("laptop_agents.data.fetch")
 CHUNK_BARS = 2000  # bars per append (10 REST pages of 200)

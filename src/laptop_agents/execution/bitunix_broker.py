@@ -56,6 +56,35 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, TypeVar
 
+from laptop_agents.bitunix import (
+    AccountInfo,
+    BitunixError,
+    BitunixRestClient,
+    DuplicateClientIdError,
+    ExchangeUnavailableError,
+    InsufficientBalanceError,
+    InvalidRequestError,
+    LastPrice,
+    MarginMode,
+    OrderInfo,
+    OrderNotFoundError,
+    OrderRejectedError,
+    OrderSide,
+    OrderType,
+    PlaceOrderRequest,
+    PositionInfo,
+    PositionMode,
+    PositionNotFoundError,
+    PositionSide,
+    PrivateStream,
+    RateLimitError,
+    StopType,
+    TradeInfo,
+    TradeSide,
+    TransportError,
+    exit_path,
+    order_mismatch,
+)
 from laptop_agents.core.account import CashAccountView
 from laptop_agents.core.errors import ExitCode, LaError
 from laptop_agents.core.events import Event, EventName
@@ -67,38 +96,6 @@ from laptop_agents.core.models import (
     Side,
     Trade,
 )
-from laptop_agents.execution.bitunix.enums import (
-    MarginMode,
-    OrderSide,
-    OrderType,
-    PositionMode,
-    PositionSide,
-    StopType,
-    TradeSide,
-)
-from laptop_agents.execution.bitunix.errors import (
-    BitunixError,
-    DuplicateClientIdError,
-    ExchangeUnavailableError,
-    InsufficientBalanceError,
-    InvalidRequestError,
-    OrderNotFoundError,
-    OrderRejectedError,
-    PositionNotFoundError,
-    RateLimitError,
-    TransportError,
-)
-from laptop_agents.execution.bitunix.rest import BitunixRestClient, order_mismatch
-from laptop_agents.execution.bitunix.schemas import (
-    AccountInfo,
-    OrderInfo,
-    PlaceOrderRequest,
-    PositionInfo,
-    TradeInfo,
-)
-from laptop_agents.execution.bitunix.transport import exit_path
-from laptop_agents.execution.bitunix_private_stream import PrivateStream
-from laptop_agents.execution.last_price import LastPrice
 from laptop_agents.execution.order_checks import (
     OrderCheckFailed,
     SymbolRules,

@@ -13,18 +13,15 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from laptop_agents.bitunix import LastPrice, RestConfig, open_live_venue
 from laptop_agents.core.config_models import AppConfig
 from laptop_agents.core.events import Event
 from laptop_agents.core.state import StateManager
-from laptop_agents.execution.bitunix.rest import BitunixRestClient
-from laptop_agents.execution.bitunix.transport import RestConfig
 from laptop_agents.execution.bitunix_broker import (
     STATE_KIND,
     BitunixBroker,
     LiveBrokerSettings,
 )
-from laptop_agents.execution.bitunix_private_stream import PrivateStream
-from laptop_agents.execution.last_price import LastPrice
 from laptop_agents.execution.preflight import PREFLIGHT_FILE, require_preflight
 from laptop_agents.security.errors import LiveGateRefused
 from laptop_agents.security.optin import LiveGrant, check_live_gate
@@ -99,27 +96,18 @@ async def start_live_broker(
         raise LiveGateRefused("no_preflight", "live trading refused: no live workspace to read the preflight record "
                               "from; run `la live preflight --yes-place-a-real-order` first")
     require_preflight(request.preflight_file, grant.account_fingerprint, grant.payload.config_hash, now, max_age)
-    rest = request.rest
-    credentials = grant.credentials
-
-    def factory() -> BitunixRestClient:
-        return BitunixRestClient(rest, credentials)
-
     settings = request.broker or broker_settings_for(request.config)
     if settings.symbol != grant.payload.symbol:
         raise ValueError(f"broker symbol {settings.symbol} differs from the opt-in's {grant.payload.symbol}")
-    client = factory()
-    stream = PrivateStream(request.private_ws_url, credentials) if request.private_ws_url else None
-    broker = BitunixBroker(client, settings, client_factory=factory, stream=stream, last_price=request.last_price)
+    venue = open_live_venue(request.rest, grant.credentials, request.private_ws_url)
+    broker = BitunixBroker(venue.client, settings, client_factory=venue.client_factory, stream=venue.stream,
+                           last_price=request.last_price)
     try:
         if request.state is not None:
             broker.restore(request.state)
         events = await broker.start(now)
-        if stream is not None:
-            await stream.start()  # not logged in in time: the broker polls until it is
+        await venue.start_stream()
     except BaseException:
-        if stream is not None:
-            await stream.close()
-        await client.close()
+        await venue.close()
         raise
     return broker, grant, events

@@ -14,9 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import ROUND_DOWN, ROUND_HALF_EVEN, Decimal
 
+from laptop_agents.bitunix import SymbolStatus, TradingPair
 from laptop_agents.core.models import OrderIntent, Side
-from laptop_agents.execution.bitunix.enums import SymbolStatus
-from laptop_agents.execution.bitunix.schemas import TradingPair
 
 DEFAULT_PRICE_PROTECT_SCOPE = Decimal("0.02")
 

@@ -21,18 +21,20 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, TextIO
 
-from laptop_agents.core.models import Side
-from laptop_agents.execution.bitunix.enums import (
+from laptop_agents.bitunix import (
+    BitunixError,
+    BitunixRestClient,
     MarginMode,
     OrderSide,
     OrderType,
+    PlaceOrderRequest,
     PositionMode,
     PositionSide,
     StopType,
+    TradeInfo,
+    new_client_id,
 )
-from laptop_agents.execution.bitunix.errors import BitunixError
-from laptop_agents.execution.bitunix.rest import BitunixRestClient, new_client_id
-from laptop_agents.execution.bitunix.trading_schemas import PlaceOrderRequest, TradeInfo
+from laptop_agents.core.models import Side
 from laptop_agents.execution.bitunix_broker import _is_closing_fill, close_request
 from laptop_agents.execution.order_checks import SymbolRules
 
@@ -321,9 +323,9 @@ def preflight_command(config_dir: Path, workspace_root: str | None, rest_url: st
     Exit 0 passed; 11 a step answered unexpectedly (flattened); 10 flattening could not be verified. The gate's
     refusals raise (one line, their own exit code) before any request is sent.
     """
+    from laptop_agents.bitunix import RestConfig
     from laptop_agents.core.config_models import load_config
     from laptop_agents.core.errors import ExitCode, UsageError
-    from laptop_agents.execution.bitunix.transport import RestConfig
     from laptop_agents.execution.live_start import broker_settings_for
     from laptop_agents.security.optin import LEDGER_NAME, check_live_gate
     from laptop_agents.security.passphrase import PassphraseSource

@@ -51,7 +51,7 @@ from laptop_agents.security.passphrase import (
 from laptop_agents.security.secret import SecretStr
 
 if TYPE_CHECKING:
-    from laptop_agents.execution.bitunix.credentials import Credentials
+    from laptop_agents.security.credentials import Credentials
 
 NEW_PASSPHRASE_FILE_ENV = "LA_NEW_PASSPHRASE_FILE"
 DEFAULT_CREDENTIALS = Path("secrets/bitunix.credentials.enc")

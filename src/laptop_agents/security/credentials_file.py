@@ -36,7 +36,7 @@ import secrets as _secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -44,6 +44,7 @@ from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
 from laptop_agents.core.models import utc_iso
 from laptop_agents.core.state import atomic_write_text
+from laptop_agents.security.credentials import Credentials
 from laptop_agents.security.errors import (
     CredentialsFileError,
     CredentialsTamperedError,
@@ -51,9 +52,6 @@ from laptop_agents.security.errors import (
     WrongPassphraseError,
 )
 from laptop_agents.security.secret import REGISTRY, SecretStr
-
-if TYPE_CHECKING:  # the bitunix package imports aiohttp: keep `la --help` fast
-    from laptop_agents.execution.bitunix.credentials import Credentials
 
 FORMAT = "laptop-agents/credentials"
 VERSION = 1
@@ -279,8 +277,6 @@ def load_credentials(path: Path, passphrase: SecretStr) -> Credentials:
         raise CredentialsTamperedError(
             f"credentials file {path} was altered or corrupted (authentication failed); restore it from backup"
         ) from None
-    from laptop_agents.execution.bitunix.credentials import Credentials
-
     try:
         inner = json.loads(plaintext.decode("utf-8"))
         credentials = Credentials(inner["api_key"], inner["secret_key"])
@@ -337,8 +333,6 @@ def parse_plaintext_credentials(text: str) -> Credentials:
             "plaintext credentials need BITUNIX_API_KEY=... and BITUNIX_SECRET_KEY=... (see secrets.example)"
         )
     REGISTRY.add(api_key, secret)
-    from laptop_agents.execution.bitunix.credentials import Credentials
-
     return Credentials(api_key, secret)
 
 

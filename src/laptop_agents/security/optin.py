@@ -43,6 +43,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 
 from laptop_agents.core.models import parse_utc, utc_iso
 from laptop_agents.core.state import atomic_write_text
+from laptop_agents.security.credentials import Credentials
 from laptop_agents.security.credentials_file import (
     api_key_fingerprint,
     load_credentials,
@@ -60,9 +61,8 @@ from laptop_agents.security.errors import (
 from laptop_agents.security.passphrase import PassphraseSource
 from laptop_agents.security.secret import SecretStr
 
-if TYPE_CHECKING:  # pydantic config and the aiohttp-backed bitunix package are heavy: keep `la --help` fast
+if TYPE_CHECKING:  # pydantic config is heavy: keep `la --help` fast
     from laptop_agents.core.config_models import AppConfig
-    from laptop_agents.execution.bitunix.credentials import Credentials
 
 FORMAT = "laptop-agents/live-optin"
 VERSION = 1

@@ -116,7 +116,7 @@ class LiveBrokerFactory:
     mode: Mode = "live"
 
     def __init__(self, config: AppConfig, *, flag: bool, passphrase_source: Any = None, last_price: Any = None) -> None:
-        """``last_price``: the :class:`~laptop_agents.execution.last_price.LastPrice` the session's market data
+        """``last_price``: the :class:`~laptop_agents.bitunix.last_price.LastPrice` the session's market data
         provider keeps current from the public ticker channel; the broker then skips the REST tickers round
         trip on entries while it is fresh. None (or a stale price) = REST, as always."""
         from laptop_agents.execution.bitunix_broker import STATE_KIND
@@ -165,8 +165,7 @@ class LiveBrokerFactory:
         return self.state is not None
 
     def _request(self) -> Any:
-        from laptop_agents.execution.bitunix.enums import MarginMode
-        from laptop_agents.execution.bitunix.transport import RestConfig
+        from laptop_agents.bitunix import MarginMode, RestConfig
         from laptop_agents.execution.live_start import LiveStart, broker_settings_for, preflight_path
         from laptop_agents.security.optin import LEDGER_NAME
         from laptop_agents.security.passphrase import PassphraseSource

@@ -28,10 +28,10 @@ CREDENTIALS_FIX = ("check the API key and secret in the credentials file (`la se
 
 def _bitunix_errors() -> tuple[type[BaseException], ...] | None:
     try:  # the exchange client is imported only by live sessions; paper never needs it
-        from laptop_agents.execution.bitunix import errors as bx
+        from laptop_agents.bitunix import AuthError, ExchangeUnavailableError, RateLimitError, TransportError
     except ImportError:  # pragma: no cover - part of the package
         return None
-    return bx.AuthError, bx.TransportError, bx.RateLimitError, bx.ExchangeUnavailableError
+    return AuthError, TransportError, RateLimitError, ExchangeUnavailableError
 
 
 def classify(exc: BaseException) -> tuple[str, LaError] | None:

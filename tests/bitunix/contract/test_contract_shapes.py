@@ -17,11 +17,9 @@ from typing import Any
 
 import pytest
 
-from laptop_agents.core.models import Side
-from laptop_agents.execution.bitunix.enums import OrderSide, OrderStatus, PositionSide, TradeSide
-from laptop_agents.execution.bitunix.market_schemas import parse_klines
-from laptop_agents.execution.bitunix.trading_schemas import (
-    PlaceOrderRequest,
+from laptop_agents.bitunix.enums import OrderSide, OrderStatus, PositionSide, TradeSide
+from laptop_agents.bitunix.market_schemas import parse_klines
+from laptop_agents.bitunix.trading_schemas import (
     parse_account,
     parse_cancel_result,
     parse_order_ack,
@@ -29,7 +27,8 @@ from laptop_agents.execution.bitunix.trading_schemas import (
     parse_positions,
     parse_trade_page,
 )
-from laptop_agents.execution.bitunix.ws_schemas import WsKline, WsOrderPush, WsPositionPush, parse_ws_message
+from laptop_agents.bitunix.ws_schemas import WsKline, WsOrderPush, WsPositionPush, parse_ws_message
+from laptop_agents.core.models import Side
 from laptop_agents.execution.bitunix_broker import _is_closing_fill, close_request
 from laptop_agents.mock_exchange.testing import MockExchangeHandle, running_mock_exchange
 from tests.mock_exchange.mx_client import run, signed_client

@@ -4,7 +4,7 @@ What makes this more than "read a socket":
 
 * **Candle close detection.** Pushes carry no bar open time: a push's bar is
   ``floor(ts, interval)`` and a bar is closed when a push for a later bar
-  arrives (:class:`~laptop_agents.execution.bitunix.candles.CandleAssembler`).
+  arrives (:class:`~laptop_agents.bitunix.candles.CandleAssembler`).
 * **No gap, no duplicate.** After a reconnect the last push seen for the bar
   that was forming may not be final, so that bar and every bar missed while
   disconnected are fetched over REST (backfill) before the stream continues.
@@ -43,9 +43,9 @@ provider's :meth:`BitunixWsProvider.warm_up` also primes the stream with it.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 import logging
-import ipaddress
 import random
 import time
 from collections.abc import AsyncIterator, Callable
@@ -56,29 +56,28 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
-from laptop_agents.core.models import Candle
-from laptop_agents.data.providers.base import FatalError
-from laptop_agents.execution.bitunix.candles import (
+from laptop_agents.bitunix import (
     BarTransition,
+    BitunixRestClient,
     CandleAssembler,
-    bar_opens,
-    candle_open_ms,
-    fetch_closed_candles,
-)
-from laptop_agents.execution.bitunix.errors import MalformedMessage
-from laptop_agents.execution.bitunix.intervals import Interval, interval_from_rest
-from laptop_agents.execution.bitunix.rest import BitunixRestClient
-from laptop_agents.execution.bitunix.schemas import (
+    Interval,
+    LastPrice,
+    MalformedMessage,
+    RestConfig,
     WsConnect,
     WsKline,
     WsLoginAck,
     WsPong,
     WsTicker,
     WsUnhandled,
+    bar_opens,
+    candle_open_ms,
+    fetch_closed_candles,
+    interval_from_rest,
     parse_ws_message,
 )
-from laptop_agents.execution.bitunix.transport import RestConfig
-from laptop_agents.execution.last_price import LastPrice
+from laptop_agents.core.models import Candle
+from laptop_agents.data.providers.base import FatalError
 from laptop_agents.resilience.retry import RetryPolicy, full_jitter_delay
 
 __all__ = ["BitunixWsConfig", "BitunixWsProvider", "fetch_closed_candles"]

@@ -24,17 +24,17 @@ from dataclasses import dataclass
 
 import aiohttp
 
-from laptop_agents.execution.bitunix.credentials import Credentials
-from laptop_agents.execution.bitunix.errors import MalformedMessage
-from laptop_agents.execution.bitunix.schemas import (
+from laptop_agents.bitunix.errors import MalformedMessage
+from laptop_agents.bitunix.schemas import (
     WsLoginAck,
     WsOrderPush,
     WsPositionPush,
     parse_ws_message,
 )
-from laptop_agents.execution.bitunix.signing import new_nonce, ws_login_message
+from laptop_agents.bitunix.signing import new_nonce, ws_login_message
+from laptop_agents.security.credentials import Credentials
 
-log = logging.getLogger("laptop_agents.execution.bitunix_private_stream")
+log = logging.getLogger("laptop_agents.bitunix.private_stream")
 
 PRIVATE_CHANNELS = ("order", "position", "balance")
 _MAX_TRACKED_ORDERS = 1000

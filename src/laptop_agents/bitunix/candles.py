@@ -17,11 +17,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from decimal import InvalidOperation
 
+from laptop_agents.bitunix._fields import ms_to_datetime
+from laptop_agents.bitunix.intervals import Interval, interval_from_rest
+from laptop_agents.bitunix.rest import KLINE_MAX_LIMIT, BitunixRestClient
+from laptop_agents.bitunix.schemas import Kline, WsKline
 from laptop_agents.core.models import Candle
-from laptop_agents.execution.bitunix._fields import ms_to_datetime
-from laptop_agents.execution.bitunix.intervals import Interval, interval_from_rest
-from laptop_agents.execution.bitunix.rest import KLINE_MAX_LIMIT, BitunixRestClient
-from laptop_agents.execution.bitunix.schemas import Kline, WsKline
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 

@@ -21,8 +21,8 @@ from datetime import datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
 from typing import Any, TypeVar
 
-from laptop_agents.execution.bitunix.enums import BitunixEnum
-from laptop_agents.execution.bitunix.errors import MalformedMessage, excerpt
+from laptop_agents.bitunix.enums import BitunixEnum
+from laptop_agents.bitunix.errors import MalformedMessage, excerpt
 
 E = TypeVar("E", bound=BitunixEnum)
 

@@ -13,8 +13,8 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from laptop_agents.execution.bitunix._fields import Fields, list_of
-from laptop_agents.execution.bitunix.enums import (
+from laptop_agents.bitunix._fields import Fields, list_of
+from laptop_agents.bitunix.enums import (
     MarginMode,
     OrderSide,
     OrderStatus,
@@ -26,7 +26,7 @@ from laptop_agents.execution.bitunix.enums import (
     TimeInForce,
     TradeSide,
 )
-from laptop_agents.execution.bitunix.errors import MalformedMessage, excerpt
+from laptop_agents.bitunix.errors import MalformedMessage, excerpt
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,11 +23,10 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from laptop_agents.execution.bitunix.credentials import Credentials
-from laptop_agents.execution.bitunix.enums import MarginMode, OrderStatus
-from laptop_agents.execution.bitunix.errors import BitunixError, DuplicateClientIdError, OrderNotFoundError
-from laptop_agents.execution.bitunix.intervals import interval_from_rest
-from laptop_agents.execution.bitunix.schemas import (
+from laptop_agents.bitunix.enums import MarginMode, OrderStatus
+from laptop_agents.bitunix.errors import BitunixError, DuplicateClientIdError, OrderNotFoundError
+from laptop_agents.bitunix.intervals import interval_from_rest
+from laptop_agents.bitunix.schemas import (
     AccountInfo,
     CancelResult,
     Kline,
@@ -50,14 +49,15 @@ from laptop_agents.execution.bitunix.schemas import (
     parse_trade_page,
     parse_trading_pairs,
 )
-from laptop_agents.execution.bitunix.transport import (
+from laptop_agents.bitunix.transport import (
     BitunixTransport,
     EndpointGroup,
     RestConfig,
     RetryMode,
 )
+from laptop_agents.security.credentials import Credentials
 
-log = logging.getLogger("laptop_agents.execution.bitunix")
+log = logging.getLogger("laptop_agents.bitunix")
 
 API = "/api/v1/futures"
 KLINE_MAX_LIMIT = 200

@@ -14,9 +14,9 @@ This module is the one import point; the models live in
 
 from __future__ import annotations
 
-from laptop_agents.execution.bitunix._fields import decode_json
-from laptop_agents.execution.bitunix.errors import MalformedMessage
-from laptop_agents.execution.bitunix.market_schemas import (
+from laptop_agents.bitunix._fields import decode_json
+from laptop_agents.bitunix.errors import MalformedMessage
+from laptop_agents.bitunix.market_schemas import (
     Kline,
     Ticker,
     TradingPair,
@@ -27,7 +27,7 @@ from laptop_agents.execution.bitunix.market_schemas import (
     parse_trading_pair,
     parse_trading_pairs,
 )
-from laptop_agents.execution.bitunix.trading_schemas import (
+from laptop_agents.bitunix.trading_schemas import (
     AccountInfo,
     CancelFailure,
     CancelResult,
@@ -49,7 +49,7 @@ from laptop_agents.execution.bitunix.trading_schemas import (
     parse_trade,
     parse_trade_page,
 )
-from laptop_agents.execution.bitunix.ws_schemas import (
+from laptop_agents.bitunix.ws_schemas import (
     WsBalancePush,
     WsConnect,
     WsKline,

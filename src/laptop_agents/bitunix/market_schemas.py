@@ -11,9 +11,9 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from laptop_agents.bitunix._fields import Fields, check_ohlc, list_of, ms_to_datetime
+from laptop_agents.bitunix.enums import MarginMode, SymbolStatus
 from laptop_agents.core.models import Candle
-from laptop_agents.execution.bitunix._fields import Fields, check_ohlc, list_of, ms_to_datetime
-from laptop_agents.execution.bitunix.enums import MarginMode, SymbolStatus
 
 
 @dataclass(frozen=True, slots=True)

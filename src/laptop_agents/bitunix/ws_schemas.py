@@ -13,8 +13,8 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from laptop_agents.execution.bitunix._fields import Fields, check_ohlc, decode_json
-from laptop_agents.execution.bitunix.enums import (
+from laptop_agents.bitunix._fields import Fields, check_ohlc, decode_json
+from laptop_agents.bitunix.enums import (
     MarginMode,
     OrderEvent,
     OrderSide,
@@ -24,8 +24,8 @@ from laptop_agents.execution.bitunix.enums import (
     PositionMode,
     PositionSide,
 )
-from laptop_agents.execution.bitunix.errors import MalformedMessage, excerpt
-from laptop_agents.execution.bitunix.intervals import Interval, interval_from_channel
+from laptop_agents.bitunix.errors import MalformedMessage, excerpt
+from laptop_agents.bitunix.intervals import Interval, interval_from_channel
 
 _MAX_KIND_LEN = 40
 

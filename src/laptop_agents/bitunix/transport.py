@@ -34,9 +34,7 @@ from typing import Any
 
 import aiohttp
 
-from laptop_agents.core.secrets_mask import redact
-from laptop_agents.execution.bitunix.credentials import Credentials
-from laptop_agents.execution.bitunix.errors import (
+from laptop_agents.bitunix.errors import (
     AuthError,
     BitunixError,
     ExchangeUnavailableError,
@@ -45,19 +43,21 @@ from laptop_agents.execution.bitunix.errors import (
     TransportError,
     error_from_code,
 )
-from laptop_agents.execution.bitunix.schemas import decode_json
-from laptop_agents.execution.bitunix.server_clock import ServerClock, parse_http_date_ms
-from laptop_agents.execution.bitunix.signing import (
+from laptop_agents.bitunix.schemas import decode_json
+from laptop_agents.bitunix.server_clock import ServerClock, parse_http_date_ms
+from laptop_agents.bitunix.signing import (
     encode_body,
     new_nonce,
     normalize_params,
     signed_headers,
 )
+from laptop_agents.core.secrets_mask import redact
 from laptop_agents.resilience.circuit import CircuitBreaker, CircuitOpenError, CircuitState
 from laptop_agents.resilience.rate_limiter import AsyncRateLimiter, RateLimit
 from laptop_agents.resilience.retry import RetryPolicy, retry_async
+from laptop_agents.security.credentials import Credentials
 
-log = logging.getLogger("laptop_agents.execution.bitunix")
+log = logging.getLogger("laptop_agents.bitunix")
 
 DEFAULT_BASE_URL = "https://fapi.bitunix.com"
 SIGNATURE_ERROR_CODE = 10007
