@@ -77,7 +77,7 @@ def test_documented_rate_limits_are_the_defaults() -> None:
     assert RestConfig().rate_limits == DOCUMENTED_RATE_LIMITS
     assert {g: r.rate_per_sec for g, r in DOCUMENTED_RATE_LIMITS.items()} == {
         EndpointGroup.MARKET: 10, EndpointGroup.QUERY: 10, EndpointGroup.PLACE_ORDER: 10,
-        EndpointGroup.BATCH_ORDER: 5, EndpointGroup.CANCEL: 5, EndpointGroup.FLASH_CLOSE: 5,
+        EndpointGroup.BATCH_ORDER: 5, EndpointGroup.CANCEL: 5, EndpointGroup.FLASH_CLOSE: 5, EndpointGroup.TPSL: 10,
     }
 
 

@@ -296,7 +296,8 @@ def test_limit_order_attaches_tpsl_when_it_fills() -> None:
     eng.place_order("k", order("BUY", "0.01", "LIMIT", "94000", tpsl=TpSl(sl_price=D("93000"))), T0)
     eng.on_price("BTCUSDT", D("94000"), T0 + 1000)
     (pos,) = eng.accounts["k"].positions.values()
-    assert pos.tpsl.sl_price == D("93000")
+    (tpsl,) = eng.accounts["k"].tpsl_orders.values()  # the order's TP/SL became the position's TP/SL order
+    assert tpsl.position_id == pos.position_id and tpsl.tpsl.sl_price == D("93000") and tpsl.sl_qty is None
     events = eng.on_price("BTCUSDT", D("92999"), T0 + 2000)
     assert any(isinstance(e, TriggerEvent) and e.kind == "sl" for e in events)
 

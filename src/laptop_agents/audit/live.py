@@ -40,6 +40,7 @@ FEE_TIERS: dict[str, tuple[Decimal, Decimal]] = {  # maker, taker in bps ("## Fe
 }
 DOCUMENTED_RATES = {  # requests per second ("Rate limits")
     "market": 10.0, "query": 10.0, "place_order": 10.0, "batch_order": 5.0, "cancel": 5.0, "flash_close": 5.0,
+    "tpsl": 10.0,
 }
 REFERENCE_PAIR = {  # BTCUSDT example of market/trading_pairs
     "symbol": "BTCUSDT", "base": "BTC", "quote": "USDT", "minTradeVolume": "0.0001", "basePrecision": 4,

@@ -83,6 +83,14 @@ from laptop_agents.bitunix.schemas import (
     parse_trading_pairs,
     parse_ws_message,
 )
+from laptop_agents.bitunix.tpsl_schemas import (
+    PositionTpslRequest,
+    TpslAck,
+    TpslLeg,
+    TpslModifyRequest,
+    TpslOrderInfo,
+    TpslOrderRequest,
+)
 from laptop_agents.bitunix.transport import (
     BitunixTransport,
     EndpointGroup,
@@ -123,6 +131,7 @@ __all__ = [
     "PositionMode",
     "PositionNotFoundError",
     "PositionSide",
+    "PositionTpslRequest",
     "PrivateStream",
     "RateLimitError",
     "RestConfig",
@@ -130,6 +139,11 @@ __all__ = [
     "StopType",
     "SymbolStatus",
     "TimeInForce",
+    "TpslAck",
+    "TpslLeg",
+    "TpslModifyRequest",
+    "TpslOrderInfo",
+    "TpslOrderRequest",
     "TradeInfo",
     "TradeSide",
     "TradingPair",

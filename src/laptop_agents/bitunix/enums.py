@@ -129,5 +129,6 @@ _ALIASES: dict[type[BitunixEnum], dict[str, str]] = {
     PositionSide: {"BUY": "LONG", "SELL": "SHORT"},
     MarginMode: {"ISOLATED": "ISOLATION", "CROSSED": "CROSS"},
     PositionMode: {"ONEWAY": "ONE_WAY"},
+    StopType: {"MARK": "MARK_PRICE", "LAST": "LAST_PRICE"},  # the official Python SDK sends MARK; pushes "Last"
 }
 """Synonyms seen in the wild or plausible from the loose contract."""

@@ -49,6 +49,15 @@ from laptop_agents.bitunix.schemas import (
     parse_trade_page,
     parse_trading_pairs,
 )
+from laptop_agents.bitunix.tpsl_schemas import (
+    PositionTpslRequest,
+    TpslAck,
+    TpslModifyRequest,
+    TpslOrderInfo,
+    TpslOrderRequest,
+    parse_tpsl_ack,
+    parse_tpsl_orders,
+)
 from laptop_agents.bitunix.transport import (
     BitunixTransport,
     EndpointGroup,
@@ -462,3 +471,51 @@ class BitunixRestClient:
     ) -> list[PositionInfo]:
         params = {"symbol": symbol, "positionId": position_id}
         return parse_positions(await self._query("/position/get_pending_positions", params))
+
+    # -- TP/SL orders (tpsl/*; shapes and dialects in tpsl_schemas) --------------
+
+    async def place_tpsl_order(self, request: TpslOrderRequest) -> TpslAck:
+        """TP/SL on (part of) a position. The answer may hold one id or one per leg: re-read
+        :meth:`get_pending_tpsl_orders` for what the exchange actually holds. Not re-sent after an
+        ambiguous failure (no clientId makes it idempotent)."""
+        data = await self._post("/tpsl/place_order", request.to_body(), EndpointGroup.TPSL,
+                                RetryMode.UNDELIVERED_ONLY)
+        return parse_tpsl_ack(data)
+
+    async def modify_tpsl_order(self, request: TpslModifyRequest) -> TpslAck:
+        """Set a TP/SL order's legs to ``request`` (a full statement: safe to repeat)."""
+        data = await self._post("/tpsl/modify_order", request.to_body(), EndpointGroup.TPSL, RetryMode.IDEMPOTENT)
+        return parse_tpsl_ack(data)
+
+    async def cancel_tpsl_order(self, symbol: str, order_id: str) -> TpslAck:
+        """Cancel one TP/SL order (docs: success of the call is not proof: re-read the pending list)."""
+        data = await self._post("/tpsl/cancel_order", {"symbol": symbol, "orderId": order_id}, EndpointGroup.TPSL,
+                                RetryMode.UNDELIVERED_ONLY)
+        return parse_tpsl_ack(data)
+
+    async def place_position_tpsl(self, request: PositionTpslRequest) -> TpslAck:
+        """The position's single whole-position TP/SL (closed at market when triggered)."""
+        data = await self._post("/tpsl/position/place_order", request.to_body(), EndpointGroup.TPSL,
+                                RetryMode.UNDELIVERED_ONLY)
+        return parse_tpsl_ack(data)
+
+    async def modify_position_tpsl(self, request: PositionTpslRequest) -> TpslAck:
+        data = await self._post("/tpsl/position/modify_order", request.to_body(), EndpointGroup.TPSL,
+                                RetryMode.IDEMPOTENT)
+        return parse_tpsl_ack(data)
+
+    async def get_pending_tpsl_orders(
+        self, symbol: str | None = None, *, position_id: str | None = None
+    ) -> list[TpslOrderInfo]:
+        """Every pending TP/SL order (pages of the documented maximum, 100; the default page is only 10)."""
+        out: list[TpslOrderInfo] = []
+        while True:
+            params = {"symbol": symbol, "positionId": position_id, "skip": len(out) or None,
+                      "limit": PENDING_ORDERS_MAX_LIMIT}
+            page = parse_tpsl_orders(await self._transport_tpsl_query("/tpsl/get_pending_orders", params))
+            out += page
+            if len(page) < PENDING_ORDERS_MAX_LIMIT:
+                return out
+
+    async def _transport_tpsl_query(self, path: str, params: dict[str, Any]) -> Any:
+        return await self.transport.request("GET", API + path, group=EndpointGroup.TPSL, params=params, signed=True)

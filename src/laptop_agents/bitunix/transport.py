@@ -89,6 +89,8 @@ class EndpointGroup(str, Enum):
     CANCEL = "cancel"
     FLASH_CLOSE = "flash_close"
     """flash_close_position and close_all_position (⚠ 5/s per the page's note)."""
+    TPSL = "tpsl"
+    """tpsl/* (place, modify, cancel, pending; 10/s per UID on each docs page)."""
 
 
 DOCUMENTED_RATE_LIMITS: Mapping[EndpointGroup, RateLimit] = {
@@ -98,6 +100,7 @@ DOCUMENTED_RATE_LIMITS: Mapping[EndpointGroup, RateLimit] = {
     EndpointGroup.BATCH_ORDER: RateLimit(5.0),
     EndpointGroup.CANCEL: RateLimit(5.0),
     EndpointGroup.FLASH_CLOSE: RateLimit(5.0),
+    EndpointGroup.TPSL: RateLimit(10.0),
 }
 """Requests per second from the API docs; burst 1 spaces calls evenly because
 the exchange's counting window is undocumented."""

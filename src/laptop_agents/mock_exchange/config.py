@@ -19,13 +19,14 @@ from .faults import FaultSettings
 
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost"})
 
-RATE_LIMIT_GROUPS = ("market", "query", "place_order", "cancel", "flash_close")
+RATE_LIMIT_GROUPS = ("market", "query", "place_order", "cancel", "flash_close", "tpsl")
 DEFAULT_RATE_LIMITS: dict[str, int] = {
     "market": 10,
     "query": 10,
     "place_order": 10,
     "cancel": 5,
     "flash_close": 5,
+    "tpsl": 10,
 }
 
 
@@ -137,6 +138,9 @@ class MockExchangeConfig(BaseModel):
         ``upper`` (``BUY``, ``MARKET``), the two spellings clients have seen.
       * ``private_requires_subscribe``: if True, private pushes go only to connections subscribed to the
         channel; otherwise every logged-in connection gets them.
+      * ``tpsl_legs``: a TP/SL order carries both legs (``combined``) or one per leg (``split``).
+      * ``tpsl_place_response``: ``tpsl/place_order`` answers ``{orderId}`` (``object``) or a ``list``.
+      * ``tpsl_modify``: a TP/SL modify keeps legs not sent (``merge``) or removes them (``replace``).
       * ``ws_idle_timeout_s``: close a WebSocket that sent nothing for this long (0 = never).
       * ``max_subscriptions``: per connection (Bitunix: 300).
 
@@ -183,6 +187,9 @@ class MockExchangeConfig(BaseModel):
     private_time_format: Literal["iso_ns", "iso", "ms"] = "iso_ns"
     private_enum_style: Literal["upper", "title"] = "title"
     private_requires_subscribe: bool = False
+    tpsl_legs: Literal["combined", "split"] = "combined"
+    tpsl_place_response: Literal["object", "list"] = "object"
+    tpsl_modify: Literal["merge", "replace"] = "merge"
     ws_idle_timeout_s: float = Field(60.0, ge=0)
     max_subscriptions: int = Field(300, gt=0)
     ledger_file: Path | None = None

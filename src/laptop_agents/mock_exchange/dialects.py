@@ -45,6 +45,14 @@ DIALECT_POINTS: dict[str, tuple[Any, ...]] = {
     "private_time_format": ("iso_ns", "iso", "ms"),
     "private_enum_style": ("title", "upper"),
     "private_requires_subscribe": (False, True),
+    # TP/SL orders (tpsl/*): one order carries both legs (docs' pending example: one `id` with tp and sl) or one
+    # order per leg (tradingiq's place fixture answers a TP order and an SL order)
+    "tpsl_legs": ("combined", "split"),
+    # tpsl/place_order answer: `{orderId}` (docs) or a list of `{orderId, clientId}` (Java SDK, tradingiq)
+    "tpsl_place_response": ("object", "list"),
+    # tpsl/modify_order and position/modify_order: a leg not sent keeps its values ("merge", the docs' "at least
+    # one of tpPrice or slPrice") or is removed ("replace": the order becomes exactly the request)
+    "tpsl_modify": ("merge", "replace"),
 }
 
 PRESETS: dict[str, dict[str, Any]] = {
@@ -64,6 +72,9 @@ PRESETS: dict[str, dict[str, Any]] = {
         "private_time_format": "iso_ns",
         "private_enum_style": "title",
         "private_requires_subscribe": False,
+        "tpsl_legs": "combined",
+        "tpsl_place_response": "object",
+        "tpsl_modify": "merge",
     },
     # What ccxt's adapter assumes: docs close convention, tradeSide on trades, numbers as JSON numbers.
     "ccxt": {
@@ -81,6 +92,9 @@ PRESETS: dict[str, dict[str, Any]] = {
         "private_time_format": "ms",
         "private_enum_style": "upper",
         "private_requires_subscribe": True,
+        "tpsl_legs": "combined",
+        "tpsl_place_response": "list",
+        "tpsl_modify": "merge",
     },
     # What the two community clients (and our first client) assume: close with the exit side.
     "community": {
@@ -98,6 +112,9 @@ PRESETS: dict[str, dict[str, Any]] = {
         "private_time_format": "iso",
         "private_enum_style": "upper",
         "private_requires_subscribe": False,
+        "tpsl_legs": "combined",
+        "tpsl_place_response": "object",
+        "tpsl_modify": "replace",
     },
     # The worst plausible combination: every silent point read the way that hurts a naive client most.
     "hostile": {
@@ -115,6 +132,9 @@ PRESETS: dict[str, dict[str, Any]] = {
         "private_time_format": "iso_ns",
         "private_enum_style": "title",
         "private_requires_subscribe": True,
+        "tpsl_legs": "split",
+        "tpsl_place_response": "list",
+        "tpsl_modify": "replace",
     },
 }
 

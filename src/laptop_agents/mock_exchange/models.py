@@ -181,7 +181,6 @@ class Position:
     fee: Decimal = ZERO
     funding: Decimal = ZERO
     realized_pnl: Decimal = ZERO
-    tpsl: TpSl = field(default_factory=TpSl)
 
     @property
     def avg_open_price(self) -> Decimal:
@@ -197,6 +196,32 @@ class Position:
         return pnl.quantize(USDT_STEP)
 
     def snapshot(self) -> Position:
+        return copy.copy(self)
+
+
+@dataclass(slots=True)
+class TpslOrder:
+    """A pending take-profit/stop-loss order on a position (``tpsl/*`` endpoints, or a trade order's TP/SL).
+
+    ``tp_qty``/``sl_qty`` None means "the whole position when it triggers" (position TP/SL, and the TP/SL a
+    trade order carried); a number closes at most that much. Once one leg fires the order is done (the other
+    leg of a combined order goes with it, as an OCO pair).
+    """
+
+    order_id: str
+    account: str
+    symbol: str
+    position_id: str
+    kind: str  # "TPSL" (tpsl/place_order or a trade order's TP/SL) | "POSITION_TPSL"
+    tpsl: TpSl
+    tp_qty: Decimal | None
+    sl_qty: Decimal | None
+    source: str  # "api" | "order" (attached by a trade order when it filled)
+    ctime: int
+    mtime: int
+    status: str = "NEW"  # NEW, then TRIGGERED | CANCELED | SYSTEM_CANCELED
+
+    def snapshot(self) -> TpslOrder:
         return copy.copy(self)
 
 
@@ -239,6 +264,7 @@ class Account:
     client_ids: dict[str, str] = field(default_factory=dict)
     positions: dict[tuple[str, PositionSide], Position] = field(default_factory=dict)
     trades: list[Trade] = field(default_factory=list)
+    tpsl_orders: dict[str, TpslOrder] = field(default_factory=dict)  # pending TP/SL orders, oldest first
 
     def open_orders(self, symbol: str | None = None) -> list[Order]:
         return [o for o in self.open.values() if symbol is None or o.symbol == symbol]
@@ -320,4 +346,15 @@ class TriggerEvent:
     ts: int
 
 
-EngineEvent = OrderEvent | PositionEvent | BalanceEvent | FillEvent | CancelEvent | TriggerEvent
+@dataclass(frozen=True, slots=True)
+class TpslEvent:
+    """A TP/SL order was created, changed or finished (``event`` CREATE | UPDATE | CLOSE; ``reason`` says why)."""
+
+    account: str
+    event: str
+    order: TpslOrder
+    reason: str
+    ts: int
+
+
+EngineEvent = OrderEvent | PositionEvent | BalanceEvent | FillEvent | CancelEvent | TriggerEvent | TpslEvent

@@ -23,6 +23,7 @@ from .errors import ApiError
 from .klines import BY_REST, BY_WS
 from .models import MarginMode, PositionMode
 from .parsing import ApiRequest, parse_body, parse_enum, parse_place_order, raw_for_ledger
+from .tpsl import TpslDesk
 
 if TYPE_CHECKING:
     from .server import MockExchange
@@ -84,6 +85,12 @@ class RestApi:
             Endpoint("GET", "trade/get_history_orders", "query", True, None, self.get_history_orders),
             Endpoint("GET", "trade/get_history_trades", "query", True, None, self.get_history_trades),
             Endpoint("GET", "position/get_pending_positions", "query", True, None, self.get_pending_positions),
+            Endpoint("POST", "tpsl/place_order", "tpsl", True, "request", self._tpsl("place")),
+            Endpoint("POST", "tpsl/modify_order", "tpsl", True, "request", self._tpsl("modify")),
+            Endpoint("POST", "tpsl/cancel_order", "tpsl", True, "request", self._tpsl("cancel")),
+            Endpoint("POST", "tpsl/position/place_order", "tpsl", True, "request", self._tpsl("place_position")),
+            Endpoint("POST", "tpsl/position/modify_order", "tpsl", True, "request", self._tpsl("modify_position")),
+            Endpoint("GET", "tpsl/get_pending_orders", "tpsl", True, None, self.tpsl_pending),
         ]
 
     def routes(self) -> list[web.RouteDef]:
@@ -311,6 +318,22 @@ class RestApi:
         pos, order, events = self.ex.engine.flash_close_position(r.api_key or "", position_id, self.ex.market_now())
         self.ex.dispatch(events)
         return {"positionId": pos.position_id, "orderId": order.order_id}
+
+    # --- TP/SL (mock_exchange/tpsl.py) ------------------------------------------------------------------
+
+    def _desk(self) -> TpslDesk:
+        return TpslDesk(self.ex.engine, self.ex.config.tpsl_place_response)
+
+    def _tpsl(self, action: str) -> Handler:
+        def handler(r: ApiRequest) -> Any:
+            data, events = getattr(self._desk(), action)(r, self.ex.market_now())
+            self.ex.dispatch(events)
+            return data
+
+        return handler
+
+    def tpsl_pending(self, r: ApiRequest) -> Any:
+        return self._desk().pending(r)
 
     # --- queries ----------------------------------------------------------------------------------------
 

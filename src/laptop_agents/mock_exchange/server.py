@@ -41,10 +41,12 @@ from .models import (
     MarginMode,
     OrderEvent,
     PositionEvent,
+    TpslEvent,
     TriggerEvent,
 )
 from .ratelimit import RateLimiter
 from .rest import RestApi
+from .tpsl import TpslDesk
 from .wire import PrivateFormat, dec, order_rest, position_rest
 from .ws import WsHub
 
@@ -93,6 +95,8 @@ class MockExchange:
             close_side=cfg.close_side,
             duplicate_client_id=cfg.duplicate_client_id,
             system_cancel_status=cfg.system_cancel_status,
+            tpsl_legs=cfg.tpsl_legs,
+            tpsl_modify=cfg.tpsl_modify,
         )
         for acct in self._accounts:
             engine.add_account(acct.api_key, acct.secret, acct.balance, acct.position_mode)
@@ -352,6 +356,25 @@ class MockExchange:
                     triggerPrice=dec(ev.trigger_price),
                     marketPrice=dec(ev.market_price),
                 )
+            elif isinstance(ev, TpslEvent):
+                t = ev.order
+                self.ledger.record(
+                    "tpsl",
+                    account=ev.account,
+                    event=ev.event,
+                    reason=ev.reason,
+                    orderId=t.order_id,
+                    kind=t.kind,
+                    positionId=t.position_id,
+                    symbol=t.symbol,
+                    status=t.status,
+                    tpPrice=dec(t.tpsl.tp_price),
+                    tpStopType=t.tpsl.tp_stop_type if t.tpsl.tp_price is not None else None,
+                    tpQty=dec(t.tp_qty),
+                    slPrice=dec(t.tpsl.sl_price),
+                    slStopType=t.tpsl.sl_stop_type if t.tpsl.sl_price is not None else None,
+                    slQty=dec(t.sl_qty),
+                )
             elif isinstance(ev, OrderEvent):
                 self.hub.push_private(ev.account, "order", fmt.order(ev.event, ev.order), ev.ts)
             elif isinstance(ev, PositionEvent):
@@ -419,6 +442,7 @@ class MockExchange:
                 for p in acct.positions.values()
             ],
             "openOrders": [order_rest(o) for o in acct.open.values()],
+            "tpslOrders": [TpslDesk(eng).row(acct, t) | {"kind": t.kind} for t in acct.tpsl_orders.values()],
         }
 
     def ledger_snapshot(

@@ -151,3 +151,78 @@ def test_mock_answers_have_the_documented_shapes(produced) -> None:
     failure_doc = fixture("cancel_orders")["response"]["data"]["failureList"][0]
     if dialect == "docs":
         assert_same_shape(failure_doc, got["cancel"]["failureList"][0], "cancel failure")
+
+
+# --- TP/SL orders (tpsl/*) -------------------------------------------------------------------------------
+
+
+def test_tpsl_shapes_are_read_and_our_requests_use_documented_fields_only() -> None:
+    from laptop_agents.bitunix.enums import OrderType, StopType
+    from laptop_agents.bitunix.tpsl_schemas import (
+        PositionTpslRequest,
+        TpslLeg,
+        TpslModifyRequest,
+        TpslOrderRequest,
+        parse_tpsl_ack,
+        parse_tpsl_orders,
+    )
+
+    f = fixture("tpsl")
+    assert parse_tpsl_ack(f["place_response_docs"]["data"]).order_ids == ("11111",)
+    assert parse_tpsl_ack(f["place_response_list"]["data"]).order_ids == ("tp123", "sl123")  # one per leg
+    for name in ("modify_response", "cancel_response", "position_response"):
+        assert parse_tpsl_ack(f[name]["data"]).order_id == "11111"
+    (docs,) = parse_tpsl_orders(f["pending_response_docs"]["data"])
+    assert docs.order_id == "123" and docs.position_id == "12345678"
+    assert docs.tp == TpslLeg(Decimal("50000"), StopType.LAST_PRICE, OrderType.LIMIT, Decimal("50000"), Decimal("0.01"))
+    (tiq,) = parse_tpsl_orders([f["pending_item_tradingiq"]])
+    assert tiq.sl == TpslLeg(Decimal("45000"), StopType.MARK_PRICE, OrderType.MARKET, None, Decimal("0.02"))
+
+    tp = TpslLeg(Decimal("12"), StopType.LAST_PRICE, OrderType.LIMIT, Decimal("11"), Decimal("1"))
+    sl = TpslLeg(Decimal("9"), StopType.LAST_PRICE, OrderType.LIMIT, Decimal("8"), Decimal("1"))
+    assert TpslOrderRequest("BTCUSDT", "111", tp, sl).to_body() == f["place_request"]
+    assert TpslModifyRequest("123", tp, sl).to_body() == f["modify_request"]
+    position = PositionTpslRequest("BTCUSDT", "111", TpslLeg(Decimal("12"), StopType.LAST_PRICE),
+                                   TpslLeg(Decimal("9"), StopType.LAST_PRICE))
+    assert position.to_body() == f["position_request"]
+
+
+@pytest.mark.parametrize("dialect", ["docs", "hostile"])
+def test_mock_tpsl_answers_have_the_documented_shapes(dialect: str) -> None:
+    f = fixture("tpsl")
+    with running_mock_exchange(seed=3, time_scale=0, dialect=dialect) as mx:
+
+        async def scenario() -> dict[str, Any]:
+            out: dict[str, Any] = {}
+            async with signed_client(mx.rest_url) as c:
+                await c.post("trade/place_order", {"symbol": "BTCUSDT", "side": "BUY", "qty": "0.01",
+                                                   "orderType": "MARKET"})
+                (pos,) = (await c.get("position/get_pending_positions", {"symbol": "BTCUSDT"}))["data"]
+                px = float((await c.get("market/tickers", {"symbols": "BTCUSDT"}))["data"][0]["lastPrice"])
+                body = {**f["place_request"], "positionId": pos["positionId"], "tpPrice": f"{px + 500:.1f}",
+                        "tpOrderPrice": f"{px + 490:.1f}", "slPrice": f"{px - 500:.1f}",
+                        "slOrderPrice": f"{px - 510:.1f}", "tpQty": "0.01", "slQty": "0.01"}
+                out["place"] = (await c.post("tpsl/place_order", body))["data"]
+                out["pending"] = (await c.get("tpsl/get_pending_orders", {"symbol": "BTCUSDT"}))["data"]
+                first = out["pending"][0]
+                legs = {k: v for k, v in body.items() if k.startswith("tp" if first["tpPrice"] else "sl")}
+                out["modify"] = (await c.post("tpsl/modify_order", {"orderId": first["id"], **legs}))["data"]
+                out["cancel"] = (await c.post("tpsl/cancel_order", {"symbol": "BTCUSDT",
+                                                                    "orderId": first["id"]}))["data"]
+                position = {**f["position_request"], "positionId": pos["positionId"],
+                            "tpPrice": f"{px + 700:.1f}", "slPrice": f"{px - 700:.1f}"}
+                out["position"] = (await c.post("tpsl/position/place_order", position))["data"]
+            return out
+
+        got = run(scenario())
+    docs_item = f["pending_response_docs"]["data"][0]
+    for item in got["pending"]:
+        assert_same_shape({k: v for k, v in docs_item.items() if item.get(k) is not None}, item, "tpsl pending")
+        assert set(item) == set(docs_item)
+    for name in ("modify", "cancel", "position"):
+        assert_same_shape(f[name + "_response"]["data"], got[name], name)
+    if dialect == "docs":
+        assert_same_shape(f["place_response_docs"]["data"], got["place"], "tpsl place")
+    else:
+        assert isinstance(got["place"], list) and len(got["place"]) == 2
+        assert_same_shape(f["place_response_list"]["data"][0], got["place"][0] | {"clientId": ""}, "tpsl place")
