@@ -188,7 +188,13 @@ def _run_delegated(name: str, argv: list[str]) -> int:
         security_cli.add_secrets_arguments(parser)
         return int(security_cli.run_secrets(parser.parse_args(argv)))
     security_cli.add_live_arguments(parser)
-    return int(security_cli.run_live(parser.parse_args(argv)))
+    args = parser.parse_args(argv)
+    if args.live_command == "preflight":  # a real order: execution/, which security/ may not import
+        from laptop_agents.execution.preflight import preflight_command
+
+        return int(preflight_command(args.config_dir, args.workspace, args.rest_url, args.yes_place_a_real_order,
+                                     sys.stdout, sys.stderr))
+    return int(security_cli.run_live(args))
 
 
 def _positive_float(text: str) -> float:

@@ -5,7 +5,9 @@ Mounted by `cli.py` with two lines each::
     from laptop_agents.security import cli as security_cli
     security_cli.add_secrets_arguments(sub.add_parser("secrets", allow_abbrev=False, help=...))
     security_cli.add_live_arguments(sub.add_parser("live", allow_abbrev=False, help=...))
-    # dispatch: "secrets" -> security_cli.run_secrets(args), "live" -> security_cli.run_live(args)
+    # dispatch: "secrets" -> security_cli.run_secrets(args), "live" -> security_cli.run_live(args),
+    # except `la live preflight`, which cli.py sends to execution/preflight.py (it places a real order, and
+    # security/ imports no execution/: tests/unit/test_import_graph.py)
 
 No option accepts a secret value: API keys come from a file or stdin, passphrases
 from the sources in :mod:`passphrase` (or a *path* given with ``--new-passphrase-file``).
@@ -222,12 +224,7 @@ def add_live_arguments(parser: argparse.ArgumentParser) -> None:
 def run_live(args: argparse.Namespace, out: TextIO | None = None, now: datetime | None = None) -> int:
     out = out or sys.stdout
     now = now or datetime.now(UTC)
-    if args.live_command == "preflight":
-        from laptop_agents.execution.preflight import preflight_command
-
-        return preflight_command(args.config_dir, args.workspace, args.rest_url, args.yes_place_a_real_order,
-                                 out, sys.stderr, now=now)
-    if args.live_command != "optin":
+    if args.live_command != "optin":  # `la live preflight` trades: cli.py dispatches it to execution/preflight.py
         raise UsageError(f"unknown live command {args.live_command!r}")
     cmd = args.optin_command
     if cmd == "keygen":
