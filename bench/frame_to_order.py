@@ -132,7 +132,7 @@ def _instrumented(probe: Probe) -> Any:
     """Bench-only wrappers: signing (module attribute the transport calls) and aiohttp's socket writes."""
     from aiohttp import http_writer
 
-    import laptop_agents.bitunix.transport as transport_mod
+    import laptop_agents.bitunix.transport as transport_mod  # instrumentation: times the signer inside the venue
 
     real_sign = transport_mod.signed_headers
     real_write = http_writer.StreamWriter._write
@@ -179,13 +179,7 @@ async def _run(mx: MockExchangeProcess, root: Path, orders: int, probe: Probe, p
 
     from laptop_agents.agents.strategy import Signal
     from laptop_agents.agents.supervisor import Supervisor
-    from laptop_agents.bitunix import (
-        BitunixRestClient,
-        Credentials,
-        RestConfig,
-    )
-    from laptop_agents.bitunix.last_price import LastPrice
-    from laptop_agents.bitunix.transport import EndpointGroup
+    from laptop_agents.bitunix import BitunixRestClient, Credentials, EndpointGroup, LastPrice, RestConfig
     from laptop_agents.core.clock import SystemClock
     from laptop_agents.core.config_models import load_config
     from laptop_agents.core.events import EventBus, EventName
