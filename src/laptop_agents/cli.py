@@ -9,7 +9,6 @@ import argparse
 import json
 import os
 import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -29,31 +28,14 @@ EXIT_CODES_HELP = """exit codes:
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--workspace", metavar="DIR", help="state and run artifacts (default: $LA_WORKSPACE or ./.workspace)")
-    parser.add_argument("--config-dir", metavar="DIR", help="config directory (default: $LA_CONFIG_DIR or ./config)")
+    from laptop_agents.session.options import add_location_arguments
 
-
-def _verbosity(parser: argparse.ArgumentParser, quiet: bool) -> None:
-    """--quiet / --verbose / --status-every for the commands that log while they work (run, serve)."""
-    if quiet:
-        parser.add_argument("--quiet", action="store_true", help="console shows warnings and errors only")
-    parser.add_argument("--verbose", action="store_true",
-                        help="console also shows debug lines (signals, routine risk rejections)")
-    parser.add_argument("--status-every", type=_non_negative_float, default=30.0, metavar="SEC",
-                        help="live session: a status line on the console every SEC seconds (default 30; 0: none)")
-
-
-def console_level(args: argparse.Namespace) -> int:
-    """The console log level for --quiet / --verbose (together: usage error)."""
-    from laptop_agents.core.logger import console_level_for
-
-    quiet, verbose = bool(getattr(args, "quiet", False)), bool(getattr(args, "verbose", False))
-    if quiet and verbose:
-        raise UsageError("--quiet and --verbose contradict each other; pick one")
-    return console_level_for(quiet=quiet, verbose=verbose)
+    add_location_arguments(parser)
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from laptop_agents.session.options import add_run_arguments, add_serve_arguments
+
     parser = argparse.ArgumentParser(
         prog="la",
         description="laptop-agents: an autonomous BTC-perpetual trading service (paper by default).",
@@ -93,36 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run a paper trading session. Example: la run --mode live-session --duration 10 --source mock --async",
         epilog=EXIT_CODES_HELP, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--mode", choices=["live-session", "backtest"], default="live-session",
-                   help="live-session: real-time session (paper broker); backtest: fast-forward replay")
-    p.add_argument("--duration", type=_positive_float, metavar="MIN",
-                   help="minutes to run, fractions allowed (default: until stopped)")
-    p.add_argument("--source", choices=["bitunix", "mock", "replay"],
-                   help="market data: bitunix (WebSocket; the live-session default), mock (seeded; the backtest "
-                        "default), replay (backtest only, --data FILE)")
-    p.add_argument("--rest-url", metavar="URL", help="Bitunix REST base URL (default https://fapi.bitunix.com)")
-    p.add_argument("--ws-url", metavar="URL", help="Bitunix public WebSocket URL (default wss://fapi.bitunix.com/public/)")
-    p.add_argument("--candles", type=int, metavar="N", help="backtest with --source mock: how many candles (default 10000)")
-    p.add_argument("--data", type=Path, metavar="FILE", help="backtest with --source replay: OHLCV CSV file")
-    p.add_argument("--journal", choices=["full", "trades"], default="full",
-                   help="backtest: full (every event) or trades (no CandleProcessed lines)")
-    p.add_argument("--async", dest="use_async", action="store_true",
-                   help="accepted for compatibility: the asyncio runner is the only runner")
-    p.add_argument("--detach", action="store_true", help="run in the background; `la status` / `la stop` manage it")
-    p.add_argument("--seed", type=int, help="mock data seed")
-    p.add_argument("--candle-interval", type=_positive_float, metavar="SEC", help="mock: real seconds between candles")
-    p.add_argument("--scenario", choices=["random_walk", "losing_streak"], help="mock price path")
-    p.add_argument("--inject-gap-at", type=_non_negative_float, metavar="SEC", help="mock: stop data this many seconds in")
-    p.add_argument("--gap-duration", type=_positive_float, metavar="SEC", help="mock: length of the injected gap (default 35)")
-    p.add_argument("--stale-timeout", type=_positive_float, metavar="SEC", help="override session.stale_data_timeout_sec")
-    _verbosity(p, quiet=True)
-    p.add_argument("--dashboard", action="store_true",
-                   help="serve a live dashboard (and /metrics /healthz /status) on 127.0.0.1, port $LA_HTTP_PORT or free")
-    p.add_argument("--live", action="store_true",
-                   help="trade REAL money on the exchange (live-session, --source bitunix only); needs the signed opt-in "
-                        "(settings live.optin_file, live.optin_public_key) and the encrypted credentials "
-                        "(live.credentials_file); state in <workspace>/live/")
-    _common(p)
+    add_run_arguments(p)
 
     p = sub.add_parser(
         "serve", help="run a paper session as a service: systemd notify, /metrics, health, alerts",
@@ -130,11 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "endpoint (/metrics /healthz /readyz /status, --dashboard) and alerts.",
         epilog=EXIT_CODES_HELP, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    from laptop_agents.service.serve import add_arguments as _serve_arguments
-
-    _serve_arguments(p)
-    _verbosity(p, quiet=False)  # serve declares --quiet itself
-    _common(p)
+    add_serve_arguments(p)
 
     p = sub.add_parser("data", help="market data tools (fetch klines for replays)")
     data_sub = p.add_subparsers(dest="data_command", metavar="ACTION")
@@ -197,26 +146,6 @@ def _run_delegated(name: str, argv: list[str]) -> int:
     return int(security_cli.run_live(args))
 
 
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not value > 0 or value != value or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
-    return value
-
-
-def _non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not 0 <= value < float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a number >= 0, got {text}")
-    return value
-
-
 # --------------------------------------------------------------------------- commands
 def _workspace(args: argparse.Namespace) -> Any:
     from laptop_agents.session.workspace import Workspace
@@ -225,218 +154,17 @@ def _workspace(args: argparse.Namespace) -> Any:
 
 
 def _config_dir(args: argparse.Namespace) -> Path:
-    return Path(args.config_dir or os.environ.get("LA_CONFIG_DIR") or "config")
+    from laptop_agents.session.options import config_path
 
-
-def settings_overrides(args: argparse.Namespace) -> dict[str, Any]:
-    """Command-line flags that override settings.yaml (the top of the precedence order); shared by run and serve."""
-    overrides: dict[str, Any] = {}
-    mock = {key: getattr(args, flag) for flag, key in (
-        ("seed", "seed"), ("candle_interval", "candle_interval_sec"), ("scenario", "scenario"),
-        ("inject_gap_at", "gap_at_sec"), ("gap_duration", "gap_duration_sec")) if getattr(args, flag, None) is not None}
-    if mock:
-        overrides["mock"] = mock
-    if getattr(args, "stale_timeout", None) is not None:
-        overrides["session"] = {"stale_data_timeout_sec": args.stale_timeout}
-    bitunix = {k: v for k, v in (("rest_url", getattr(args, "rest_url", None)), ("ws_url", getattr(args, "ws_url", None)))
-               if v is not None}
-    if bitunix:
-        overrides["bitunix"] = bitunix
-    return overrides
+    return config_path(args.config_dir)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from laptop_agents.core.config_models import load_config
+    from laptop_agents.service.serve import dashboard_for_run
+    from laptop_agents.session.options import RunRequest
+    from laptop_agents.session.run_command import run_command
 
-    overrides = settings_overrides(args)
-    if args.source is None:
-        args.source = "mock" if args.mode == "backtest" else "bitunix"
-    config = load_config(_config_dir(args), cli_settings=overrides)
-    workspace = _workspace(args)
-    if args.live and args.mode != "live-session":
-        raise UsageError("--live is for --mode live-session; a backtest never trades on the exchange")
-    check_live_source(args)
-    if args.mode == "backtest":
-        return _backtest(args, config, workspace)
-    if args.source == "replay":
-        raise UsageError("--source replay needs --mode backtest")
-    if args.detach:
-        return _detach(args, workspace)
-
-    from laptop_agents.core.logger import setup_logging
-    from laptop_agents.session.async_session import AsyncRunner, RunOptions
-    from laptop_agents.session.console import ConsoleReporter
-
-    setup_logging(None, console_level(args))
-    provider = build_provider(config, args.source)
-    options = RunOptions(duration_min=args.duration, source=args.source, mode=args.mode,
-                         warmup=args.source == "bitunix" and config.settings.bitunix.warmup)
-    hooks, subscribers = [], []
-    if args.dashboard:
-        from laptop_agents.service.serve import dashboard_for_run
-
-        hooks, subscribers = dashboard_for_run(args, config)
-    router = _session_alerts(args, workspace.mode, config.strategy.symbol)
-    if router is not None:
-        hooks, subscribers = [*hooks, router], [*subscribers, router]
-    console = ConsoleReporter(args.status_every)  # order/fill/exit lines and the status line
-    hooks, subscribers = [*hooks, console], [*subscribers, console]
-    runner = AsyncRunner(config, workspace, provider, options, hooks=hooks, broker_factory=broker_factory(args, config, provider))
-    for subscriber in subscribers:
-        runner.bus.subscribe(subscriber)
-    try:
-        code = runner.run()
-    except LaError as err:
-        if router is not None:
-            router.refused(str(err), int(err.exit_code))
-        raise
-    finally:
-        if router is not None:
-            router.notifier.close(timeout=5.0)
-    from laptop_agents.session.async_session import ORDINARY_FAILURES
-
-    if runner.stopped_reason in ORDINARY_FAILURES:  # cause and fix, on stderr, like every refusal
-        not_flat = "; and shutdown could NOT verify the account is flat: check it on the exchange now" \
-            if code == ExitCode.NOT_FLAT else ""
-        print(f"la: error: {runner.stop_detail}{not_flat}", file=sys.stderr)
-    print(
-        f"session {runner.run_id} ended: {runner.stopped_reason} (exit {code}); "
-        f"{len(runner.recorder.run_trades)} trades; equity {runner.paper.equity} USDT; "
-        f"artifacts {runner.run_dir.path}"
-    )
-    return code
-
-
-def _session_alerts(args: argparse.Namespace, mode: str, symbol: str) -> Any:
-    """The same alerts `la serve` sends (live start, kill switch, breaker trip, not flat at shutdown, ...) for a
-    foreground or detached `la run`, when alert targets are configured; None otherwise (Apprise is not even
-    imported, so a plain paper run starts as fast as before)."""
-    from laptop_agents.alerts.config import load_alert_settings
-
-    settings = load_alert_settings(_config_dir(args))
-    if not settings.urls:
-        return None
-    from laptop_agents.alerts import AlertRouter, Notifier
-
-    return AlertRouter(Notifier(settings), mode, symbol)
-
-
-def _backtest(args: argparse.Namespace, config: Any, workspace: Any) -> int:
-    from itertools import islice
-
-    from laptop_agents.core.logger import setup_logging
-    from laptop_agents.session.backtest import BacktestRunner
-
-    if args.detach:
-        raise UsageError("--detach is for live sessions; a backtest runs in the foreground")
-    level = console_level(args)
-    setup_logging(None, level)
-    if args.source == "replay":
-        if args.data is None:
-            raise UsageError("--source replay needs --data FILE (an OHLCV CSV)")
-        from laptop_agents.data.providers.replay import read_candles
-
-        if not args.data.is_file():
-            raise UsageError(f"replay file {args.data} does not exist")
-        candles: Any = read_candles(args.data, symbol=config.strategy.symbol)
-        total = None
-        source = f"replay:{args.data.name}"
-    else:
-        from laptop_agents.data.providers.mock import MockBarGenerator
-
-        total = args.candles if args.candles is not None else 10000
-        if total <= 0:
-            raise UsageError("--candles must be a positive number")
-        candles = islice(MockBarGenerator(config.settings.mock, symbol=config.strategy.symbol), total)
-        source = f"mock:seed={config.settings.mock.seed}"
-    runner = BacktestRunner(config, workspace, candles, source=source, total=total,
-                            candle_events=args.journal == "full", console_level=level)
-    code = runner.run()
-    n = runner.pipeline.candles_processed
-    print(f"backtest {runner.run_id} ended: {runner.stopped_reason} (exit {code}); {n} candles in "
-          f"{runner.wall_seconds:.2f}s ({n / max(runner.wall_seconds, 1e-9):,.0f}/s); "
-          f"{len(runner.recorder.run_trades)} trades; equity {runner.paper.equity} USDT; artifacts {runner.run_dir.path}")
-    return code
-
-
-def check_live_source(args: argparse.Namespace) -> None:
-    if getattr(args, "live", False) and args.source != "bitunix":
-        raise UsageError(f"--live needs --source bitunix (the exchange's market data), not --source {args.source}")
-
-
-def broker_factory(args: argparse.Namespace, config: Any, provider: Any = None) -> Any:
-    """Paper (None: the runner's default) or, with --live, the live broker behind the signed opt-in gate
-    (shared by `la run` and `la serve`). The gate itself runs when the session opens the broker.
-
-    ``provider`` is the session's market data provider: a Bitunix one also carries the public ticker the
-    live broker prices its entries with (no REST round trip before each order)."""
-    if not getattr(args, "live", False):
-        return None
-    from laptop_agents.session.brokers import LiveBrokerFactory
-
-    return LiveBrokerFactory(config, flag=True, last_price=_ws_last_price(config, provider))
-
-
-def _ws_last_price(config: Any, provider: Any) -> Any:
-    """A :class:`LastPrice` fed by the public ticker on ``provider`` if it is the Bitunix WebSocket, or None
-    (another source, or ``bitunix.ticker_max_age_ms: 0``). Attached before the provider connects, so its
-    first subscribe frame (and every reconnect's) carries both the kline and the ticker channel."""
-    from laptop_agents.data.providers.bitunix_ws import BitunixWsProvider
-
-    max_age_ms = config.settings.bitunix.ticker_max_age_ms
-    if not isinstance(provider, BitunixWsProvider) or max_age_ms <= 0:
-        return None
-    from laptop_agents.bitunix import LastPrice
-
-    feed = LastPrice(config.strategy.symbol, max_age_sec=max_age_ms / 1000)
-    provider.attach_last_price(feed)
-    return feed
-
-
-def build_provider(config: Any, source: str) -> Any:
-    """The market data provider for `--source` (shared by `la run` and `la serve`)."""
-    if source == "mock":
-        from laptop_agents.data.providers.mock import MockProvider
-
-        return MockProvider(config.settings.mock, symbol=config.strategy.symbol)
-    if source == "bitunix":
-        from laptop_agents.data.providers.bitunix_ws import BitunixWsConfig, BitunixWsProvider
-
-        b = config.settings.bitunix
-        return BitunixWsProvider(BitunixWsConfig(
-            symbol=config.strategy.symbol, interval=config.strategy.timeframe, ws_url=b.ws_url, rest_url=b.rest_url,
-            ping_interval_sec=b.ping_interval_sec, stall_timeout_sec=b.stall_timeout_sec,
-            max_reconnect_attempts=b.max_reconnect_attempts, backoff_base_sec=b.backoff_base_sec,
-            backoff_max_sec=b.backoff_max_sec,
-        ))
-    raise UsageError(f"unknown market data source {source!r}")
-
-
-def _detach(args: argparse.Namespace, workspace: Any) -> int:
-    from laptop_agents.session.lock import LockInfo, lock_is_held
-
-    argv = [a for a in sys.argv[1:] if a != "--detach"]
-    workspace.state_dir.mkdir(parents=True, exist_ok=True)
-    log_path = workspace.detach_log_path
-    with open(log_path, "ab") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "laptop_agents", *argv], stdin=subprocess.DEVNULL, stdout=out, stderr=out,
-            start_new_session=True, cwd=os.getcwd(),
-        )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        code = proc.poll()
-        info = LockInfo.read(workspace.lock_path)
-        if info and info.pid == proc.pid and info.run_id and lock_is_held(workspace.lock_path):
-            print(f"started session {info.run_id} in the background (pid {proc.pid}); output: {log_path}")
-            return ExitCode.OK
-        if code is not None:
-            tail = log_path.read_text(errors="replace").strip().splitlines()[-1:] if log_path.exists() else []
-            print(f"la: error: the background session exited with code {code}: {' '.join(tail)}", file=sys.stderr)
-            return code
-        time.sleep(0.05)
-    print(f"la: error: the background session (pid {proc.pid}) did not start within 30 s; see {log_path}", file=sys.stderr)
-    return ExitCode.INTERNAL_ERROR
+    return run_command(RunRequest.from_namespace(args), sys.argv[1:], dashboard=dashboard_for_run)
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -659,8 +387,9 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from laptop_agents.service.serve import run_serve
+    from laptop_agents.session.options import ServeRequest
 
-    return run_serve(args)
+    return run_serve(ServeRequest.from_namespace(args))
 
 
 COMMANDS = {"serve": cmd_serve, "data": cmd_data, "audit": cmd_audit, "reset-breaker": cmd_reset_breaker, "run": cmd_run, "status": cmd_status, "stop": cmd_stop, "clean": cmd_clean, "doctor": cmd_doctor}

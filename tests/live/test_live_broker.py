@@ -400,7 +400,7 @@ def test_stale_la_orders_are_cancelled_at_start() -> None:
 def test_live_state_round_trips_through_the_live_workspace_only(tmp_path: Path) -> None:
     from laptop_agents.core.state import StateManager
     from laptop_agents.execution.bitunix_broker import STATE_KIND
-    from laptop_agents.execution.live_start import load_live_state
+    from laptop_agents.session.live_gate import load_live_state
     from laptop_agents.session.workspace import BROKER_STATE_NAME, Workspace
 
     live = Workspace(tmp_path, "live")

@@ -19,11 +19,11 @@ from laptop_agents.core.logger import flush_logging, setup_logging
 from laptop_agents.core.models import Side
 from laptop_agents.core.state import StateManager
 from laptop_agents.execution.bitunix_broker import STATE_KIND
-from laptop_agents.execution.live_start import LiveStart, start_live_broker
 from laptop_agents.mock_exchange.testing import running_mock_exchange
 from laptop_agents.security.credentials_file import api_key_fingerprint
 from laptop_agents.security.secret import install_masking_filter
 from laptop_agents.service.metrics import MetricsObserver, ServiceMetrics
+from laptop_agents.session.live_gate import LiveStart, start_live_broker
 from laptop_agents.session.workspace import BROKER_STATE_NAME
 from tests.live.conftest import candle, intent, price_of, record_passed_preflight, rest_config, run
 from tests.security.helpers import NOW, LiveSetup

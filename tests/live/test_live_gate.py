@@ -13,7 +13,6 @@ import pytest
 
 from laptop_agents.bitunix.transport import BitunixTransport
 from laptop_agents.core.config_models import AppConfig, load_config
-from laptop_agents.execution.live_start import LiveStart, start_live_broker
 from laptop_agents.mock_exchange.testing import running_mock_exchange
 from laptop_agents.security.credentials_file import api_key_fingerprint
 from laptop_agents.security.errors import LiveGateRefused
@@ -27,6 +26,7 @@ from laptop_agents.security.optin import (
     write_document,
 )
 from laptop_agents.security.passphrase import PassphraseSource
+from laptop_agents.session.live_gate import LiveStart, start_live_broker
 from tests.live.conftest import record_passed_preflight, rest_config, run
 from tests.security.helpers import NOW, LiveSetup, passphrase_source, write_config
 

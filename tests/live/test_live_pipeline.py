@@ -20,11 +20,11 @@ from laptop_agents.bitunix.transport import DOCUMENTED_RATE_LIMITS
 from laptop_agents.core.clock import SimulatedClock
 from laptop_agents.core.events import EventBus, EventName
 from laptop_agents.data.providers.mock import MockBarGenerator
-from laptop_agents.execution.live_start import LiveStart, start_live_broker
 from laptop_agents.mock_exchange.testing import running_mock_exchange
 from laptop_agents.reporting.trades_csv import write_trades_csv
 from laptop_agents.resilience.rate_limiter import RateLimit
 from laptop_agents.resilience.trading_circuit_breaker import TradingCircuitBreaker
+from laptop_agents.session.live_gate import LiveStart, start_live_broker
 from laptop_agents.session.pipeline import TradingPipeline
 from tests.live.conftest import record_passed_preflight, rest_config, run
 from tests.security.helpers import NOW, LiveSetup

@@ -8,7 +8,6 @@ uses (a TraceConfig sees every request that goes out).
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import json
@@ -336,28 +335,28 @@ def test_reconnect_after_drop_restores_the_ticker_feed(mode: str) -> None:
 # -- wiring: `la run --live --source bitunix` and `la serve --live` -------------------------------------------
 
 
-def test_cli_wires_the_providers_ticker_feed_into_the_live_broker_factory(tmp_path: Any) -> None:
+def test_compose_wires_the_providers_ticker_feed_into_the_live_broker_factory(tmp_path: Any) -> None:
     import shutil
     from pathlib import Path
 
-    from laptop_agents import cli
     from laptop_agents.core.config_models import load_config
+    from laptop_agents.session import compose
 
     src = Path(__file__).resolve().parents[2] / "config"
     shutil.copytree(src, tmp_path / "config")
     config = load_config(tmp_path / "config", env={})
 
-    provider = cli.build_provider(config, "bitunix")
-    factory = cli.broker_factory(argparse.Namespace(live=True), config, provider)
+    provider = compose.build_provider(config, "bitunix")
+    factory = compose.broker_factory(config, provider, live=True)
     assert factory.last_price is not None and factory.last_price is provider.last_price
     assert factory.last_price.max_age_sec == config.settings.bitunix.ticker_max_age_ms / 1000 == 1.0
     channels = [a["ch"] for a in json.loads(provider._subscribe_frame())["args"]]
     assert channels == [provider.config.channel, "ticker"]
     assert factory._request().last_price is factory.last_price
 
-    paper_provider = cli.build_provider(config, "bitunix")
-    assert cli.broker_factory(argparse.Namespace(live=False), config, paper_provider) is None
+    paper_provider = compose.build_provider(config, "bitunix")
+    assert compose.broker_factory(config, paper_provider, live=False) is None
     assert paper_provider.last_price is None  # paper: no ticker subscription, nothing changes
-    mock_provider = cli.build_provider(config, "mock")
-    factory = cli.broker_factory(argparse.Namespace(live=True), config, mock_provider)
+    mock_provider = compose.build_provider(config, "mock")
+    factory = compose.broker_factory(config, mock_provider, live=True)
     assert factory.last_price is None  # not a Bitunix provider: REST, as before

@@ -1,70 +1,21 @@
-"""Composition of a live broker: gate first, then client, then broker start-up.
+"""Opening the live broker once the live gate has granted the start: venue (client, stream), then broker.
 
-The order is the safety property: :func:`check_live_gate` runs before any
-:class:`BitunixRestClient` exists, so a refused start cannot have sent a single
-request. The session runner (`la run --live`, `la serve --live`) calls
-:func:`start_live_broker` and nothing else.
+Nothing here decides *whether* live trading may start: the signed opt-in, the preflight record, the
+credentials and the account lock are checked by the session (session/live_gate.py, wired by
+session/compose.py) before :func:`open_live_broker` is called, so a refused start never reaches this module
+and cannot have sent a single request. This module only turns granted credentials and settings into a
+started :class:`BitunixBroker` (and closes what it opened if start-up fails).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
+from datetime import datetime
 from typing import Any
 
-from laptop_agents.bitunix import LastPrice, RestConfig, open_live_venue
+from laptop_agents.bitunix import Credentials, LastPrice, RestConfig, open_live_venue
 from laptop_agents.core.config_models import AppConfig
 from laptop_agents.core.events import Event
-from laptop_agents.core.state import StateManager
-from laptop_agents.execution.bitunix_broker import (
-    STATE_KIND,
-    BitunixBroker,
-    LiveBrokerSettings,
-)
-from laptop_agents.execution.preflight import PREFLIGHT_FILE, require_preflight
-from laptop_agents.security.errors import LiveGateRefused
-from laptop_agents.security.optin import LiveGrant, check_live_gate
-from laptop_agents.security.passphrase import PassphraseSource
-from laptop_agents.session.workspace import BROKER_STATE_NAME, Workspace
-
-
-@dataclass(frozen=True)
-class LiveStart:
-    """Everything needed to start live trading; paths and flags only, no secret values."""
-
-    flag: bool
-    optin_path: Path | None
-    pinned_pubkey: str | None
-    credentials_path: Path | None
-    config: AppConfig
-    passphrase_source: PassphraseSource = field(default_factory=PassphraseSource)
-    rest: RestConfig = field(default_factory=RestConfig)
-    broker: LiveBrokerSettings | None = None
-    state: dict[str, Any] | None = None
-    """A previous ``BitunixBroker.to_state()`` (from the *live* state directory), or None."""
-    private_ws_url: str | None = None
-    """``wss://fapi.bitunix.com/private/`` (or the mock's); None = fills by REST polling only."""
-    last_price: LastPrice | None = None
-    """The public ticker's last price (kept by the kline provider); None = price protection reads REST tickers."""
-    optin_ledger: Path | None = None
-    """The live workspace's record of the newest opt-in per account (security/optin.py); None = no replay check."""
-    preflight_file: Path | None = None
-    """The live workspace's ``preflight.json`` (`la live preflight`). Required: None refuses, like a missing file."""
-    preflight_max_age: timedelta | None = None
-    """How old a passed preflight may be; None = the config's ``live.preflight_max_age_hours``."""
-
-
-def preflight_path(workspace: Workspace) -> Path:
-    """Where `la live preflight` records its pass and where the live gate reads it."""
-    return workspace.state_dir / PREFLIGHT_FILE
-
-
-def load_live_state(workspace: Workspace) -> dict[str, Any] | None:
-    """The previous live broker state from ``.workspace/live/`` (never the paper directory), or None."""
-    if workspace.mode != "live":
-        raise ValueError("live broker state lives only in the live workspace (Workspace(mode='live'))")
-    return StateManager(workspace.state_dir).load(BROKER_STATE_NAME, STATE_KIND)
+from laptop_agents.execution.bitunix_broker import BitunixBroker, LiveBrokerSettings
 
 
 def broker_settings_for(config: AppConfig, leverage: int | None = None, **overrides: Any) -> LiveBrokerSettings:
@@ -74,40 +25,31 @@ def broker_settings_for(config: AppConfig, leverage: int | None = None, **overri
     return LiveBrokerSettings(symbol=config.strategy.symbol, leverage=max(1, chosen), **overrides)
 
 
-async def start_live_broker(
-    request: LiveStart, *, now: datetime | None = None
-) -> tuple[BitunixBroker, LiveGrant, list[Event]]:
-    """Gate → preflight record → client → broker.start(). Raises LiveGateRefused (no request sent) or a start-up
-    error. The preflight check runs after the opt-in gate (which proves the account and config hash) and before
-    any client exists."""
-    now = now or datetime.now(UTC)
-    grant = check_live_gate(
-        request.flag,
-        request.optin_path,
-        request.pinned_pubkey,
-        request.credentials_path,
-        request.passphrase_source,
-        request.config,
-        now=now,
-        optin_ledger=request.optin_ledger,
-    )
-    max_age = request.preflight_max_age or timedelta(hours=request.config.settings.live.preflight_max_age_hours)
-    if request.preflight_file is None:
-        raise LiveGateRefused("no_preflight", "live trading refused: no live workspace to read the preflight record "
-                              "from; run `la live preflight --yes-place-a-real-order` first")
-    require_preflight(request.preflight_file, grant.account_fingerprint, grant.payload.config_hash, now, max_age)
-    settings = request.broker or broker_settings_for(request.config)
-    if settings.symbol != grant.payload.symbol:
-        raise ValueError(f"broker symbol {settings.symbol} differs from the opt-in's {grant.payload.symbol}")
-    venue = open_live_venue(request.rest, grant.credentials, request.private_ws_url)
+async def open_live_broker(
+    credentials: Credentials,
+    settings: LiveBrokerSettings,
+    rest: RestConfig,
+    now: datetime,
+    *,
+    state: dict[str, Any] | None = None,
+    private_ws_url: str | None = None,
+    last_price: LastPrice | None = None,
+) -> tuple[BitunixBroker, list[Event]]:
+    """Venue (client, client factory, private stream) → broker (restored from ``state``) → ``broker.start(now)``
+    → stream start; the start-up events.
+
+    ``credentials`` are the granted exchange credentials (the gate's ``LiveGrant.credentials``). On any start-up
+    failure the stream and the client are closed before the error propagates.
+    """
+    venue = open_live_venue(rest, credentials, private_ws_url)
     broker = BitunixBroker(venue.client, settings, client_factory=venue.client_factory, stream=venue.stream,
-                           last_price=request.last_price)
+                           last_price=last_price)
     try:
-        if request.state is not None:
-            broker.restore(request.state)
+        if state is not None:
+            broker.restore(state)
         events = await broker.start(now)
         await venue.start_stream()
     except BaseException:
         await venue.close()
         raise
-    return broker, grant, events
+    return broker, events

@@ -6,8 +6,9 @@ before the loop starts, opens the broker inside the loop, and closes it on every
 stop path. ``account`` is what status, metrics and the RunRecorder read (equity,
 position, trades, accounting); ``broker`` is what the pipeline trades through.
 
-Live: :func:`start_live_broker` runs the signed opt-in gate before any exchange
-client exists, so a refused start sends no request.
+Live: :func:`~laptop_agents.session.live_gate.start_live_broker` runs the signed
+opt-in gate and the preflight record check before any exchange client exists, so a
+refused start sends no request.
 """
 
 from __future__ import annotations
@@ -153,7 +154,7 @@ class LiveBrokerFactory:
         return AccountKey.live(fingerprint, self.config.settings.bitunix.rest_url)
 
     def load(self, state: StateManager, workspace: Workspace) -> bool:
-        from laptop_agents.execution.live_start import load_live_state
+        from laptop_agents.session.live_gate import load_live_state
 
         self.workspace = workspace
         self.state = load_live_state(workspace)
@@ -165,34 +166,13 @@ class LiveBrokerFactory:
         return self.state is not None
 
     def _request(self) -> Any:
-        from laptop_agents.bitunix import MarginMode, RestConfig
-        from laptop_agents.execution.live_start import LiveStart, broker_settings_for, preflight_path
-        from laptop_agents.security.optin import LEDGER_NAME
-        from laptop_agents.security.passphrase import PassphraseSource
+        from laptop_agents.session.live_gate import live_start_for
 
-        live = self.config.settings.live
-        bitunix = self.config.settings.bitunix
-        return LiveStart(
-            flag=self.flag,
-            optin_path=Path(live.optin_file),
-            pinned_pubkey=live.optin_public_key,
-            credentials_path=Path(live.credentials_file),
-            config=self.config,
-            passphrase_source=self.passphrase_source or PassphraseSource(name=live.passphrase_name),
-            rest=RestConfig(base_url=bitunix.rest_url),
-            broker=broker_settings_for(self.config, live.leverage, margin_mode=MarginMode(live.margin_mode),
-                                       fill_timeout_sec=live.fill_timeout_sec,
-                                       stop_budget_sec=self.config.settings.session.shutdown_grace_sec,
-                                       blind_stop_sec=self.config.settings.session.stale_data_timeout_sec),
-            state=self.state,
-            optin_ledger=None if self.workspace is None else self.workspace.state_dir / LEDGER_NAME,
-            preflight_file=None if self.workspace is None else preflight_path(self.workspace),
-            private_ws_url=bitunix.private_ws_url,
-            last_price=self.last_price,
-        )
+        return live_start_for(self.config, self.workspace, flag=self.flag, state=self.state,
+                              passphrase_source=self.passphrase_source, last_price=self.last_price)
 
     async def open(self, now: datetime) -> tuple[Broker, list[Event]]:
-        from laptop_agents.execution.live_start import start_live_broker
+        from laptop_agents.session.live_gate import start_live_broker
 
         broker, grant, events = await start_live_broker(self._request(), now=now)
         self.broker, self.grant = broker, grant
