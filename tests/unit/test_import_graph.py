@@ -252,8 +252,7 @@ class Rule:
 
 
 RULES: dict[str, Rule] = {r.check.__name__: r for r in [
-    Rule(nothing_imports_cli, "cli.py only parses and dispatches; whatever two commands share lives below it",
-         owner="i15-compose (service/serve.py -> cli)"),
+    Rule(nothing_imports_cli, "cli.py only parses and dispatches; whatever two commands share lives below it"),
     Rule(venue_internals_stay_inside, "outside bitunix/ import only `from laptop_agents.bitunix import ...` "
                                       "(its __all__), so the venue can be reshaped without touching callers"),
     Rule(core_imports_nothing_of_ours, "core/ is the pure centre: stdlib and pydantic only"),
@@ -274,7 +273,7 @@ RULES: dict[str, Rule] = {r.check.__name__: r for r in [
                                     "order side)"),
     Rule(execution_imports_only_below, "execution/ -> core, paper, resilience, bitunix; the live gate (security/) "
                                        "and the workspace (session/) are wired by session/compose.py",
-         owner="i15-compose (execution/live_start.py) + i14-tpsl (execution/preflight.py preflight_command)"),
+         owner="i14-tpsl + i15-compose (execution/preflight.py: preflight_command, require_preflight)"),
     Rule(mock_exchange_shares_no_client_code, "the mock verifies and shapes messages on its own, so a client bug "
                                               "cannot be mirrored by the mock and hidden"),
     Rule(only_the_cli_imports_service, "service/ (la serve) is a top layer: session and below never import it"),
