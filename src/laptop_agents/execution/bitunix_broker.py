@@ -96,6 +96,7 @@ from laptop_agents.core.models import (
     Side,
     Trade,
 )
+from laptop_agents.execution.health import BrokerHealth
 from laptop_agents.execution.order_checks import (
     OrderCheckFailed,
     SymbolRules,
@@ -286,10 +287,42 @@ class BitunixBroker(CashAccountView):
         """The entry being submitted; it outlives a cancelled caller until close_all collects it."""
         self._restored = False
         self.started = False
+        self.not_flat: str | None = None
+        """The last verify_flat's verdict when it gave up (None: never failed)."""
 
     def __repr__(self) -> str:
         pos = f"{self.position.side.value} {self.position.qty}" if self.position else "flat"
         return f"BitunixBroker({self.symbol}, equity={self.cash}, {pos}, trades={len(self.trades)})"
+
+    def health(self) -> BrokerHealth:
+        """Whether this broker can trade now, from facts it already holds (no request is sent).
+
+        Healthy exactly when all hold: (1) ``start()`` reconciled the account with the exchange; (2) the REST
+        API circuit breaker is CLOSED (open or half-open: the exchange failed repeatedly, entries are refused);
+        (3) the last exchange round trip succeeded (the breaker counts no failure since the last good answer);
+        (4) the last candle's position check worked (no run of failed checks, the blind run that stops the
+        session after ``blind_stop_sec``); (5) entries are not halted by an order identity mismatch; (6) the last
+        flat verification did not give up (the account was left not flat). An idle flat broker sends nothing, so
+        "recent" is the last answer, not a clock: a quiet exchange is not an unhealthy one.
+        """
+        problems: list[str] = []
+        breaker = self.client.transport.breaker
+        state = breaker.state.value
+        failures = breaker.consecutive_failures
+        if not self.started:
+            problems.append("not started: the account is not reconciled with the exchange")
+        if state != "closed":
+            problems.append(f"exchange API circuit breaker is {state}")
+        if failures:
+            problems.append(f"last exchange request failed ({failures} in a row)")
+        if self._blind_since is not None:
+            problems.append(f"position check failing ({self._blind_checks} candle(s) in a row)")
+        if self.halted is not None:
+            problems.append(f"entries halted: {self.halted}")
+        if self.not_flat is not None:
+            problems.append(self.not_flat)
+        return BrokerHealth(self.name, tuple(problems), (("api_circuit", state), ("api_failures_in_a_row", failures),
+                                                        ("failed_position_checks", self._blind_checks)))
 
     # ------------------------------------------------------------------ ids
     def _next_client_id(self) -> str:
@@ -1273,7 +1306,8 @@ class BitunixBroker(CashAccountView):
                 break
             await self._sleep(delay)
             delay = min(delay * 2, max(self.settings.stop_backoff_max_sec, self.settings.flat_verify_interval_sec))
-        raise NotFlatError(f"account is NOT flat on {self.symbol}: {problem}; close it on the exchange now")
+        self.not_flat = f"account is NOT flat on {self.symbol}: {problem}"
+        raise NotFlatError(f"{self.not_flat}; close it on the exchange now")
 
     async def shutdown(self, reason: str, now: datetime) -> Closed:
         """close_all + verification; closes the HTTP session whatever happens."""
