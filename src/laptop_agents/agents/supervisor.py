@@ -117,34 +117,40 @@ class Supervisor:
         }))
         rejection = self._gate(kill_switch)
         if rejection:
-            decision.events.append(self._rejected(now, signal, rejection))
+            decision.events.append(self._rejected(now, signal, *rejection))
             return decision
         if window is not None and not window.allows_entry:
             decision.events.append(self._rejected(
-                now, signal, SESSION_ENDING, session_left_sec=round(window.session_left_sec, 3),
+                now, signal, SESSION_ENDING, SESSION_ENDING, session_left_sec=round(window.session_left_sec, 3),
                 next_candle_in_sec=window.next_candle_in_sec,
             ))
             return decision
         intent, why = self._intent(signal, candle, account)
         if intent is None:
-            decision.events.append(self._rejected(now, signal, why or "sizing"))
+            reason, code = why or ("sizing", "sizing")
+            decision.events.append(self._rejected(now, signal, reason, code))
             return decision
         decision.intent = intent
         return decision
 
-    def _gate(self, kill_switch: bool) -> str | None:
+    def _gate(self, kill_switch: bool) -> tuple[str, str] | None:
+        """(reason, code) of a refusal by the guards, or None."""
         if kill_switch:
-            return "kill_switch_active"
+            return "kill_switch_active", "kill_switch_active"
         if not self.breaker.allows_entries:
-            return f"circuit_breaker_tripped:{self.breaker.state.reason}"
+            return f"circuit_breaker_tripped:{self.breaker.state.reason}", "circuit_breaker_tripped"
         if self._bars_since_exit <= self.strategy_config.cooldown_candles:
-            return "cooldown"
+            return "cooldown", "cooldown"
         return None
 
-    def _rejected(self, now: datetime, signal: Signal, reason: str, **detail: float) -> Event:
-        return new_event(EventName.RISK_REJECTED, now, {"signal": signal.side.value, "reason": reason, **detail})
+    def _rejected(self, now: datetime, signal: Signal, reason: str, code: str, **detail: float) -> Event:
+        """RiskRejected: ``reason`` is for people (may carry numbers); ``code`` is one of a bounded vocabulary
+        (metrics label it, nothing parses ``reason``)."""
+        return new_event(EventName.RISK_REJECTED, now,
+                         {"signal": signal.side.value, "reason": reason, "code": code, **detail})
 
-    def _intent(self, signal: Signal, candle: Candle, account: AccountSnapshot) -> tuple[OrderIntent | None, str | None]:
+    def _intent(self, signal: Signal, candle: Candle,
+                account: AccountSnapshot) -> tuple[OrderIntent | None, tuple[str, str] | None]:
         entry = candle.close
         tick = self.market.tick_size
         stop_distance = Decimal(repr(signal.atr)) * self.strategy_config.exits.stop_atr_mult
@@ -156,7 +162,7 @@ class Supervisor:
             stop = _round(entry + stop_distance, tick, ROUND_CEILING)
             target = _round(entry - target_distance, tick, ROUND_CEILING)
         if stop <= 0 or target <= 0 or stop == entry or target == entry:
-            return None, "degenerate_stop_or_target"
+            return None, ("degenerate_stop_or_target", "stop_distance")
         sizing = size_position(
             equity=account.equity, entry_price=entry, stop_price=stop, risk_per_trade_pct=self.risk.risk_per_trade_pct,
             limits=self.limits, daily_realized_pnl=self.breaker.state.daily_realized_pnl,
@@ -164,7 +170,7 @@ class Supervisor:
             lot_size=self.market.lot_size, min_qty=self.market.min_qty,
         )
         if not sizing.ok:
-            return None, sizing.rejected_reason
+            return None, (sizing.rejected_reason or "sizing", sizing.rejected_code or "sizing")
         return OrderIntent(signal.side, sizing.qty, stop, target, entry, reason=signal.reason), None
 
 

@@ -24,6 +24,9 @@ class SizingResult:
     risk_budget_usd: Decimal
     binding_limit: str
     rejected_reason: str | None = None
+    rejected_code: str | None = None
+    """The rejection as a bounded code (equity | stop_distance | daily_loss_budget | below_min_qty): metrics and
+    alerts label by it, never by parsing ``rejected_reason``."""
 
     @property
     def ok(self) -> bool:
@@ -50,10 +53,10 @@ def size_position(
 ) -> SizingResult:
     """Return the largest lot-rounded qty every limit allows, or a rejection reason."""
     if equity <= 0:
-        return SizingResult(Decimal(0), Decimal(0), "equity", "equity is not positive")
+        return SizingResult(Decimal(0), Decimal(0), "equity", "equity is not positive", "equity")
     stop_distance = abs(entry_price - stop_price)
     if stop_distance <= 0:
-        return SizingResult(Decimal(0), Decimal(0), "stop", "stop price equals entry price")
+        return SizingResult(Decimal(0), Decimal(0), "stop", "stop price equals entry price", "stop_distance")
     pct = min(risk_per_trade_pct, limits.max_risk_per_trade_pct)
     per_trade_budget = equity * pct / HUNDRED
     daily_left = limits.remaining_daily_loss(daily_realized_pnl)
@@ -61,7 +64,7 @@ def size_position(
         (per_trade_budget, "risk_per_trade") if per_trade_budget <= daily_left else (daily_left, "daily_loss_budget")
     )
     if budget <= 0:
-        return SizingResult(Decimal(0), budget, budget_limit, "daily loss budget exhausted")
+        return SizingResult(Decimal(0), budget, budget_limit, "daily loss budget exhausted", "daily_loss_budget")
     cost_rate = (2 * taker_fee_bps + 2 * slippage_bps) / BPS
     risk_per_unit = stop_distance + entry_price * cost_rate
     candidates = {
@@ -72,5 +75,6 @@ def size_position(
     binding = min(candidates, key=lambda k: candidates[k])
     qty = floor_to_step(candidates[binding], lot_size)
     if qty < min_qty:
-        return SizingResult(qty, budget, binding, f"size {qty} below exchange minimum {min_qty} ({binding} binds)")
+        return SizingResult(qty, budget, binding, f"size {qty} below exchange minimum {min_qty} ({binding} binds)",
+                            "below_min_qty")
     return SizingResult(qty, budget, binding)

@@ -83,7 +83,7 @@ class TradingPipeline:
             if decision.intent is not None and stop is None:
                 if self.halted_reason is not None:
                     bus.publish(Event(EventName.RISK_REJECTED, now, signal=decision.intent.side.value,
-                                      reason=f"service_halted:{self.halted_reason}"))
+                                      reason=f"service_halted:{self.halted_reason}", code="service_halted"))
                 else:
                     bus.publish_all(await broker.submit(decision.intent, candle, now))
             return stop or decision.stop_reason
