@@ -183,6 +183,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     state = "RUNNING" if running else "STOPPED"
     out: dict[str, Any] = {
         "state": state, "pid": info.pid if info else None, "run_id": info.run_id if info else status.get("run_id"),
+        # the running session's read model names its mode; a stopped workspace's mode is its directory's
+        "mode": (status.get("mode") if running else None) or ws.mode,
         "uptime_sec": status.get("uptime_sec") if running else None, "equity": status.get("equity"),
         "position": status.get("position"), "candles_processed": status.get("candles_processed"),
         "last_stopped_reason": None if running else status.get("stopped_reason"),
@@ -197,8 +199,10 @@ def cmd_status(args: argparse.Namespace) -> int:
     if running:
         pos = out["position"]
         pos_text = "flat" if not pos else f"{pos['side']} {pos['qty']} @ {pos['entry_price']}"
-        print(f"RUNNING pid {out['pid']} run {out['run_id']} uptime {out['uptime_sec']}s "
+        print(f"RUNNING pid {out['pid']} run {out['run_id']} mode {out['mode']} uptime {out['uptime_sec']}s "
               f"equity {out['equity']} position {pos_text}")
+        if status.get("broker_healthy") is False:
+            print(f"WARNING: broker unhealthy: {'; '.join(status.get('broker_problems') or []) or 'see /readyz'}")
     else:
         print(_stopped_line(out))
         pos = out["position"]

@@ -246,13 +246,14 @@ def test_refused_frames_are_a_prometheus_counter_by_reason() -> None:
     from prometheus_client.parser import text_string_to_metric_families
 
     from laptop_agents.service.metrics import ServiceMetrics
+    from laptop_agents.session.snapshot import feed_stats
 
     provider = BitunixWsProvider(BitunixWsConfig(), wall_clock=lambda: T0 / 1000 + 1)
     metrics = ServiceMetrics("paper", "BTCUSDT")
     for push in (kline(T0 + 500, "0", "0", "0", "0"), good(T0 + 10 * YEAR), good(T0 + 10 * YEAR)):
         provider.on_push(push)
-    metrics._follow_rejections(provider)
-    metrics._follow_rejections(provider)  # mirrored once, not added again
+    metrics._follow_feed(feed_stats(provider))
+    metrics._follow_feed(feed_stats(provider))  # mirrored once, not added again
     samples = {s.labels["reason"]: s.value
                for family in text_string_to_metric_families(metrics.exposition().decode())
                for s in family.samples if s.name == "laptop_agents_market_data_frames_rejected_total"}

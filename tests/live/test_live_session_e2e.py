@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import json
 import signal
+import urllib.error
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -37,6 +38,7 @@ from laptop_agents.security.optin import (
 )
 from tests.conftest import LaEnv
 from tests.live.conftest import KEY, SECRET, record_passed_preflight
+from tests.service.conftest import NotifyListener, notify_socket  # noqa: F401 - the fixture, used by name
 from tests.security.helpers import FAST, passphrase_source
 
 
@@ -229,26 +231,53 @@ def test_kill9_with_open_position_then_restart_adopts_it(la_env: LaEnv, mx: Mock
     assert Decimal(summary["ending_equity"]) == Decimal(str(mx.admin.account(KEY)["balance"]))
 
 
-def test_serve_live_trades_serves_status_and_stops_flat(la_env: LaEnv, mx: MockExchangeHandle) -> None:
+def test_serve_live_trades_serves_status_and_stops_flat(la_env: LaEnv, mx: MockExchangeHandle,
+                                                       notify_socket: NotifyListener) -> None:
+    """`la serve --live` on the mock: it trades, and every view of the one read model says live: /status,
+    /readyz (broker healthy: the live broker's own verdict), the systemd STATUS= line (a NOTIFY_SOCKET this test
+    owns), `la status --live` (json and text) and the metric labels."""
     import urllib.request
 
     la_env.hold_positions()
     setup_live(la_env, mx)
     proc = la_env.start("serve", "--live", "--source", "bitunix", "--rest-url", mx.rest_url, "--ws-url",
-                        mx.public_ws_url, "--http-port", "0")
+                        mx.public_ws_url, "--http-port", "0", extra_env={"NOTIFY_SOCKET": str(notify_socket.path)})
     assert proc.stdout is not None
     first = proc.stdout.readline()
     assert first.startswith("la serve: endpoint http://127.0.0.1:"), first
     url = first.split("endpoint ", 1)[1].split()[0]
+
+    def get(path: str) -> dict[str, Any]:
+        try:
+            with urllib.request.urlopen(url + path, timeout=5) as resp:
+                return dict(json.loads(resp.read()))
+        except urllib.error.HTTPError as err:
+            return dict(json.loads(err.read()))
+
     la_env.wait_for_event("ExecutionFill", timeout=60)
-    la_env.wait_for(lambda: json.loads(urllib.request.urlopen(url + "/status", timeout=5).read())["position"]
-                    is not None, timeout=10, what="/status shows the position")
+    la_env.wait_for(lambda: get("/status")["position"] is not None, timeout=10, what="/status shows the position")
+    status = get("/status")
+    assert status["mode"] == "live" and status["session_mode"] == "service" and status["source"] == "bitunix"
+    assert status["broker"]["broker"] == "bitunix" and status["broker_healthy"] is True, status["broker"]
+    la_env.wait_for(lambda: get("/readyz").get("ready") is True, timeout=10, what="/readyz ready")
+    assert get("/readyz")["broker"] == "bitunix" and get("/readyz")["broker_healthy"] is True
+    ready = notify_socket.wait_for("READY=1")
+    trading = [m for t, m in notify_socket.lines("STATUS=") if t >= ready[0][0]]
+    assert trading and trading[0].startswith("STATUS=trading: live mode, bitunix BTCUSDT:"), trading
+    cli = json.loads(la_env.run("status", "--live", "--json").stdout)
+    assert cli["state"] == "RUNNING" and cli["mode"] == "live" and cli["pid"] == proc.pid
+    assert set(cli) <= set(status), set(cli) - set(status)
+    human = la_env.run("status", "--live").stdout
+    assert human.startswith("RUNNING") and " mode live " in human, human
+    assert json.loads(la_env.run("status", "--json").stdout)["mode"] == "paper", "paper is another workspace"
     metrics = urllib.request.urlopen(url + "/metrics", timeout=5).read().decode()
-    assert 'mode="live"' in metrics
+    assert 'mode="live"' in metrics and 'laptop_agents_ready{mode="live",symbol="BTCUSDT"} 1.0' in metrics
     assert SECRET not in metrics
     proc.send_signal(signal.SIGTERM)
     _out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err[-3000:]
+    assert any(m.startswith("STATUS=stopped: sigterm (exit 0); live mode") for _, m in notify_socket.messages), \
+        notify_socket.lines("STATUS=")
     start = next(e for e in la_env.events() if e["event"] == "SessionStart")
     assert start["mode"] == "live" and start["session_mode"] == "service"
     assert la_env.events()[-1]["stopped_reason"] == "sigterm"

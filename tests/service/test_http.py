@@ -5,13 +5,9 @@ from __future__ import annotations
 import json
 import signal
 import socket
-import time
-from types import SimpleNamespace
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from laptop_agents.service.metrics import reject_reason_label
-from laptop_agents.service.status import Thresholds, health, readiness
 from tests.conftest import LaEnv
 from tests.service.conftest import FAST, start_la, start_serve, wait_until
 
@@ -91,38 +87,6 @@ def test_endpoint_is_loopback_by_default(la_env: LaEnv) -> None:
         s.close()
     served.proc.send_signal(signal.SIGTERM)
     assert served.proc.wait(timeout=30) == 0
-
-
-# --------------------------------------------------------------------------- in-process
-def fake_runner(hb_age: float, data_age: float | None, stopped: str | None = None, kill: bool = False,
-                tripped: bool = False) -> SimpleNamespace:
-    settings = SimpleNamespace(heartbeat_timeout_sec=30.0, control_interval_sec=0.25, stale_data_timeout_sec=30.0)
-    breaker = SimpleNamespace(state=SimpleNamespace(tripped=tripped, reason="consecutive_losses" if tripped else None))
-    return SimpleNamespace(settings=settings, heartbeat_age_sec=hb_age, data_age_sec=data_age, stopped_reason=stopped,
-                           pipeline=SimpleNamespace(kill_switch_active=kill), breaker=breaker)
-
-
-def test_health_and_readiness_rules() -> None:
-    th = Thresholds.for_runner(fake_runner(0, 0))  # type: ignore[arg-type]
-    assert th.heartbeat_max_age_sec == 2.0 and th.data_max_age_sec == 15.0
-    assert health(fake_runner(0.3, 1), th)[0] is True  # type: ignore[arg-type]
-    assert health(fake_runner(2.5, 1), th)[0] is False  # type: ignore[arg-type]
-    assert readiness(fake_runner(0.1, 1), th)[0] is True  # type: ignore[arg-type]
-    ok, body = readiness(fake_runner(0.1, None), th)  # type: ignore[arg-type]
-    assert not ok and body["problems"] == ["no market data yet"]
-    ok, body = readiness(fake_runner(0.1, 16.0), th)  # type: ignore[arg-type]
-    assert not ok and "old" in body["problems"][0]
-    assert readiness(fake_runner(0.1, 1, stopped="sigterm"), th)[0] is False  # type: ignore[arg-type]
-    assert readiness(fake_runner(0.1, 1, kill=True), th)[0] is False  # type: ignore[arg-type]
-    ok, body = readiness(fake_runner(0.1, 1, tripped=True), th)  # type: ignore[arg-type]
-    assert not ok and "circuit breaker tripped (consecutive_losses)" in body["problems"][0]
-
-
-def test_reject_reasons_are_bounded() -> None:
-    assert reject_reason_label("circuit_breaker_tripped:max_drawdown") == "circuit_breaker_tripped"
-    assert reject_reason_label("size 0.00001 below exchange minimum 0.0001 (risk binds)") == "below_min_qty"
-    assert reject_reason_label("daily loss budget exhausted") == "daily_loss_budget"
-    assert reject_reason_label(f"anything {time.time()}") == "other"
 
 
 def test_la_run_dashboard(la_env: LaEnv) -> None:

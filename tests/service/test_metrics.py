@@ -9,6 +9,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from laptop_agents.core.events import Event, EventName
 from laptop_agents.service.metrics import MetricsObserver, ServiceMetrics
+from laptop_agents.session.snapshot import feed_stats
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -29,7 +30,8 @@ def test_events_drive_counters_and_state_gauges() -> None:
         observe(Event(EventName.CANDLE_PROCESSED, NOW))
     observe(Event(EventName.ORDER_SUBMITTED, NOW, order_id="O1"))
     observe(Event(EventName.EXECUTION_FILL, NOW, order_id="O1"))
-    observe(Event(EventName.RISK_REJECTED, NOW, reason="circuit_breaker_tripped:daily_loss"))
+    observe(Event(EventName.RISK_REJECTED, NOW, reason="circuit_breaker_tripped:daily_loss",
+                  code="circuit_breaker_tripped"))
     observe(Event(EventName.EXECUTION_EXIT, NOW, reason="stop_loss"))
     observe(Event(EventName.CIRCUIT_BREAKER_TRIPPED, NOW, reason="consecutive_losses"))
     observe(Event(EventName.KILL_SWITCH_ACTIVATED, NOW))
@@ -81,10 +83,10 @@ def test_ws_reconnects_follow_the_provider_count() -> None:
         reconnects = 0
 
     provider = Provider()
-    m._follow_reconnects(provider)
+    m._follow_feed(feed_stats(provider))
     provider.reconnects = 3
-    m._follow_reconnects(provider)
-    m._follow_reconnects(provider)
+    m._follow_feed(feed_stats(provider))
+    m._follow_feed(feed_stats(provider))
     assert value(m, "laptop_agents_ws_reconnects_total") == 3
-    m._follow_reconnects(object())
+    m._follow_feed(feed_stats(object()))
     assert value(m, "laptop_agents_ws_reconnects_total") == 3

@@ -8,6 +8,7 @@ knows (whether the last state save reached the disk). Pure: no I/O, no clock.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,3 +32,10 @@ class BrokerHealth:
 
     def to_dict(self) -> dict[str, object]:
         return {"broker": self.broker, "healthy": self.healthy, "problems": list(self.problems), **dict(self.detail)}
+
+
+@runtime_checkable
+class ReportsHealth(Protocol):
+    """A broker that judges its own health (the live broker); the session adds whether its state persists."""
+
+    def health(self) -> BrokerHealth: ...

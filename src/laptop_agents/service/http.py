@@ -33,12 +33,12 @@ from laptop_agents.service.dashboard import DASHBOARD_HTML
 from laptop_agents.service.metrics import ServiceMetrics
 from laptop_agents.service.status import (
     RecentEvents,
-    Thresholds,
     health,
     readiness,
     status_payload,
 )
 from laptop_agents.session.async_session import AsyncRunner, SessionHooks
+from laptop_agents.session.read_model import SessionSnapshot
 
 log = logging.getLogger("laptop_agents.service.http")
 
@@ -93,7 +93,6 @@ class ServiceHttp(SessionHooks):
         self.extra = extra or (dict)
         self.url = url_of(sock)
         self._runner: AsyncRunner | None = None
-        self._thresholds: Thresholds | None = None
         self._server: asyncio.base_events.Server | None = None
         self._app_runner: web.AppRunner | None = None
 
@@ -113,36 +112,35 @@ class ServiceHttp(SessionHooks):
             app.router.add_get("/dashboard", self._dashboard)
         return app
 
-    def _live(self) -> tuple[AsyncRunner, Thresholds] | None:
-        if self._runner is None or self._thresholds is None:
-            return None
-        return self._runner, self._thresholds
+    def _live(self) -> SessionSnapshot | None:
+        """The session's latest published read model (None before the session started)."""
+        return None if self._runner is None else self._runner.read_model
 
     async def _metrics(self, request: web.Request) -> web.Response:
         live = self._live()
         if live is not None:
-            self.metrics.sample(live[0])  # ages are only meaningful measured now
+            self.metrics.sample(live)  # ages are only meaningful measured now
         return web.Response(body=self.metrics.exposition(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     async def _healthz(self, request: web.Request) -> web.Response:
         live = self._live()
         if live is None:
             return web.json_response({"healthy": False, "problems": ["session not started"]}, status=503)
-        ok, body = health(*live)
+        ok, body = health(live)
         return web.json_response(body, status=200 if ok else 503)
 
     async def _readyz(self, request: web.Request) -> web.Response:
         live = self._live()
         if live is None:
             return web.json_response({"ready": False, "problems": ["session not started"]}, status=503)
-        ok, body = readiness(*live)
+        ok, body = readiness(live)
         return web.json_response(body, status=200 if ok else 503)
 
     async def _status(self, request: web.Request) -> web.Response:
         live = self._live()
         if live is None:
             return web.json_response({"state": "STARTING"}, status=503)
-        body = status_payload(live[0], live[1], self.recent, self.extra())
+        body = status_payload(live, self.recent, self.extra())
         return web.json_response(body, dumps=_dumps, headers={"Cache-Control": "no-store"})
 
     async def _index(self, request: web.Request) -> web.Response:
@@ -157,8 +155,7 @@ class ServiceHttp(SessionHooks):
 
     # ------------------------------------------------------------------ hooks
     def on_started(self, runner: AsyncRunner) -> None:
-        self._runner = runner
-        self._thresholds = Thresholds.for_runner(runner)
+        self._runner = runner  # only its published read model is read (`runner.read_model`)
         asyncio.get_running_loop().create_task(self._start(), name="http-endpoint")
 
     async def _start(self) -> None:

@@ -40,6 +40,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from laptop_agents.core.events import Event, EventName
+from laptop_agents.session.read_model import FeedStats, SessionSnapshot
 
 log = logging.getLogger("laptop_agents.service.metrics")
 
@@ -47,10 +48,20 @@ NAMESPACE = "laptop_agents"
 BASE_LABELS = ("mode", "symbol")
 
 BREAKER_REASONS = ("max_drawdown", "consecutive_losses", "daily_loss")
-REJECT_REASONS = (
+RISK_REJECT_CODES = (
     "kill_switch_active", "circuit_breaker_tripped", "cooldown", "equity", "stop_distance",
-    "daily_loss_budget", "below_min_qty", "sizing", "service_halted", "other",
+    "daily_loss_budget", "below_min_qty", "sizing", "service_halted", "session_ending",
 )
+"""RiskRejected's ``code`` (agents/supervisor.py, core/sizing.py, session/pipeline.py): refused before the broker."""
+ORDER_REJECT_REASONS = (
+    "entries_halted", "position_open", "previous_entry_unbooked", "foreign_position", "order_identity",
+    "exchange_unavailable", "price_unavailable", "insufficient_balance", "invalid_request", "rejected",
+    "not_placed", "not_filled", "qty_below_min", "qty_above_max", "price_protection", "tpsl_invalid",
+    "bad_price", "symbol_not_tradable",
+)
+"""OrderRejected's ``reason`` (execution/bitunix_broker.py, execution/order_checks.py): refused by the broker or the
+exchange."""
+REJECT_REASONS = (*RISK_REJECT_CODES, *ORDER_REJECT_REASONS, "other")
 HALT_REASONS = ("kill_switch", "circuit_breaker", "data_source_down", "stale_data")  # = session.stay_up.HALT_REASONS
 API_ERROR_BY_CLASS = {
     "TransportError": "network", "ExchangeNetworkError": "network", "ExchangeUnavailableError": "unavailable",
@@ -72,17 +83,14 @@ EVENT_NAMES = tuple(v for k, v in vars(EventName).items() if k.isupper())
 LATENCY_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
-def reject_reason_label(reason: str) -> str:
-    """Map a RiskRejected reason (free text from sizing) onto the bounded label set."""
-    head = reason.split(":", 1)[0].strip()
-    if head in REJECT_REASONS:
-        return head
-    text = reason.lower()
-    for needle, label in (("equity", "equity"), ("stop price", "stop_distance"),
-                          ("daily loss budget", "daily_loss_budget"), ("below exchange minimum", "below_min_qty")):
-        if needle in text:
-            return label
-    return "other"
+def reject_label(event: Event) -> str:
+    """The bounded ``reason`` label of a refused entry, from the event's typed code field (never its free text):
+    RiskRejected's ``code``, OrderRejected's ``reason``; an unknown or missing code is ``other``."""
+    if event.name == EventName.RISK_REJECTED:
+        code, known = event.data.get("code"), RISK_REJECT_CODES
+    else:
+        code, known = event.data.get("reason"), ORDER_REJECT_REASONS
+    return code if isinstance(code, str) and code in known else "other"
 
 
 def _f(value: Any) -> float:
@@ -219,95 +227,62 @@ class ServiceMetrics:
             self.lab(self.alerts_dropped, outcome).inc()
 
     # ------------------------------------------------------------------ sampling
-    def sample(self, runner: Any) -> None:
-        """Refresh the gauges from the runner (called on every loop heartbeat)."""
-        paper = runner.paper
-        breaker = runner.breaker
-        self.lab(self.heartbeat_age).set(runner.heartbeat_age_sec)
-        age = runner.data_age_sec
-        if age is None and hasattr(runner, "stale_age"):
-            age = runner.stale_age(time.monotonic())  # no data yet: as old as the session (not a flattering 0)
-        if age is not None:
-            self.lab(self.data_age).set(age)
-        equity = paper.equity
-        self.lab(self.equity).set(_f(equity))
-        self.lab(self.mtm_equity).set(_f(paper.mark_to_market()))
-        self.lab(self.realized_pnl).set(_f(equity - paper.starting_equity))
-        self.lab(self.daily_pnl).set(_f(breaker.state.daily_realized_pnl))
-        self.lab(self.drawdown).set(_f(breaker.drawdown_pct(equity)))
-        self.lab(self.drawdown_limit).set(_f(breaker.config.max_drawdown_pct))
-        self.lab(self.daily_loss_limit).set(_f(breaker.limits.max_daily_loss_usd))
-        self.lab(self.consecutive_losses).set(breaker.state.consecutive_losses)
+    def sample(self, snapshot: SessionSnapshot, now: float | None = None) -> None:
+        """Refresh the gauges from the session's read model (each loop heartbeat, and at scrape time)."""
+        now = time.monotonic() if now is None else now
+        snap = snapshot
+        b = snap.breaker
+        self.lab(self.heartbeat_age).set(snap.heartbeat_age(now))
+        self.lab(self.data_age).set(snap.stale_age(now))  # no data yet: as old as the session (not a flattering 0)
+        self.lab(self.equity).set(_f(snap.equity))
+        self.lab(self.mtm_equity).set(_f(snap.mark_to_market_equity))
+        self.lab(self.realized_pnl).set(_f(snap.equity - snap.starting_equity))
+        self.lab(self.daily_pnl).set(_f(b.daily_realized_pnl))
+        self.lab(self.drawdown).set(_f(b.realized_drawdown_pct))
+        self.lab(self.drawdown_limit).set(_f(b.max_drawdown_pct))
+        self.lab(self.daily_loss_limit).set(_f(b.max_daily_loss_usd))
+        self.lab(self.consecutive_losses).set(b.consecutive_losses)
         for reason in BREAKER_REASONS:
-            self.lab(self.breaker_tripped, reason).set(1 if breaker.state.tripped and breaker.state.reason == reason else 0)
-        pos = paper.position
-        if pos is None:
-            self.lab(self.position_size).set(0)
-            self.lab(self.position_notional).set(0)
-        else:
-            price = paper.last_price or pos.entry_price
-            self.lab(self.position_size).set(_f(pos.qty) * pos.side.sign)
-            self.lab(self.position_notional).set(_f(pos.notional(price)))
-        last = runner.pipeline.last_candle
-        if last is not None:
-            self.lab(self.last_candle_ts).set(last.ts.timestamp())
-        stay_up = getattr(runner, "stay_up", None)
-        if stay_up is not None:  # service mode: the gauges follow the live state, 1 while active, back to 0
-            self.lab(self.kill_switch).set(1 if runner.pipeline.kill_switch_active else 0)
+            self.lab(self.breaker_tripped, reason).set(1 if b.tripped and b.reason == reason else 0)
+        pos = snap.position
+        self.lab(self.position_size).set(0 if pos is None else _f(pos.signed_qty))
+        self.lab(self.position_notional).set(0 if pos is None else _f(pos.gauge_notional))
+        if snap.last_candle is not None:
+            self.lab(self.last_candle_ts).set(snap.last_candle.ts.timestamp())
+        halt = snap.halt
+        if halt is not None:  # service mode: the gauges follow the live state, 1 while active, back to 0
+            self.lab(self.kill_switch).set(1 if snap.kill_switch_active else 0)
             for reason in HALT_REASONS:
-                self.lab(self.halted, reason).set(1 if reason in stay_up.causes.active else 0)
-            self.lab(self.data_source_up).set(1 if stay_up.data_source_up else 0)
-            grew = stay_up.reconnect_attempts - self._data_reconnects_seen
+                self.lab(self.halted, reason).set(1 if reason in halt.active else 0)
+            self.lab(self.data_source_up).set(1 if halt.data_source_up else 0)
+            grew = halt.reconnect_attempts - self._data_reconnects_seen
             if grew > 0:
                 self.lab(self.data_reconnects).inc(grew)
-                self._data_reconnects_seen = stay_up.reconnect_attempts
-        elif runner.pipeline.kill_switch_active:
+                self._data_reconnects_seen = halt.reconnect_attempts
+        elif snap.kill_switch_active:
             self.lab(self.kill_switch).set(1)
-        self._sample_ready(runner)
-        self._follow_reconnects(runner.provider)
-        self._follow_rejections(runner.provider)
-        self._follow_rest(getattr(runner.provider, "rest_transport", None))
+        self.lab(self.ready).set(1 if snap.readiness(now)[0] else 0)
+        self._follow_feed(snap.feed)
 
-    def _sample_ready(self, runner: Any) -> None:
-        from laptop_agents.service.status import Thresholds, readiness
-
-        try:
-            ok, _ = readiness(runner, Thresholds.for_runner(runner))
-        except Exception:  # noqa: BLE001 - a half-built runner (start-up) is simply not ready
-            ok = False
-        self.lab(self.ready).set(1 if ok else 0)
-
-    def _follow_rest(self, transport: Any) -> None:
-        """Mirror the increase of a Bitunix REST transport's error codes and rate-limit waits."""
-        if transport is None:
-            return
-        for name, count in transport.stats.errors.items():  # keyed by exception class name
+    def _follow_feed(self, feed: FeedStats) -> None:
+        """Mirror the increase of the market data source's own counters (reconnects, refused pushes, REST errors
+        by class, rate-limit waits): they never reset, so only the growth is added."""
+        if feed.reconnects > self._reconnects_seen:
+            self.lab(self.ws_reconnects).inc(feed.reconnects - self._reconnects_seen)
+            self._reconnects_seen = feed.reconnects
+        for reason, count in feed.rejected_frames:
+            seen = self._rejected_seen.get(reason, 0)
+            if count > seen:
+                self.lab(self.frames_rejected, reason).inc(count - seen)
+                self._rejected_seen[reason] = count
+        for name, count in feed.api_errors:  # keyed by exception class name
             seen = self._api_errors_seen.get(name, 0)
             if count > seen:
                 self.lab(self.api_errors, API_ERROR_BY_CLASS.get(name, "other")).inc(count - seen)
                 self._api_errors_seen[name] = count
-        waits = sum(transport.limiter.stats(group).waits for group in transport.config.rate_limits)
-        if waits > self._rate_waits_seen:
-            self.lab(self.rate_limit_waits).inc(waits - self._rate_waits_seen)
-            self._rate_waits_seen = waits
-
-    def _follow_rejections(self, provider: Any) -> None:
-        """Mirror a provider's `rejected_frames` (reason -> count; reasons are a fixed, bounded set)."""
-        rejected = getattr(provider, "rejected_frames", None)
-        if not isinstance(rejected, dict):
-            return
-        for reason, count in rejected.items():
-            seen = self._rejected_seen.get(reason, 0)
-            if isinstance(count, int) and count > seen:
-                self.lab(self.frames_rejected, str(reason)).inc(count - seen)
-                self._rejected_seen[reason] = count
-
-    def _follow_reconnects(self, provider: Any) -> None:
-        """Providers that reconnect (bitunix_ws) keep a plain `reconnects` count; mirror its increase."""
-        seen = getattr(provider, "reconnects", None)
-        if isinstance(seen, int) and seen > self._reconnects_seen:
-            self.lab(self.ws_reconnects).inc(seen - self._reconnects_seen)
-            self._reconnects_seen = seen
+        if feed.rate_limit_waits > self._rate_waits_seen:
+            self.lab(self.rate_limit_waits).inc(feed.rate_limit_waits - self._rate_waits_seen)
+            self._rate_waits_seen = feed.rate_limit_waits
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
@@ -344,8 +319,8 @@ class MetricsObserver:
             started = self._pending.pop(str(d.get("order_id")), None)
             if started is not None:
                 m.lab(m.order_latency).observe(time.monotonic() - started)
-        elif name == EventName.RISK_REJECTED:
-            m.lab(m.orders_rejected, reject_reason_label(str(d.get("reason", "")))).inc()
+        elif name in (EventName.RISK_REJECTED, EventName.ORDER_REJECTED):
+            m.lab(m.orders_rejected, reject_label(event)).inc()
         elif name == EventName.EXECUTION_EXIT:
             m.lab(m.exits, str(d.get("reason", "other"))).inc()
             m.lab(m.trades).inc()

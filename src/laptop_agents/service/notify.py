@@ -23,6 +23,7 @@ from typing import Any
 import sdnotify
 
 from laptop_agents.session.async_session import AsyncRunner, SessionHooks
+from laptop_agents.session.read_model import SessionSnapshot
 
 log = logging.getLogger("laptop_agents.service.notify")
 
@@ -95,20 +96,9 @@ def watchdog_ping_interval(env: Mapping[str, str]) -> float:
         return DEFAULT_PING_INTERVAL_SEC
 
 
-def describe(runner: AsyncRunner) -> str:
-    """One human-readable status line: what `systemctl status` shows."""
-    paper = runner.paper
-    pos = paper.position
-    pos_text = "flat" if pos is None else f"{pos.side.value} {pos.qty} @ {pos.entry_price}"
-    age = runner.data_age_sec
-    data = "no data yet" if age is None else f"data {age:.1f}s old"
-    breaker = runner.breaker.state
-    brk = f"; BREAKER TRIPPED ({breaker.reason})" if breaker.tripped else ""
-    stay_up = getattr(runner, "stay_up", None)
-    if stay_up is not None and stay_up.halted:
-        brk = f"; HALTED ({'; '.join(stay_up.causes.describe())})"
-    return (f"{runner.options.source} {runner.config.strategy.symbol}: {runner.pipeline.candles_processed} candles, "
-            f"{data}, equity {paper.equity} USDT, {pos_text}{brk}")
+def describe(snapshot: SessionSnapshot, now: float | None = None) -> str:
+    """One human-readable status line (what `systemctl status` shows), rendered from the read model."""
+    return snapshot.status_line(time.monotonic() if now is None else now)
 
 
 class SystemdNotifyHooks(SessionHooks):
@@ -128,13 +118,17 @@ class SystemdNotifyHooks(SessionHooks):
         self._last_status = time.monotonic()
 
     def on_started(self, runner: AsyncRunner) -> None:
-        self._status(f"session {runner.run_id} started; waiting for market data from {runner.options.source}")
+        snap = runner.read_model
+        if snap is None:
+            return
+        self._status(f"session {snap.run_id} started ({snap.mode} mode); waiting for market data from {snap.source}")
 
     def on_first_candle(self, runner: AsyncRunner) -> None:
-        if self.ready:
+        snap = runner.read_model
+        if self.ready or snap is None:
             return
         self.ready = True
-        self.notifier.notify("READY=1", f"STATUS=trading: {describe(runner)}", f"MAINPID={os.getpid()}")
+        self.notifier.notify("READY=1", f"STATUS=trading: {describe(snap)}", f"MAINPID={os.getpid()}")
         self._last_status = time.monotonic()
 
     def on_heartbeat(self, runner: AsyncRunner) -> None:
@@ -142,27 +136,34 @@ class SystemdNotifyHooks(SessionHooks):
         if now - self._last_ping >= self.ping_interval:
             self.notifier.notify("WATCHDOG=1")
             self._last_ping = now
-        stay_up = getattr(runner, "stay_up", None)
-        halted = stay_up is not None and stay_up.halted
+        snap = runner.read_model
+        if snap is None:
+            return
+        halted = snap.halted
         if halted and not self.ready:
             # service mode: halted before the first candle (data source down, kill switch) is a steady state
             # too; systemd must not time the start out: READY, and STATUS= says why it does not trade
             self.ready = True
-            self.notifier.notify("READY=1", f"STATUS=halted: {describe(runner)}", f"MAINPID={os.getpid()}")
+            self.notifier.notify("READY=1", f"STATUS=halted: {describe(snap, now)}", f"MAINPID={os.getpid()}")
             self._last_status = now
             self._halted = True
             return
         if self.ready and (halted != self._halted or now - self._last_status >= STATUS_INTERVAL_SEC):
             self._halted = halted
-            self._status(f"{'halted' if halted else 'trading'}: {describe(runner)}")
+            self._status(f"{'halted' if halted else 'trading'}: {describe(snap, now)}")
 
     def on_stopping(self, runner: AsyncRunner) -> None:
-        reason = runner.stopped_reason or "error"
-        detail = f" ({runner.stop_detail})" if runner.stop_detail else ""
+        snap = runner.read_model
+        reason = (snap.stopped_reason if snap else None) or "error"
+        detail = f" ({snap.stop_detail})" if snap and snap.stop_detail else ""
         self.notifier.notify("STOPPING=1", f"STATUS=stopping: {reason}{detail}; flattening and writing reports")
 
     def on_finished(self, runner: AsyncRunner) -> None:
-        self._status(f"stopped: {runner.stopped_reason} (exit {runner.exit_code}); equity {runner.paper.equity} USDT")
+        snap = runner.read_model
+        if snap is None:
+            return
+        self._status(f"stopped: {snap.stopped_reason} (exit {snap.exit_code}); {snap.mode} mode; "
+                     f"equity {snap.equity} USDT")
 
     def extra(self) -> dict[str, Any]:
         return {"enabled": self.notifier.enabled, "sent": self.notifier.sent, "dropped": self.notifier.dropped}

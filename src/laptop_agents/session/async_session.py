@@ -52,7 +52,9 @@ from laptop_agents.session.kill_switch import KillSwitch
 from laptop_agents.session.failures import CREDENTIALS_REJECTED, DISK_ERROR, EXCHANGE_UNAVAILABLE, classify
 from laptop_agents.session.lock import AccountLock, PidLock, SessionLock, resolve_lock_dir
 from laptop_agents.session.pipeline import TradingPipeline
+from laptop_agents.session.read_model import SessionSnapshot, status_file
 from laptop_agents.session.recorder import RunRecorder
+from laptop_agents.session.snapshot import build_snapshot
 from laptop_agents.session.state_store import StateStore, live_booked_pnls, load_breaker_state
 from laptop_agents.session.test_hooks import SIGKILL_BEFORE_EXIT_SAVED, sigkill_after_exit_saved
 from laptop_agents.session.stay_up import Backoff, StayUp, take_reset_request
@@ -170,6 +172,10 @@ class AsyncRunner:
             self.stay_up = StayUp(self, provider_factory,
                                   Backoff(options.data_retry_base_sec, options.data_retry_max_sec))
         self._fresh_breaker = False
+        self._ended = False
+        self.read_model: SessionSnapshot | None = None
+        """The session's one read model, republished every heartbeat and before each hook (session/read_model.py);
+        every view (status.json, /status, STATUS=, metrics, dashboard, la status) renders it."""
 
     # ------------------------------------------------------------------ start-up
     @property
@@ -272,7 +278,16 @@ class AsyncRunner:
                 position_qty=pos.qty if pos else None, breaker_tripped=breaker.state.tripped,
             ))
 
+    def publish_snapshot(self) -> SessionSnapshot | None:
+        """Take and publish the read model now; a failure keeps the previous value (views never stop trading)."""
+        try:
+            self.read_model = build_snapshot(self, time.monotonic(), running=not self._ended)
+        except Exception:  # noqa: BLE001 - observers never stop trading
+            log.exception("could not build the session snapshot")
+        return self.read_model
+
     def _call_hooks(self, name: str) -> None:
+        self.publish_snapshot()
         for hook in self.hooks:
             try:
                 getattr(hook, name)(self)
@@ -282,6 +297,22 @@ class AsyncRunner:
     @property
     def heartbeat_age_sec(self) -> float:
         return time.monotonic() - self._heartbeat
+
+    @property
+    def heartbeat_mono(self) -> float:
+        return self._heartbeat
+
+    @property
+    def started_mono(self) -> float:
+        return self._started_mono
+
+    @property
+    def started_at(self) -> datetime | None:
+        return self._started_at
+
+    def last_progress_monotonic(self) -> float | None:
+        """Monotonic time of the last market progress (None before any), across replaced providers."""
+        return self._last_data_monotonic()
 
     @property
     def uptime_sec(self) -> float:
@@ -562,20 +593,12 @@ class AsyncRunner:
         self._finished.set()
 
     def _write_status(self, running: bool = True) -> None:
-        pos = self.account.position
-        last = self.pipeline.last_candle
-        status = {
-            "running": running, "pid": os.getpid(), "run_id": self.run_id, "mode": self.mode, "source": self.options.source,
-            "started_at": utc_iso(self._started_at), "uptime_sec": round(time.monotonic() - self._started_mono, 1),
-            "updated_at": utc_iso(self.clock.now()), "equity": str(self.account.equity),
-            "mark_to_market_equity": str(self.account.mark_to_market()),
-            "position": None if pos is None else {"side": pos.side.value, "qty": str(pos.qty),
-                                                  "entry_price": str(pos.entry_price), "stop_loss": str(pos.stop_loss),
-                                                  "take_profit": str(pos.take_profit)},
-            "candles_processed": self.pipeline.candles_processed,
-            "last_candle": None if last is None else {"ts": utc_iso(last.ts), "close": str(last.close)},
-            "breaker": self.breaker.state.to_dict(), "stopped_reason": self.stopped_reason,
-        }
+        """status.json: the read model as `la status` (another process) reads it."""
+        self._ended = not running
+        snapshot = self.publish_snapshot()
+        if snapshot is None:
+            return
+        status = status_file(snapshot)
         try:
             atomic_write_text(self.workspace.status_path, _json(status))
         except OSError as exc:  # status is informational: trading goes on (a full disk is caught by the state saves)

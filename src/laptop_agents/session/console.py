@@ -19,6 +19,7 @@ from typing import Any
 
 from laptop_agents.core.events import Event, EventName
 from laptop_agents.session.async_session import SessionHooks
+from laptop_agents.session.read_model import SessionSnapshot
 
 log = logging.getLogger("laptop_agents.console")
 
@@ -86,25 +87,24 @@ class ConsoleReporter(SessionHooks):
         if self.interval_sec <= 0 or self._next_status is None or self._mono() < self._next_status:
             return
         self._next_status = self._mono() + self.interval_sec
-        log.info("%s", self.status_line(runner))
+        if runner.read_model is not None:
+            log.info("%s", self.status_line(runner.read_model))
 
-    def status_line(self, runner: Any) -> str:
-        uptime = runner.uptime_sec
-        duration = runner.options.duration_min
+    def status_line(self, snap: SessionSnapshot) -> str:
+        """Rendered from the session's read model (session/read_model.py), like every other status view."""
+        uptime = snap.uptime(snap.taken_mono)
+        duration = snap.duration_min
         left = "" if duration is None else f" of {_span(duration * 60)} ({_span(duration * 60 - uptime)} left)"
-        last = runner.pipeline.last_candle
-        account = runner.account
-        pos = account.position
+        last = snap.last_candle
+        pos = snap.position
         if pos is None:
             pos_text = "flat"
         else:
-            pos_text = f"{pos.side.value} {_num(pos.qty)} @ {_num(pos.entry_price)}"
-            mark = getattr(account, "mark_to_market", None)
-            if mark is not None:
-                pos_text += f" (mark-to-market equity {_num(mark())})"
-        breaker = runner.breaker.state
-        return (f"status: up {_span(uptime)}{left}; {runner.pipeline.candles_processed} candles"
-                f"{'' if last is None else f', last close {_num(last.close)}'}; equity {_num(account.equity)} USDT; "
+            pos_text = (f"{pos.side} {_num(pos.qty)} @ {_num(pos.entry_price)}"
+                        f" (mark-to-market equity {_num(snap.mark_to_market_equity)})")
+        breaker = snap.breaker
+        return (f"status: up {_span(uptime)}{left}; {snap.candles_processed} candles"
+                f"{'' if last is None else f', last close {_num(last.close)}'}; equity {_num(snap.equity)} USDT; "
                 f"position {pos_text}; {self.trades} trades"
                 f"{'; BREAKER TRIPPED: ' + str(breaker.reason) if breaker.tripped else ''}")
 
