@@ -12,6 +12,7 @@ import asyncio
 import logging
 import socket
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
@@ -237,7 +238,25 @@ def test_timed_out_placement_is_retried_and_the_duplicate_resolved() -> None:
     assert len(placed) == 1 and fake.count("/place_order") == 1
 
 
-def test_timed_out_placement_is_resent_only_after_the_lookup_proves_it_absent() -> None:
+def test_timed_out_opening_order_is_never_resent_even_when_the_lookup_finds_nothing() -> None:
+    """Not found is no proof: the original may still be held on its way in and land after a re-send (where
+    30042 covers only open orders that doubles the position). The caller gets the failure (order unknown)."""
+
+    async def place(rec: Recorded) -> web.Response:
+        await asyncio.sleep(1.0)
+        return web.Response(status=504)
+
+    async def scenario(fake: FakeBitunix) -> Any:
+        async with make_client(fake, timeout_sec=0.3) as client:
+            with pytest.raises(TransportError):
+                await client.place_order(market_order())
+
+    fake, _ = run_with({"/trade/place_order": place, "/trade/get_order_detail": lambda r: err(20007)}, scenario)
+    paths = [r.path.rsplit("/", 1)[-1] for r in fake.requests]
+    assert paths == ["place_order", "get_order_detail"], paths
+
+
+def test_timed_out_reduce_only_order_is_resent_only_after_the_lookup_proves_it_absent() -> None:
     calls: list[str] = []
 
     async def place(rec: Recorded) -> web.Response:
@@ -249,7 +268,7 @@ def test_timed_out_placement_is_resent_only_after_the_lookup_proves_it_absent() 
 
     async def scenario(fake: FakeBitunix) -> Any:
         async with make_client(fake, timeout_sec=0.3) as client:
-            return await client.place_order(market_order())
+            return await client.place_order(replace(market_order(), reduce_only=True))  # it can only reduce
 
     fake, ack = run_with({"/trade/place_order": place, "/trade/get_order_detail": lambda r: err(20007)}, scenario)
     assert ack.order_id == "9002" and not ack.already_existed

@@ -66,7 +66,9 @@ def test_hung_entry_answer_beyond_the_client_timeout_is_not_doubled(chaos: Chaos
     proc.terminate()
     chaos.finish(proc, "session whose entry answer hung")
     result = chaos.assert_invariants()
-    assert result.orders_accepted == 2, "one entry and one close, nothing re-sent"
+    orders = [(r["clientId"], r["request"].get("side"), r["request"].get("reduceOnly"), r["code"])
+              for r in chaos.mx.admin.events("order_request", account=KEY)]
+    assert result.orders_accepted == 2, f"one entry and one close, nothing re-sent: {orders}\n{chaos.describe()}"
 
 
 def test_exchange_clock_steps_mid_session(chaos: Chaos) -> None:

@@ -267,10 +267,15 @@ class BitunixRestClient:
         effect (rate-limited, connection refused) are retried as usual. After an
         ambiguous failure (timeout, 5xx: it may have landed) the order is looked
         up by clientId: found and matching (:func:`order_mismatch`) → returned
-        with ``already_existed=True``; proven absent → sent again (same
-        clientId); lookup failed → the original error is raised (the caller
-        must treat the order as unknown). A 30042 answer is resolved the same
-        way; a clientId that belongs to a different order raises
+        with ``already_existed=True``; not found → a reduce-only order is sent
+        again (same clientId); anything else raises the original error, as does
+        a failed lookup (the caller must treat the order as unknown). "Not
+        found" is no proof for an order that can open a position: the original
+        request may still be held on its way in and land after a re-send, and
+        where 30042 covers only open orders a filled entry's clientId is free
+        again, so the re-send would double the position. Only the caller can
+        wait until the original can no longer land. A 30042 answer is resolved
+        by a lookup too; a clientId that belongs to a different order raises
         :class:`DuplicateClientIdError`.
         """
         if request.client_id is None:
@@ -292,7 +297,7 @@ class BitunixRestClient:
                 found = await self._lookup_placed(request, exc, not_before)
                 if found is not None:
                     return found
-                if attempt + 1 >= attempts:
+                if attempt + 1 >= attempts or not request.reduce_only:
                     raise
                 log.warning("order %s: placement failed (%s) and the lookup proves it absent; sending again "
                             "(attempt %d of %d)", request.client_id, exc, attempt + 2, attempts)

@@ -189,6 +189,16 @@ class LiveBrokerSettings:
     recv_window_ms: int = 5000
     """The exchange's timestamp tolerance (undocumented; a few seconds): a larger clock skew refuses start-up."""
 
+    @property
+    def entry_life_sec(self) -> float:
+        """How long after its send an entry whose answer never came may still land on the exchange.
+
+        The exchange refuses a request whose signed timestamp is further than its receive window from its own
+        clock, and ours may lead it by up to one window (a larger skew refuses start): two windows and a second
+        after the send, the request can no longer be accepted. Before that, a lookup that finds nothing proves
+        nothing (the request may be held on its way in), so the entry stays unknown and nothing new is sent."""
+        return 2 * self.recv_window_ms / 1000 + 1.0
+
     def __post_init__(self) -> None:
         if not self.client_id_prefix.isalnum() or len(self.client_id_prefix) > 8:
             raise ValueError("client_id_prefix must be 1-8 alphanumeric characters")
@@ -218,6 +228,13 @@ class _PendingEntry:
     """Set while the order id is unknown (placement and lookup both failed): looked up by clientId first."""
     announced: list[Event] = field(default_factory=list)
     """OrderSubmitted once the lookup found it: kept until the whole follow-up succeeds, so it is never lost."""
+    lands_until: float = 0.0
+    """Monotonic time until which the request may still land (``entry_life_sec`` after its send): until then a
+    lookup that finds nothing keeps the entry unknown; after it, absence is proven."""
+
+
+class _EntryMayStillLand(Exception):
+    """Not found under its clientId, but the request may still land: the entry stays unknown (not a failure)."""
 
 
 class BitunixBroker(CashAccountView):
@@ -630,19 +647,22 @@ class BitunixBroker(CashAccountView):
         must be followed to its fill and booked, so :meth:`close_all` waits for it and closes what it opened.
         """
         self._require_started()
+        prior: list[Event] = []
         if self._pending_entry is not None:
             events = await self._finish_pending(now)
-            if self._pending_entry is not None or self.position is not None or events:
+            if (self._pending_entry is not None or self.position is not None
+                    or any(e.name != ORDER_REJECTED for e in events)):
                 return events + [Event(ORDER_REJECTED, now, symbol=self.symbol, side=intent.side.entry_order_side,
                                        position_side=intent.side, order_type="MARKET", qty=intent.qty,
                                        reason="previous_entry_unbooked" if self._pending_entry else "position_open",
                                        message="the previous entry is booked first", sent=False)]
+            prior = events  # the previous entry is proven never placed: this one goes ahead
         if self.position is not None:
             raise RuntimeError("BitunixBroker.submit called with a position already open")
         task = asyncio.ensure_future(self._submit(intent, candle, now))
         self._inflight = task
         try:
-            return await asyncio.shield(task)
+            return prior + await asyncio.shield(task)
         finally:
             if task.done():
                 self._inflight = None
@@ -728,6 +748,8 @@ class BitunixBroker(CashAccountView):
             log.warning("entry %s rejected: %s", client_id, exc)
             return [Event(ORDER_REJECTED, now, **base, reason=reason, code=exc.code, message=str(exc), sent=True)]
         except (TransportError, RateLimitError) as exc:
+            # the request (every attempt of it was signed by now) may land on the exchange until this moment
+            lands_until = self._monotonic() + self.settings.entry_life_sec
             try:
                 # did it land? The answer decides whether a fill must be booked: the lookup gets the exits'
                 # treatment (never blocked by the API breaker, retried for the exit budget)
@@ -741,13 +763,22 @@ class BitunixBroker(CashAccountView):
                 # still unknown: keep it pending; the next successful lookup books it (or finds it absent),
                 # and no new entry is sent meanwhile
                 self._pending_entry = _PendingEntry(None, client_id, order_side, intent, checked.stop_loss,
-                                                    checked.take_profit, candle, base, now, request)
+                                                    checked.take_profit, candle, base, now, request,
+                                                    lands_until=lands_until)
                 log.critical("entry %s: placement failed (%s) and the lookup failed too (%s); order state unknown: "
                              "la looks it up again before anything else and sends no new entry until then",
                              client_id, exc, lookup_exc)
                 return []
             if found is None:
-                return [Event(ORDER_REJECTED, now, **base, reason="not_placed", code=exc.code, message=str(exc), sent=True)]
+                # not found is no proof while the request may still land (held on its way in): it stays unknown,
+                # looked up again before anything else, and no new entry is sent until it is found or cannot land
+                self._pending_entry = _PendingEntry(None, client_id, order_side, intent, checked.stop_loss,
+                                                    checked.take_profit, candle, base, now, request,
+                                                    lands_until=lands_until)
+                log.warning("entry %s: no answer (%s) and not found on the exchange yet; it may still land, so la "
+                            "sends no new entry until it is found or can no longer land (%.0fs)", client_id, exc,
+                            self.settings.entry_life_sec)
+                return []
             order_id = found.order_id
         events = [
             Event(
@@ -778,6 +809,8 @@ class BitunixBroker(CashAccountView):
         if p.order_id is None:
             assert p.request is not None
             found = await self._lookup_after_failure(p.request, TransportError("earlier placement answer lost"))
+            if found is None and self._monotonic() < p.lands_until:
+                raise _EntryMayStillLand(client_id)
             if found is None:
                 return [Event(ORDER_REJECTED, now, **base, reason="not_placed", message="the lookup proves it absent",
                               sent=True)]
@@ -839,10 +872,16 @@ class BitunixBroker(CashAccountView):
         except (TransportError, RateLimitError, ExchangeUnavailableError) as exc:
             self._failed_check(f"entry {pending.client_id} (orderId {pending.order_id}) could not be booked", exc)
             return []
+        except _EntryMayStillLand:
+            self._checked()  # the exchange answered: not found yet, and the request may still land
+            return []
         self._checked()
         self._pending_entry = None
-        log.warning("entry %s (orderId %s) booked after the exchange answered again", pending.client_id,
-                    pending.order_id)
+        if pending.order_id is None:
+            log.warning("entry %s given up: not on the exchange, and it can no longer land", pending.client_id)
+        else:
+            log.warning("entry %s (orderId %s) booked after the exchange answered again", pending.client_id,
+                        pending.order_id)
         return events
 
     async def _round_trip_trades(self, order: OrderInfo, side: Side) -> tuple[list[TradeInfo], list[TradeInfo], str]:
@@ -1238,7 +1277,7 @@ class BitunixBroker(CashAccountView):
 
     async def _close_all(self, reason: str, now: datetime) -> Closed:
         settled = await self._settle_inflight()
-        settled += await self._finish_pending(now)
+        settled += await self._outlive_unknown_entry(now)
         events: list[Event] = []
         trade: Trade | None = None
         pos = self.position
@@ -1260,6 +1299,19 @@ class BitunixBroker(CashAccountView):
             except BitunixError as exc:
                 log.warning("could not re-read the wallet after flattening (%s); equity may lag the exchange", exc)
         return settled + events, trade
+
+    async def _outlive_unknown_entry(self, now: datetime) -> list[Event]:
+        """Book the pending entry; one that may still land is looked up until it is found or can no longer land
+        (within the exit budget), so it cannot land after the flatten that ends the session."""
+        events = await self._finish_pending(now)
+        while (p := self._pending_entry) is not None and p.order_id is None and self._monotonic() < p.lands_until:
+            if self._stop_remaining() <= 0:
+                log.critical("entry %s may still land on the exchange after this session flattens (%.1fs left of "
+                             "its possible life): check the account", p.client_id, p.lands_until - self._monotonic())
+                break
+            await self._sleep(min(self.settings.flat_verify_interval_sec, max(0.0, p.lands_until - self._monotonic())))
+            events += await self._finish_pending(now)
+        return events
 
     async def flatten_exchange(self) -> None:
         """Cancel all orders and close all positions on the symbol, then prove it by querying."""

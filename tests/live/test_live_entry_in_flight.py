@@ -1,0 +1,129 @@
+"""An entry whose placement answer never came is never sent twice, whatever the exchange still holds.
+
+The exchange may still be holding the original request (queued on its way in) when our clientId lookup finds
+nothing: "absent now" proves nothing while that request can still land. Re-sending then doubles the position
+wherever 30042 covers only *open* orders (``duplicate_client_id=open_only``: a filled entry's clientId is free
+again). The mock's holds pin the moment down: the entry is parked before the exchange processes it, the client
+times out and looks it up (absent), and only then is the original let through (or dropped). Asserted from the
+mock's ledger, under every dialect preset.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from decimal import Decimal
+
+import pytest
+
+from laptop_agents.core.events import EventName
+from laptop_agents.core.models import Side
+from laptop_agents.bitunix import BitunixRestClient, Credentials
+from laptop_agents.execution.bitunix_broker import ORDER_REJECTED, BitunixBroker, LiveBrokerSettings
+from laptop_agents.mock_exchange.testing import MockExchangeHandle, running_mock_exchange
+from tests.live.conftest import KEY, SECRET, T0, accepted_orders, candle, intent, ledger_fills, price_of, rest_config, run
+
+pytestmark = pytest.mark.dialects  # runs once per mock dialect preset (docs/bitunix-dialects.md)
+
+HOLD_ENTRY = {"rest_hold_next": 1, "rest_hold_paths": ["trade/place_order"], "rest_hold_phase": "before",
+              "rest_hold_s": 30}
+
+
+class _Clock:
+    """The broker's monotonic clock, which the test may move past an entry's possible life."""
+
+    def __init__(self) -> None:
+        self.skip = 0.0
+
+    def __call__(self) -> float:
+        return asyncio.get_running_loop().time() + self.skip
+
+
+def _broker(mx: MockExchangeHandle, clock: _Clock) -> BitunixBroker:
+    cfg = rest_config(mx, timeout_sec=0.5)
+
+    def factory() -> BitunixRestClient:
+        return BitunixRestClient(cfg, Credentials(KEY, SECRET))
+
+    return BitunixBroker(factory(), LiveBrokerSettings(leverage=5), client_factory=factory, monotonic=clock)
+
+
+async def _entry_parked_then(mx: MockExchangeHandle, broker: BitunixBroker, action: str) -> list[object]:
+    """Send an entry the exchange parks; once the client has given up on the answer (timed out, looked it up,
+    found nothing), release the original with ``action`` (``503``: no hold, a 5xx answer before processing,
+    which the client cannot tell from a request still on its way in). The submit's own events."""
+    await broker.start(T0)
+    p = price_of(mx)
+    if action == "503":
+        mx.admin.set_faults(rest_error_next=1, rest_fault_paths=["trade/place_order"], rest_fault_phase="before")
+        return list(await broker.submit(intent(Side.LONG, p), candle(p), T0))
+    mx.admin.set_faults(**HOLD_ENTRY)
+    submit = asyncio.ensure_future(broker.submit(intent(Side.LONG, p), candle(p), T0))
+    await asyncio.to_thread(mx.admin.wait_hold, 10)
+    events = await asyncio.wait_for(submit, 30)
+    await asyncio.to_thread(mx.admin.release_holds, action)
+    return list(events)
+
+
+def test_an_entry_still_held_by_the_exchange_is_booked_when_it_lands_never_sent_again() -> None:
+    with running_mock_exchange(seed=11, time_scale=0) as mx:
+        clock = _Clock()
+
+        async def scenario() -> tuple[list[object], list[object], list[object], BitunixBroker]:
+            broker = _broker(mx, clock)
+            sent = await _entry_parked_then(mx, broker, "proceed")
+            await asyncio.to_thread(lambda: _wait(lambda: len(ledger_fills(mx)) >= 1))
+            p = price_of(mx)
+            # the next candle meets the unknown entry first: it is looked up again, found, booked
+            again, _ = await broker.on_candle(candle(p, 1), T0)
+            assert broker.position is not None and broker.position.qty == Decimal("0.01")
+            closed, _trade = await broker.close_all("shutdown", T0)
+            return sent, list(again), list(closed), broker
+
+        sent, again, _closed, broker = run(scenario)
+        names = [e.name for e in sent + again]  # type: ignore[attr-defined]
+        orders = accepted_orders(mx)
+        assert len(orders) == 2, [(o["clientId"], o.get("request", {}).get("side")) for o in orders]  # entry + close
+        assert len({o["clientId"] for o in orders}) == 2
+        assert EventName.EXECUTION_FILL in names
+        assert not mx.admin.account(KEY)["positions"]
+        assert len(broker.trades) == 1
+
+
+@pytest.mark.parametrize("lost", ["drop", "503"])
+def test_an_entry_that_never_lands_is_given_up_only_after_it_can_no_longer_land(lost: str) -> None:
+    with running_mock_exchange(seed=11, time_scale=0) as mx:
+        clock = _Clock()
+
+        async def scenario() -> tuple[list[object], list[object], list[object]]:
+            broker = _broker(mx, clock)
+            sent = await _entry_parked_then(mx, broker, lost)
+            p = price_of(mx)
+            # within the original request's possible life: still unknown, nothing new is sent
+            early = await broker.submit(intent(Side.LONG, p), candle(p, 1), T0)
+            assert broker.position is None
+            clock.skip = broker.settings.entry_life_sec + 1  # now it can no longer land: absent is proven
+            late = await broker.submit(intent(Side.LONG, p), candle(p, 2), T0)  # given up; this entry goes
+            assert broker.position is not None and broker.position.qty == Decimal("0.01")
+            await broker.close_all("shutdown", T0)
+            return list(sent), list(early), list(late)
+
+        sent, early, late = run(scenario)
+        assert [e.name for e in sent] == []  # type: ignore[attr-defined]
+        assert [(e.name, e.data.get("reason")) for e in early] == [  # type: ignore[attr-defined]
+            (ORDER_REJECTED, "previous_entry_unbooked")]
+        assert [(e.name, e.data.get("reason")) for e in late][:3] == [  # type: ignore[attr-defined]
+            (ORDER_REJECTED, "not_placed"), (EventName.ORDER_SUBMITTED, None), (EventName.EXECUTION_FILL, None)]
+        orders = accepted_orders(mx)
+        assert len(orders) == 2 and len(ledger_fills(mx)) == 2  # the second entry and its close, nothing else
+        assert not mx.admin.account(KEY)["positions"]
+
+
+def _wait(predicate: object, timeout: float = 10) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():  # type: ignore[operator]
+            return
+        time.sleep(0.02)
+    raise AssertionError("timed out waiting for the released entry to fill")
