@@ -49,7 +49,7 @@ def test_snapshot_is_reused_only_while_nothing_changed() -> None:
     first = broker.snapshot(pnl, peak)
     assert broker.snapshot(pnl, peak) is first
     assert broker.snapshot(Decimal(0), peak) == first  # equal inputs, other objects: a fresh, equal snapshot
-    broker.cash -= Decimal("1.25")
+    broker.ledger.cash -= Decimal("1.25")  # any booking that moves equity
     after = broker.snapshot(pnl, peak)
     assert after.equity == broker.cash and after.peak_equity == peak and after.position is None
     assert broker.snapshot(pnl, None).peak_equity == broker.cash

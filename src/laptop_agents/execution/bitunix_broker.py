@@ -1,7 +1,8 @@
 """BitunixBroker: the Broker protocol on a real (or mock) Bitunix futures account.
 
-Same face as :class:`~laptop_agents.execution.broker.PaperBrokerPort` and the same
-events (OrderSubmitted, ExecutionFill, ExecutionExit with PaperBroker's fields),
+Same face as :class:`~laptop_agents.execution.broker.PaperBrokerPort`, the same
+books (:class:`~laptop_agents.core.ledger.Ledger`) and the same events
+(OrderSubmitted; ExecutionFill and ExecutionExit from the ledger's constructors),
 so the session, journal, metrics and reports cannot tell them apart. The
 differences are where the truth lives and what can go wrong:
 
@@ -88,6 +89,15 @@ from laptop_agents.bitunix import (
 from laptop_agents.core.account import CashAccountView
 from laptop_agents.core.errors import ExitCode, LaError
 from laptop_agents.core.events import Event, EventName
+from laptop_agents.core.ledger import (
+    EXIT_STOP_LOSS,
+    EXIT_TAKE_PROFIT,
+    Ledger,
+    LedgerError,
+    execution_exit,
+    money,
+    position_opened,
+)
 from laptop_agents.core.models import (
     ZERO,
     Candle,
@@ -101,15 +111,6 @@ from laptop_agents.execution.order_checks import (
     OrderCheckFailed,
     SymbolRules,
     check_entry,
-)
-from laptop_agents.paper.broker import (
-    EXIT_STOP_LOSS,
-    EXIT_TAKE_PROFIT,
-    _position_from_dict,
-    _position_to_dict,
-    _trade_from_dict,
-    _trade_to_dict,
-    money,
 )
 
 log = logging.getLogger("laptop_agents.execution.bitunix_broker")
@@ -269,11 +270,8 @@ class BitunixBroker(CashAccountView):
         self._sleep = sleep
         self._monotonic = monotonic or (lambda: asyncio.get_running_loop().time())
         self.rules: SymbolRules | None = None
-        self.starting_equity: Decimal = ZERO
-        self.cash: Decimal = ZERO
-        self.adjustments: Decimal = ZERO
-        self.position: Position | None = None
-        self.trades: list[Trade] = []
+        self.ledger = Ledger(ZERO, wallet_adjustments=True)
+        """The books (the shared ledger): equity, the open position, the closed trades, wallet adjustments."""
         self.last_price: Decimal | None = None
         self._seq = 0
         self._tag = _secrets.token_hex(4)
@@ -310,6 +308,11 @@ class BitunixBroker(CashAccountView):
     def __repr__(self) -> str:
         pos = f"{self.position.side.value} {self.position.qty}" if self.position else "flat"
         return f"BitunixBroker({self.symbol}, equity={self.cash}, {pos}, trades={len(self.trades)})"
+
+    @property
+    def adjustments(self) -> Decimal:
+        """Wallet moves our trades do not explain (funding, transfers, manual trades), booked apart."""
+        return self.ledger.adjustments
 
     def health(self) -> BrokerHealth:
         """Whether this broker can trade now, from facts it already holds (no request is sent).
@@ -406,8 +409,8 @@ class BitunixBroker(CashAccountView):
         orders = [o for o in (await self.client.get_pending_orders(self.symbol, limit=100)).orders if o.status.is_open]
         since = self._newest_seen  # restored: the exchange time of the newest record the last life had seen
         history = await self.client.get_history_trades(self.symbol, limit=self.settings.history_page_limit)
-        for record in [*orders, *history.trades]:  # an order created before these is not one we are about to send
-            self._saw(record.created)
+        for seen in (*(o.created for o in orders), *(t.created for t in history.trades)):
+            self._saw(seen)  # an order created before these is not one we are about to send
         events: list[Event] = []
         details: dict[str, Any] = {}
         foreign = [o for o in orders if not self._is_ours(o.client_id)]
@@ -456,9 +459,7 @@ class BitunixBroker(CashAccountView):
             )
         wallet = _wallet(account)  # cancelling stale orders frees margin but does not change the wallet
         if not self._restored:
-            # an adopted position's entry fee is already out of the wallet: equity "before" it is wallet + fee
-            self.cash = money(wallet)
-            self.starting_equity = money(wallet + (self.position.entry_fee if self.position else ZERO))
+            self.ledger.start_from_wallet(wallet)  # an adopted position's fee counts into the starting equity
         else:
             self._book_difference(wallet, "start-up")
         self.started = True
@@ -551,10 +552,9 @@ class BitunixBroker(CashAccountView):
         Position was made (fill or adoption) and again by that booking: give the second charge back."""
         log.warning("position %s closed and its round trip is booked already; not booking it again",
                     pos.position_id)
-        self.cash = money(self.cash + pos.entry_fee)
         if self.position is pos:
-            self.position = None
             self._entry_order_id = None
+        self.ledger.refund_entry_fee(pos)
 
     def _mark_booked(self, ids: Iterable[str | None]) -> None:
         for i in ids:
@@ -581,23 +581,18 @@ class BitunixBroker(CashAccountView):
         self._mark_booked([*fills, opening[0].order_id])
         entry_ts = opening[0].created or now
         exit_ts = closing[-1].created or now
-        self.cash = money(self.cash - entry_fee + gross - exit_fee)
         trade = Trade(
             trade_id=trade_id, side=side, qty=qty, entry_ts=entry_ts, exit_ts=exit_ts,
             entry_price=_vwap(opening), exit_price=_vwap(closing), gross_pnl=gross, fees=entry_fee + exit_fee,
             pnl=gross - entry_fee - exit_fee, exit_reason=EXIT_WHILE_DOWN,
         )
-        self.trades.append(trade)
+        self.ledger.book_round_trip(trade)
         self._unreported.append(trade)  # the breaker hears of it like any other trade
         for t in opening + closing:
             self._saw(t.created)
-        return Event(
-            EventName.EXECUTION_EXIT, now, trade_id=trade_id, position_id=trade_id, symbol=self.symbol,
-            side=side.exit_order_side, position_side=side, reason=EXIT_WHILE_DOWN, qty=qty,
-            entry_price=trade.entry_price, exit_price=trade.exit_price, gross_pnl=gross, fees=trade.fees,
-            pnl=trade.pnl, bars_held=0, equity=self.cash, entry_order_id=opening[0].order_id,
-            client_id=opening[0].client_id,
-        )
+        return execution_exit(now, trade, position_id=trade_id, symbol=self.symbol, bars_held=0,
+                              equity=self.ledger.cash, entry_order_id=opening[0].order_id,
+                              client_id=opening[0].client_id)
 
     async def _reconcile_position(self, exch: PositionInfo | None, now: datetime, details: dict[str, Any]) -> list[Event]:
         local = self.position
@@ -623,10 +618,13 @@ class BitunixBroker(CashAccountView):
         else:
             events = []
         stop, target = ZERO, ZERO
-        self.position = Position(
+        adopted = Position(
             position_id=exch.position_id, side=side, qty=exch.qty, entry_price=entry_price,
             entry_ts=exch.created or now, entry_fee=money(exch.fee or ZERO), stop_loss=stop, take_profit=target,
         )
+        # restored books: the adopted position's entry fee is already out of the wallet: book it like an entry;
+        # fresh books start from the wallet and count it into the starting equity (start_from_wallet)
+        self.ledger.open(adopted, charge_fee=self._restored)
         self._entry_order_id = None
         details["adopted_position"] = exch.position_id
         log.warning(
@@ -634,9 +632,6 @@ class BitunixBroker(CashAccountView):
             "exchange has them; the strategy's exits (max hold, kill switch, shutdown) manage it",
             side.value, exch.position_id, exch.qty, entry_price,
         )
-        if self._restored:
-            # the adopted position's entry fee is already out of the wallet: book it like an entry
-            self.cash = money(self.cash - self.position.entry_fee)
         return events
 
     # ------------------------------------------------------------------ entries
@@ -804,7 +799,7 @@ class BitunixBroker(CashAccountView):
 
         A failed query raises before anything is booked, so the caller may simply try again later.
         """
-        client_id, order_side, intent, candle, base = p.client_id, p.order_side, p.intent, p.candle, p.base
+        client_id, intent, candle, base = p.client_id, p.intent, p.candle, p.base
         events: list[Event] = []
         if p.order_id is None:
             assert p.request is not None
@@ -838,23 +833,17 @@ class BitunixBroker(CashAccountView):
         fee = money(order.fee if order.fee is not None else sum((t.fee or ZERO for t in entry_trades), ZERO))
         price = (order.avg_price or (pos.avg_open_price if pos is not None else None) or _vwap(entry_trades)
                  or p.take_profit)
-        self.cash = money(self.cash - fee)
-        self.position = Position(
+        opened = Position(
             position_id=position_id, side=intent.side, qty=order.filled_qty, entry_price=price,
             entry_ts=p.sent_at, entry_fee=fee, stop_loss=p.stop_loss, take_profit=p.take_profit,
         )
+        self.ledger.open(opened)
         self._entry_order_id = order_id
         self.last_price = candle.close
-        events.append(
-            Event(
-                EventName.EXECUTION_FILL, now, order_id=order_id, client_id=client_id, symbol=self.symbol,
-                side=order_side, position_side=intent.side, qty=order.filled_qty, price=price, fee=fee,
-                liquidity="taker", position_id=position_id, stop_loss=p.stop_loss,
-                take_profit=p.take_profit, equity=self.cash,
-            )
-        )
+        events.append(position_opened(now, opened, order_id=order_id, client_id=client_id, symbol=self.symbol,
+                                      equity=self.ledger.cash))
         if closing is not None:
-            exit_events, trade = await self._book_exit(self.position, None, None, now, now, closing=closing)
+            exit_events, trade = await self._book_exit(opened, None, None, now, now, fills=closing)
             events += exit_events
             if trade is not None:
                 self._unreported.append(trade)  # submit returns events only: on_candle reports it (breaker)
@@ -1157,16 +1146,17 @@ class BitunixBroker(CashAccountView):
 
     async def _book_exit(
         self, pos: Position, close_order_id: str | None, reason: str | None, exit_ts: datetime, now: datetime,
-        *, closing: list[TradeInfo] | None = None,
+        *, fills: list[TradeInfo] | None = None,
     ) -> Closed:
-        """Rebuild the exit from the exchange's trades of this position; update equity; emit ExecutionExit."""
-        booked_already = False
-        if closing is None:
+        """Rebuild the exit from the exchange's trades of this position (or the closing ``fills`` given); update
+        equity; emit ExecutionExit."""
+        closing: list[TradeInfo]
+        if fills is None:
             closing, booked_already = await self._retrying(f"reading the closing trades of {pos.position_id}",
                                                            lambda: self._closing_trades_split(pos))
         else:
-            booked_already = any(t.trade_id in self._booked_fills for t in closing)
-            closing = [t for t in closing if t.trade_id not in self._booked_fills]
+            booked_already = any(t.trade_id in self._booked_fills for t in fills)
+            closing = [t for t in fills if t.trade_id not in self._booked_fills]
         for t in closing:
             self._saw(t.created)
         if booked_already and not closing:
@@ -1199,26 +1189,16 @@ class BitunixBroker(CashAccountView):
             reason = inferred if inferred != EXIT_EXCHANGE_CLOSE or reason is None else reason
         assert reason is not None
         self._mark_booked([*(t.trade_id for t in closing), self._entry_order_id])
-        self.cash = money(self.cash + gross - exit_fee)
-        trade = Trade(
-            trade_id=pos.position_id, side=pos.side, qty=pos.qty, entry_ts=pos.entry_ts, exit_ts=exit_ts,
-            entry_price=pos.entry_price, exit_price=exit_price, gross_pnl=gross, fees=pos.entry_fee + exit_fee,
-            pnl=gross - pos.entry_fee - exit_fee, exit_reason=reason,
-        )
-        self.trades.append(trade)
-        self.position = None
+        trade = self.ledger.close(pos, trade_id=pos.position_id, exit_ts=exit_ts, exit_price=exit_price,
+                                  gross_pnl=gross, exit_fee=exit_fee, reason=reason)
         self._entry_order_id = None
         try:
             await self._retrying("reading the wallet", lambda: self._check_wallet("exit " + pos.position_id))
         except BitunixError as exc:  # booked from the exchange's fills already; the next wallet read adopts drift
             log.warning("could not re-read the wallet after booking %s (%s); equity may lag the exchange",
                         pos.position_id, exc)
-        event = Event(
-            EventName.EXECUTION_EXIT, now, trade_id=trade.trade_id, position_id=pos.position_id, symbol=self.symbol,
-            side=pos.side.exit_order_side, position_side=pos.side, reason=reason, qty=pos.qty,
-            entry_price=pos.entry_price, exit_price=exit_price, gross_pnl=gross, fees=trade.fees, pnl=trade.pnl,
-            bars_held=pos.bars_held, equity=self.cash,
-        )
+        event = execution_exit(now, trade, position_id=pos.position_id, symbol=self.symbol, bars_held=pos.bars_held,
+                               equity=self.ledger.cash)
         return [event], trade
 
     async def _closing_trades_split(self, pos: Position) -> tuple[list[TradeInfo], bool]:
@@ -1258,13 +1238,11 @@ class BitunixBroker(CashAccountView):
 
     def _book_difference(self, wallet: Decimal, when: str) -> None:
         """The exchange's wallet wins; a difference (funding, manual trades) is logged and kept apart."""
-        wallet = money(wallet)
-        diff = wallet - self.cash
+        booked = self.ledger.cash
+        diff = self.ledger.adopt_wallet(wallet)
         if diff:
             log.warning("exchange wallet %s differs from booked equity %s by %s (%s); adopting the exchange's",
-                        wallet, self.cash, diff, when)
-            self.adjustments = money(self.adjustments + diff)
-            self.cash = wallet
+                        self.ledger.cash, booked, diff, when)
 
     # ------------------------------------------------------------------ flatten and shutdown
     async def close_all(self, reason: str, now: datetime) -> Closed:
@@ -1395,15 +1373,14 @@ class BitunixBroker(CashAccountView):
     # ------------------------------------------------------------------ persistence
     def to_state(self) -> dict[str, Any]:
         """Plain data for the live state file; holds no credential (not even a fingerprint of the secret)."""
+        books = self.ledger.to_state()  # starting_equity, equity, adjustments, positions, trades
+        trades = books.pop("trades")  # the file has always named the entry order between position and trades
         return {
             "broker": self.name,
             "symbol": self.symbol,
-            "starting_equity": str(self.starting_equity),
-            "equity": str(self.cash),
-            "adjustments": str(self.adjustments),
-            "positions": [] if self.position is None else [_position_to_dict(self.position)],
+            **books,
             "entry_order_id": self._entry_order_id,
-            "trades": [_trade_to_dict(t) for t in self.trades],
+            "trades": trades,
             "unreported_trades": [t.trade_id for t in self._unreported],
             "last_price": None if self.last_price is None else str(self.last_price),
             "seq": self._seq,
@@ -1417,17 +1394,10 @@ class BitunixBroker(CashAccountView):
         if data.get("symbol") != self.symbol:
             raise ReconcileError(f"live state is for {data.get('symbol')}, this broker trades {self.symbol}")
         try:
-            self.starting_equity = Decimal(data["starting_equity"])
-            self.cash = Decimal(data["equity"])
-            self.adjustments = Decimal(data.get("adjustments", "0"))
-            positions = data["positions"]
-            if len(positions) > 1:
-                raise ValueError("more than one open position")
-            self.position = _position_from_dict(positions[0]) if positions else None
+            ledger = Ledger.from_state(data, wallet_adjustments=True)
             self._entry_order_id = data.get("entry_order_id")
-            self.trades = [_trade_from_dict(t) for t in data["trades"]]
             unreported = set(data.get("unreported_trades") or [])
-            self._unreported = [t for t in self.trades if t.trade_id in unreported]
+            self._unreported = [t for t in ledger.trades if t.trade_id in unreported]
             self.last_price = None if data.get("last_price") is None else Decimal(data["last_price"])
             self._seq = int(data["seq"])
             self._tag = str(data["client_tag"])
@@ -1440,14 +1410,15 @@ class BitunixBroker(CashAccountView):
             self._booked_fills = dict.fromkeys(booked)
         except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
             raise ReconcileError(f"live broker state is malformed: {type(exc).__name__}: {exc}") from None
+        self.ledger = ledger
         self._restored = True
 
     def verify_accounting(self) -> None:
         """equity == starting + sum(trade pnl) + adjustments - entry fee of the open position."""
-        open_fee = self.position.entry_fee if self.position else ZERO
-        expected = self.starting_equity + sum((t.pnl for t in self.trades), ZERO) + self.adjustments - open_fee
-        if expected != self.cash:
-            raise ReconcileError(f"equity {self.cash} disagrees with trades (expected {expected})")
+        try:
+            self.ledger.verify()
+        except LedgerError as exc:
+            raise ReconcileError(str(exc)) from None
 
     def _require_started(self) -> None:
         if not self.started:

@@ -10,7 +10,8 @@
   the candle's own time: a mock or replayed candle carries simulated times while
   forced exits (session end, kill switch, shutdown) happen on the session clock,
   and one trade must never mix the two (see core/clock.py).
-- Money is Decimal: cash moves by exactly -entry_fee at entry and
+- Money is Decimal and the books are the shared :class:`~laptop_agents.core.ledger.Ledger`
+  (the live broker keeps the same): cash moves by exactly -entry_fee at entry and
   gross_pnl - exit_fee at exit, so ending equity == starting equity + sum(trade pnl).
 
 Pure and synchronous: no clock, no files. `to_state()`/`from_state()` give the
@@ -21,26 +22,25 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_EVEN, Decimal
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from typing import Any
 
 from laptop_agents.core.account import CashAccountView
 from laptop_agents.core.config_models import PaperSettings
 from laptop_agents.core.events import Event, EventName
-from laptop_agents.core.models import ZERO, Candle, OrderIntent, Position, Side, Trade, parse_utc, utc_iso
+from laptop_agents.core.ledger import (
+    EXIT_STOP_LOSS,
+    EXIT_TAKE_PROFIT,
+    Ledger,
+    execution_exit,
+    money,
+    position_opened,
+)
+from laptop_agents.core.models import Candle, OrderIntent, Position, Side, Trade
 from laptop_agents.core.state_schema import check_paper_state
 
 BPS = Decimal(10000)
-MONEY_STEP = Decimal("0.00000001")
 STATE_KIND = "paper_broker"
-
-EXIT_TAKE_PROFIT = "take_profit"
-EXIT_STOP_LOSS = "stop_loss"
-
-
-def money(value: Decimal) -> Decimal:
-    """Round a cash amount to 1e-8 USDT; every stored amount goes through here once."""
-    return value.quantize(MONEY_STEP, rounding=ROUND_HALF_EVEN)
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,10 +56,7 @@ class PaperBroker(CashAccountView):
     def __init__(self, settings: PaperSettings, symbol: str = "BTCUSDT") -> None:
         self.settings = settings
         self.symbol = symbol
-        self.starting_equity = money(settings.starting_equity)
-        self.cash = self.starting_equity
-        self.position: Position | None = None
-        self.trades: list[Trade] = []
+        self.ledger = Ledger(money(settings.starting_equity))
         self.last_price: Decimal | None = None
         self._seq = 0
 
@@ -95,26 +92,20 @@ class PaperBroker(CashAccountView):
         ]
         price = self._slipped(candle.close, order_side)
         fee = self._fee(intent.qty, price, self.settings.taker_fee_bps)
-        self.cash -= fee
-        self.position = Position(
+        position = Position(
             position_id=self._next_id("P"), side=intent.side, qty=intent.qty, entry_price=price,
             entry_ts=now, entry_fee=fee, stop_loss=intent.stop_loss, take_profit=intent.take_profit,
         )
+        self.ledger.open(position)
         self.last_price = candle.close
-        events.append(
-            Event(
-                EventName.EXECUTION_FILL, now, order_id=order_id, client_id=client_id, symbol=self.symbol,
-                side=order_side, position_side=intent.side, qty=intent.qty, price=price, fee=fee,
-                liquidity="taker", position_id=self.position.position_id, stop_loss=intent.stop_loss,
-                take_profit=intent.take_profit, equity=self.cash,
-            )
-        )
+        events.append(position_opened(now, position, order_id=order_id, client_id=client_id, symbol=self.symbol,
+                                      equity=self.ledger.cash))
         return events
 
     def on_candle(self, candle: Candle, now: datetime) -> tuple[list[Event], Trade | None]:
         """Age the open position by one bar and fill its stop or target if touched."""
         self.last_price = candle.close
-        pos = self.position
+        pos = self.ledger.position
         if pos is None:
             return [], None
         pos.bars_held += 1
@@ -163,30 +154,17 @@ class PaperBroker(CashAccountView):
         assert pos is not None
         gross = money((price - pos.entry_price) * pos.qty * pos.side.sign)
         exit_fee = self._fee(pos.qty, price, fee_bps)
-        self.cash += gross - exit_fee
-        trade = Trade(
-            trade_id=self._next_id("T"), side=pos.side, qty=pos.qty, entry_ts=pos.entry_ts, exit_ts=exit_ts,
-            entry_price=pos.entry_price, exit_price=price, gross_pnl=gross, fees=pos.entry_fee + exit_fee,
-            pnl=gross - pos.entry_fee - exit_fee, exit_reason=reason,
-        )
-        self.trades.append(trade)
-        self.position = None
-        event = Event(
-            EventName.EXECUTION_EXIT, now, trade_id=trade.trade_id, position_id=pos.position_id, symbol=self.symbol,
-            side=pos.side.exit_order_side, position_side=pos.side, reason=reason, qty=pos.qty,
-            entry_price=pos.entry_price, exit_price=price, gross_pnl=gross, fees=trade.fees, pnl=trade.pnl,
-            bars_held=pos.bars_held, equity=self.cash,
-        )
+        trade = self.ledger.close(pos, trade_id=self._next_id("T"), exit_ts=exit_ts, exit_price=price,
+                                  gross_pnl=gross, exit_fee=exit_fee, reason=reason)
+        event = execution_exit(now, trade, position_id=pos.position_id, symbol=self.symbol, bars_held=pos.bars_held,
+                               equity=self.ledger.cash)
         return [event], trade
 
     # ------------------------------------------------------------------ persistence
     def to_state(self) -> dict[str, Any]:
         return {
             "symbol": self.symbol,
-            "starting_equity": str(self.starting_equity),
-            "equity": str(self.cash),
-            "positions": [] if self.position is None else [_position_to_dict(self.position)],
-            "trades": [_trade_to_dict(t) for t in self.trades],
+            **self.ledger.to_state(),
             "last_price": None if self.last_price is None else str(self.last_price),
             "seq": self._seq,
         }
@@ -197,53 +175,13 @@ class PaperBroker(CashAccountView):
         value (core/state_schema.py), KeyError/ValueError on anything else malformed."""
         check_paper_state(data)
         broker = cls(settings, symbol=data["symbol"])
-        broker.starting_equity = Decimal(data["starting_equity"])
-        broker.cash = Decimal(data["equity"])
-        positions = data["positions"]
-        if len(positions) > 1:
-            raise ValueError("more than one open position in a one-way paper account")
-        broker.position = _position_from_dict(positions[0]) if positions else None
-        broker.trades = [_trade_from_dict(t) for t in data["trades"]]
+        broker.ledger = Ledger.from_state(data)
         broker.last_price = None if data.get("last_price") is None else Decimal(data["last_price"])
         broker._seq = int(data["seq"])
         broker.verify_accounting()
         return broker
 
     def verify_accounting(self) -> None:
-        """equity == starting equity + sum(closed trade pnl) - entry fee of the open position."""
-        open_fee = self.position.entry_fee if self.position else ZERO
-        expected = self.starting_equity + sum((t.pnl for t in self.trades), ZERO) - open_fee
-        if expected != self.cash:
-            raise ValueError(f"equity {self.cash} disagrees with trades (expected {expected})")
-
-
-def _position_to_dict(p: Position) -> dict[str, Any]:
-    return {
-        "position_id": p.position_id, "side": p.side.value, "qty": str(p.qty), "entry_price": str(p.entry_price),
-        "entry_ts": utc_iso(p.entry_ts), "entry_fee": str(p.entry_fee), "stop_loss": str(p.stop_loss),
-        "take_profit": str(p.take_profit), "bars_held": p.bars_held,
-    }
-
-
-def _position_from_dict(d: dict[str, Any]) -> Position:
-    return Position(
-        position_id=d["position_id"], side=Side(d["side"]), qty=Decimal(d["qty"]), entry_price=Decimal(d["entry_price"]),
-        entry_ts=parse_utc(d["entry_ts"]), entry_fee=Decimal(d["entry_fee"]), stop_loss=Decimal(d["stop_loss"]),
-        take_profit=Decimal(d["take_profit"]), bars_held=int(d["bars_held"]),
-    )
-
-
-def _trade_to_dict(t: Trade) -> dict[str, Any]:
-    return {
-        "trade_id": t.trade_id, "side": t.side.value, "qty": str(t.qty), "entry_ts": utc_iso(t.entry_ts),
-        "exit_ts": utc_iso(t.exit_ts), "entry_price": str(t.entry_price), "exit_price": str(t.exit_price),
-        "gross_pnl": str(t.gross_pnl), "fees": str(t.fees), "pnl": str(t.pnl), "exit_reason": t.exit_reason,
-    }
-
-
-def _trade_from_dict(d: dict[str, Any]) -> Trade:
-    return Trade(
-        trade_id=d["trade_id"], side=Side(d["side"]), qty=Decimal(d["qty"]), entry_ts=parse_utc(d["entry_ts"]),
-        exit_ts=parse_utc(d["exit_ts"]), entry_price=Decimal(d["entry_price"]), exit_price=Decimal(d["exit_price"]),
-        gross_pnl=Decimal(d["gross_pnl"]), fees=Decimal(d["fees"]), pnl=Decimal(d["pnl"]), exit_reason=d["exit_reason"],
-    )
+        """equity == starting equity + sum(closed trade pnl) - entry fee of the open position (LedgerError, a
+        ValueError, if not)."""
+        self.ledger.verify()

@@ -33,6 +33,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from laptop_agents.core.events import Event, EventEncoder, EventName
+from laptop_agents.core.ledger import execution_exit, execution_fill
 from laptop_agents.core.models import Trade
 from laptop_agents.reporting.trades_csv import TradesCsvAppender
 
@@ -142,18 +143,13 @@ def recovered_events(trade: Trade, *, symbol: str | None, equity: Decimal | None
     and client ids, its own fee (``fees`` is both), the TP/SL, and the equity after the fill."""
     events = []
     if fill:
-        events.append(Event(
-            EventName.EXECUTION_FILL, trade.entry_ts, order_id=None, client_id=None, symbol=symbol,
-            side=trade.side.entry_order_side, position_side=trade.side, qty=trade.qty, price=trade.entry_price,
-            fee=None, liquidity="taker", position_id=trade.trade_id, stop_loss=None, take_profit=None, equity=None,
-            recovered=True,
+        events.append(execution_fill(
+            trade.entry_ts, order_id=None, client_id=None, symbol=symbol, position_side=trade.side, qty=trade.qty,
+            price=trade.entry_price, fee=None, position_id=trade.trade_id, stop_loss=None, take_profit=None,
+            equity=None, recovered=True,
         ))
-    events.append(Event(
-        EventName.EXECUTION_EXIT, trade.exit_ts, trade_id=trade.trade_id, position_id=trade.trade_id, symbol=symbol,
-        side=trade.side.exit_order_side, position_side=trade.side, reason=trade.exit_reason, qty=trade.qty,
-        entry_price=trade.entry_price, exit_price=trade.exit_price, gross_pnl=trade.gross_pnl, fees=trade.fees,
-        pnl=trade.pnl, bars_held=None, equity=equity, recovered=True,
-    ))
+    events.append(execution_exit(trade.exit_ts, trade, position_id=trade.trade_id, symbol=symbol, bars_held=None,
+                                 equity=equity, recovered=True))
     return events
 
 

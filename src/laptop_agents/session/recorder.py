@@ -18,6 +18,7 @@ from typing import Any, Protocol
 from laptop_agents.core.config_models import AppConfig
 from laptop_agents.core.errors import LaError
 from laptop_agents.core.events import Event, EventBus, EventName
+from laptop_agents.core.ledger import execution_exit
 from laptop_agents.core.models import Position, Trade, utc_iso
 from laptop_agents.core.orchestrator import EventJournal, RunDirectory
 from laptop_agents.core.state import atomic_write_text
@@ -111,12 +112,8 @@ class RunRecorder:
             if t.trade_id in self._journaled_exits:
                 continue
             log.warning("trade %s was booked without an ExecutionExit event; journaling it now (recovered)", t.trade_id)
-            self.bus.publish(Event(
-                EventName.EXECUTION_EXIT, now, trade_id=t.trade_id, position_id=t.trade_id,
-                side=t.side.exit_order_side, position_side=t.side, reason=t.exit_reason, qty=t.qty,
-                entry_price=t.entry_price, exit_price=t.exit_price, gross_pnl=t.gross_pnl, fees=t.fees, pnl=t.pnl,
-                equity=self.paper.equity, recovered=True,
-            ))
+            self.bus.publish(execution_exit(now, t, position_id=t.trade_id, symbol=getattr(self.paper, "symbol", None),
+                                            bars_held=None, equity=self.paper.equity, recovered=True))
 
     def trades_observer(self, event: Event) -> None:
         """Bus observer that appends each closed trade to trades.csv. The caller subscribes it *after* the
