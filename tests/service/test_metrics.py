@@ -9,6 +9,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from laptop_agents.core.events import Event, EventName
 from laptop_agents.service.metrics import MetricsObserver, ServiceMetrics
+from laptop_agents.data.providers.base import FeedStats
 from laptop_agents.session.snapshot import feed_stats
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
@@ -82,11 +83,14 @@ def test_ws_reconnects_follow_the_provider_count() -> None:
     class Provider:
         reconnects = 0
 
+        def feed_stats(self) -> FeedStats:
+            return FeedStats(reconnects=self.reconnects)
+
     provider = Provider()
     m._follow_feed(feed_stats(provider))
     provider.reconnects = 3
     m._follow_feed(feed_stats(provider))
     m._follow_feed(feed_stats(provider))
     assert value(m, "laptop_agents_ws_reconnects_total") == 3
-    m._follow_feed(feed_stats(object()))
+    m._follow_feed(feed_stats(object()))  # a provider keeping no counters reports zeros, never a decrease
     assert value(m, "laptop_agents_ws_reconnects_total") == 3

@@ -142,3 +142,16 @@ def test_rejections_are_counted_by_their_typed_code_never_their_text() -> None:
     assert gauge(m, "laptop_agents_orders_rejected_total", reason="insufficient_balance") == 1
     assert gauge(m, "laptop_agents_orders_rejected_total", reason="other") == 2
     assert gauge(m, "laptop_agents_orders_rejected_total", reason="daily_loss_budget") == 0
+
+
+def test_paper_broker_is_healthy_exactly_while_its_state_persists() -> None:
+    from types import SimpleNamespace
+
+    from laptop_agents.session.snapshot import broker_health
+
+    runner = SimpleNamespace(account=object(), broker=SimpleNamespace(name="paper"),
+                             store=SimpleNamespace(write_error=None))
+    assert broker_health(runner) == BrokerHealth("paper")  # type: ignore[arg-type]
+    runner.store.write_error = OSError(28, "No space left on device")
+    sick = broker_health(runner)  # type: ignore[arg-type]
+    assert not sick.healthy and sick.problems[0].startswith("state not persisted (")

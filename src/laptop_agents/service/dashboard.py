@@ -1,5 +1,8 @@
 """`la serve --dashboard`: one self-contained page that polls /status every second.
 
+/status renders the session's read model (session/read_model.py), so the page shows exactly what /readyz,
+STATUS= and the metrics show: mode, readiness and its reasons, broker health.
+
 No external assets (the service may run on an air-gapped host and the page is
 served with a strict Content-Security-Policy); values are inserted as text,
 never as HTML, so an event field can not inject markup.
@@ -54,7 +57,8 @@ async function tick(){
     $('err').textContent='';
     $('run').textContent=(s.run_id||'')+' · '+(s.mode||'')+' · '+(s.symbol||'')+' · '+(s.source||'');
     set('state', s.state, s.state==='RUNNING'?'ok':'warn');
-    $('health').textContent=(s.healthy?'healthy':'UNHEALTHY')+' · '+(s.ready?'ready':'not ready: '+(s.not_ready_because||[]).join('; '));
+    $('health').textContent=(s.healthy?'healthy':'UNHEALTHY')+' · '+(s.ready?'ready':'not ready: '+(s.not_ready_because||[]).join('; '))
+      +' · broker '+(s.broker_healthy?'ok':'UNHEALTHY');
     set('equity', s.equity); $('pnl').textContent='realized PnL '+s.realized_pnl+' · MTM '+s.mark_to_market_equity;
     const p=s.position; set('position', p?p.side+' '+p.qty+' @ '+p.entry_price:'flat');
     $('upnl').textContent=p?('uPnL '+p.unrealized_pnl+' · SL '+p.stop_loss+' · TP '+p.take_profit):'';

@@ -20,7 +20,11 @@ from decimal import Decimal
 from typing import Any
 
 from laptop_agents.core.models import utc_iso
+from laptop_agents.data.providers.base import FeedStats
 from laptop_agents.execution.health import BrokerHealth
+
+__all__ = ["BreakerView", "CandleView", "FeedStats", "HaltView", "PositionView", "SessionSnapshot", "Thresholds",
+           "status_file", "status_payload"]
 
 QUANT = Decimal("0.0001")
 
@@ -113,16 +117,6 @@ class HaltView:
     def describe(self) -> list[str]:
         """One line per cause, in priority order (what /readyz and STATUS= show)."""
         return [f"{r}: {d}" for r, d in self.reasons]
-
-
-@dataclass(frozen=True, slots=True)
-class FeedStats:
-    """The market data source's own counters (monotonic, never reset), for the metrics to mirror."""
-
-    reconnects: int = 0
-    rejected_frames: tuple[tuple[str, int], ...] = ()  # reason -> count (a bounded vocabulary)
-    api_errors: tuple[tuple[str, int], ...] = ()  # REST error class name -> count (warm-up, backfill)
-    rate_limit_waits: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,13 +8,13 @@ Runs on the loop thread each heartbeat, and on the watchdog thread once when a f
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from laptop_agents.data.providers.base import FeedStats, ReportsFeedStats
 from laptop_agents.execution.health import BrokerHealth, ReportsHealth
 from laptop_agents.session.read_model import (
     BreakerView,
     CandleView,
-    FeedStats,
     HaltView,
     PositionView,
     SessionSnapshot,
@@ -39,26 +39,9 @@ def broker_health(runner: AsyncRunner) -> BrokerHealth:
     return own if error is None else own.with_problem(f"state not persisted ({error})")
 
 
-def feed_stats(provider: Any) -> FeedStats:
-    """The provider's counters; providers without them (mock, replay) report zeros.
-
-    The one place that knows which provider keeps which counter (bitunix_ws: ``reconnects``,
-    ``rejected_frames`` and its REST transport's error and rate-limit counts).
-    """
-    reconnects = getattr(provider, "reconnects", 0)
-    rejected = getattr(provider, "rejected_frames", None)
-    transport = getattr(provider, "rest_transport", None)
-    errors: tuple[tuple[str, int], ...] = ()
-    waits = 0
-    if transport is not None:
-        errors = tuple((str(k), int(v)) for k, v in transport.stats.errors.items())
-        waits = sum(transport.limiter.stats(group).waits for group in transport.config.rate_limits)
-    return FeedStats(
-        reconnects=reconnects if isinstance(reconnects, int) else 0,
-        rejected_frames=tuple((str(k), v) for k, v in rejected.items() if isinstance(v, int))
-        if isinstance(rejected, dict) else (),
-        api_errors=errors, rate_limit_waits=waits,
-    )
+def feed_stats(provider: object) -> FeedStats:
+    """The provider's own counters (bitunix_ws); providers that keep none (mock, replay) report zeros."""
+    return provider.feed_stats() if isinstance(provider, ReportsFeedStats) else FeedStats()
 
 
 def _halt_view(runner: AsyncRunner) -> HaltView | None:

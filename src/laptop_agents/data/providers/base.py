@@ -12,6 +12,7 @@ feed fresh; `last_data_monotonic` (any frame at all) is liveness only.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from laptop_agents.core.models import Candle
@@ -40,3 +41,24 @@ class MarketDataProvider(Protocol):
 
     async def close(self) -> None:
         """Release sockets and tasks; idempotent."""
+
+
+@dataclass(frozen=True, slots=True)
+class FeedStats:
+    """A data source's own counters (monotonic, never reset), carried by the session's read model to the metrics.
+
+    ``rejected_frames``: pushes refused as not advancing the market, by reason (a bounded vocabulary);
+    ``api_errors``: REST errors of the source's warm-up/backfill client by exception class name.
+    """
+
+    reconnects: int = 0
+    rejected_frames: tuple[tuple[str, int], ...] = ()
+    api_errors: tuple[tuple[str, int], ...] = ()
+    rate_limit_waits: int = 0
+
+
+@runtime_checkable
+class ReportsFeedStats(Protocol):
+    """A provider that counts what it went through (bitunix_ws); the others report zeros."""
+
+    def feed_stats(self) -> FeedStats: ...

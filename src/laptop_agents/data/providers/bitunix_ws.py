@@ -77,7 +77,7 @@ from laptop_agents.bitunix import (
     parse_ws_message,
 )
 from laptop_agents.core.models import Candle
-from laptop_agents.data.providers.base import FatalError
+from laptop_agents.data.providers.base import FatalError, FeedStats
 from laptop_agents.resilience.retry import RetryPolicy, full_jitter_delay
 
 __all__ = ["BitunixWsConfig", "BitunixWsProvider", "fetch_closed_candles"]
@@ -309,6 +309,18 @@ class BitunixWsProvider:
     def rest_transport(self) -> Any:
         """The REST transport used for warm-up and backfill (its `stats` and `limiter` feed metrics), or None."""
         return None if self._rest is None else self._rest.transport
+
+    def feed_stats(self) -> FeedStats:
+        """Reconnects, refused pushes by reason, and the REST transport's errors and rate-limit waits, as one
+        value (the session's read model carries it to the metrics)."""
+        transport = self.rest_transport
+        errors: tuple[tuple[str, int], ...] = ()
+        waits = 0
+        if transport is not None:
+            errors = tuple((str(name), int(count)) for name, count in transport.stats.errors.items())
+            waits = sum(transport.limiter.stats(group).waits for group in transport.config.rate_limits)
+        return FeedStats(reconnects=self.reconnects, rejected_frames=tuple(self.rejected_frames.items()),
+                         api_errors=errors, rate_limit_waits=waits)
 
     @property
     def stale_pushes(self) -> int:
