@@ -111,7 +111,7 @@ systemctl daemon-reload""")
     MEASURED["start_to_ready_sec"] = f"{time.monotonic() - t:.1f}"
     props = m.show(UNIT, "ActiveState", "SubState", "StatusText", "MainPID", "NRestarts")
     assert props["ActiveState"] == "active" and props["SubState"] == "running", props
-    assert props["StatusText"].startswith("trading: mock BTCUSDT"), props
+    assert props["StatusText"].startswith("trading: paper mode, mock BTCUSDT"), props
     first_pid = props["MainPID"]
     wait_until(lambda: _get(url + "/readyz")[0] == 200, 30, "ready on the env file's port")
     journal = m.run("journalctl", "-u", UNIT, "--no-pager").stdout
