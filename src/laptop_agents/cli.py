@@ -186,6 +186,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         "position": status.get("position"), "candles_processed": status.get("candles_processed"),
         "last_stopped_reason": None if running else status.get("stopped_reason"),
         "stale_lock": (not running) and ws.lock_path.exists(), "workspace": str(ws.root),
+        "broker_healthy": status.get("broker_healthy") if running else None,  # the broker's verdict (/readyz)
     }
     if not running:
         out.update(_stopped_view(ws, status))

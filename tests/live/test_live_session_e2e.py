@@ -148,7 +148,7 @@ def test_sigterm_mid_position_leaves_the_account_flat(la_env: LaEnv, mx: MockExc
     la_env.wait_for_event("ExecutionFill", timeout=60)
     assert mx.admin.account(KEY)["positions"], "a position is open on the exchange"
     status = json.loads(la_env.run("status", "--live", "--json").stdout)
-    assert status["state"] == "RUNNING" and status["pid"] == proc.pid
+    assert status["state"] == "RUNNING" and status["pid"] == proc.pid and status["mode"] == "live"
     assert json.loads(la_env.run("status", "--json").stdout)["state"] == "STOPPED", "paper is another session"
     proc.send_signal(signal.SIGTERM)
     _out, err = proc.communicate(timeout=60)
@@ -266,6 +266,7 @@ def test_serve_live_trades_serves_status_and_stops_flat(la_env: LaEnv, mx: MockE
     assert trading and trading[0].startswith("STATUS=trading: live mode, bitunix BTCUSDT:"), trading
     cli = json.loads(la_env.run("status", "--live", "--json").stdout)
     assert cli["state"] == "RUNNING" and cli["mode"] == "live" and cli["pid"] == proc.pid
+    assert cli["broker_healthy"] is True
     assert set(cli) <= set(status), set(cli) - set(status)
     human = la_env.run("status", "--live").stdout
     assert human.startswith("RUNNING") and " mode live " in human, human
