@@ -10,7 +10,6 @@ from __future__ import annotations
 import csv
 import json
 import signal
-import urllib.error
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -38,8 +37,8 @@ from laptop_agents.security.optin import (
 )
 from tests.conftest import LaEnv
 from tests.live.conftest import KEY, SECRET, record_passed_preflight
-from tests.service.conftest import NotifyListener, notify_socket  # noqa: F401 - the fixture, used by name
 from tests.security.helpers import FAST, passphrase_source
+from tests.service.conftest import NotifyListener, notify_socket  # noqa: F401 - the fixture, used by name
 
 
 @pytest.fixture
@@ -236,6 +235,7 @@ def test_serve_live_trades_serves_status_and_stops_flat(la_env: LaEnv, mx: MockE
     """`la serve --live` on the mock: it trades, and every view of the one read model says live: /status,
     /readyz (broker healthy: the live broker's own verdict), the systemd STATUS= line (a NOTIFY_SOCKET this test
     owns), `la status --live` (json and text) and the metric labels."""
+    import urllib.error
     import urllib.request
 
     la_env.hold_positions()

@@ -8,8 +8,8 @@ from decimal import Decimal
 from prometheus_client.parser import text_string_to_metric_families
 
 from laptop_agents.core.events import Event, EventName
-from laptop_agents.service.metrics import MetricsObserver, ServiceMetrics
 from laptop_agents.data.providers.base import FeedStats
+from laptop_agents.service.metrics import MetricsObserver, ServiceMetrics
 from laptop_agents.session.snapshot import feed_stats
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)

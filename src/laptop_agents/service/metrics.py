@@ -86,6 +86,7 @@ LATENCY_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.
 def reject_label(event: Event) -> str:
     """The bounded ``reason`` label of a refused entry, from the event's typed code field (never its free text):
     RiskRejected's ``code``, OrderRejected's ``reason``; an unknown or missing code is ``other``."""
+    known: tuple[str, ...]
     if event.name == EventName.RISK_REJECTED:
         code, known = event.data.get("code"), RISK_REJECT_CODES
     else:

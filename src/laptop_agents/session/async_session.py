@@ -28,9 +28,9 @@ import signal
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from collections.abc import Callable
 from typing import Any
 
 import psutil
@@ -47,17 +47,17 @@ from laptop_agents.core.state import StateManager, atomic_write_text
 from laptop_agents.data.providers.base import FatalError, MarketDataProvider
 from laptop_agents.resilience.trading_circuit_breaker import BreakerState, TradingCircuitBreaker
 from laptop_agents.session.brokers import BrokerFactory, PaperBrokerFactory
+from laptop_agents.session.failures import CREDENTIALS_REJECTED, DISK_ERROR, EXCHANGE_UNAVAILABLE, classify
 from laptop_agents.session.guard_notices import GuardNotices, announce_at_start
 from laptop_agents.session.kill_switch import KillSwitch
-from laptop_agents.session.failures import CREDENTIALS_REJECTED, DISK_ERROR, EXCHANGE_UNAVAILABLE, classify
 from laptop_agents.session.lock import AccountLock, PidLock, SessionLock, resolve_lock_dir
 from laptop_agents.session.pipeline import TradingPipeline
 from laptop_agents.session.read_model import SessionSnapshot, status_file
 from laptop_agents.session.recorder import RunRecorder
 from laptop_agents.session.snapshot import build_snapshot
 from laptop_agents.session.state_store import StateStore, live_booked_pnls, load_breaker_state
-from laptop_agents.session.test_hooks import SIGKILL_BEFORE_EXIT_SAVED, sigkill_after_exit_saved
 from laptop_agents.session.stay_up import Backoff, StayUp, take_reset_request
+from laptop_agents.session.test_hooks import SIGKILL_BEFORE_EXIT_SAVED, sigkill_after_exit_saved
 from laptop_agents.session.workspace import Workspace
 
 log = logging.getLogger("laptop_agents.session")

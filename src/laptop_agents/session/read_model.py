@@ -124,7 +124,7 @@ class SessionSnapshot:
     """Everything any view of a running session shows, as one immutable value."""
 
     taken_mono: float
-    updated_at: datetime | None
+    updated_at: datetime
     running: bool
     pid: int
     run_id: str
@@ -133,7 +133,7 @@ class SessionSnapshot:
     source: str
     symbol: str
     workspace: str
-    started_at: datetime | None
+    started_at: datetime
     started_mono: float
     duration_min: float | None
     heartbeat_mono: float

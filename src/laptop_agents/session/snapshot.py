@@ -80,10 +80,11 @@ def build_snapshot(runner: AsyncRunner, now_mono: float, *, running: bool = True
         max_drawdown_pct=breaker.config.max_drawdown_pct, max_daily_loss_usd=breaker.limits.max_daily_loss_usd,
         action=breaker.config.action,
     )
+    now = runner.clock.now()
     return SessionSnapshot(
-        taken_mono=now_mono, updated_at=runner.clock.now(), running=running, pid=os.getpid(), run_id=runner.run_id,
+        taken_mono=now_mono, updated_at=now, running=running, pid=os.getpid(), run_id=runner.run_id,
         mode=runner.mode, session_mode=runner.options.mode, source=runner.options.source,
-        symbol=runner.config.strategy.symbol, workspace=str(runner.workspace.root), started_at=runner.started_at,
+        symbol=runner.config.strategy.symbol, workspace=str(runner.workspace.root), started_at=runner.started_at or now,
         started_mono=runner.started_mono, duration_min=runner.options.duration_min,
         heartbeat_mono=runner.heartbeat_mono, data_mono=runner.last_progress_monotonic(),
         thresholds=thresholds_of(runner), equity=equity, starting_equity=account.starting_equity,
