@@ -273,6 +273,7 @@ def test_serve_live_trades_serves_status_and_stops_flat(la_env: LaEnv, mx: MockE
     assert json.loads(la_env.run("status", "--json").stdout)["mode"] == "paper", "paper is another workspace"
     metrics = urllib.request.urlopen(url + "/metrics", timeout=5).read().decode()
     assert 'mode="live"' in metrics and 'laptop_agents_ready{mode="live",symbol="BTCUSDT"} 1.0' in metrics
+    assert 'laptop_agents_broker_healthy{mode="live",symbol="BTCUSDT"} 1.0' in metrics
     assert SECRET not in metrics
     proc.send_signal(signal.SIGTERM)
     _out, err = proc.communicate(timeout=60)

@@ -89,9 +89,9 @@ def test_an_unhealthy_broker_is_not_ready_and_says_why_everywhere() -> None:
     assert "BROKER UNHEALTHY (exchange API circuit breaker is open)" in sick.status_line(NOW)
     m = ServiceMetrics("live", "BTCUSDT")
     m.sample(sick, NOW)
-    assert gauge(m, "laptop_agents_ready") == 0
+    assert gauge(m, "laptop_agents_ready") == 0 and gauge(m, "laptop_agents_broker_healthy") == 0
     m.sample(snapshot(), NOW)
-    assert gauge(m, "laptop_agents_ready") == 1
+    assert gauge(m, "laptop_agents_ready") == 1 and gauge(m, "laptop_agents_broker_healthy") == 1
 
 
 def test_every_view_renders_the_same_snapshot() -> None:

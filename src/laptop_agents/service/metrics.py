@@ -155,6 +155,8 @@ class ServiceMetrics:
         self.halted = gauge("halted", "1 while `la serve` is halted in place (flat, no entries) for this reason",
                             ("reason",))
         self.ready = gauge("ready", "1 while /readyz answers 200 (trading), 0 while not ready (see /readyz)")
+        self.broker_healthy = gauge("broker_healthy", "1 while the broker reports itself healthy (paper: state "
+                                    "persisted; live: also exchange API circuit closed, last answer good)")
         self.data_source_up = gauge("data_source_up", "0 while the market data source is down (reconnecting)")
         self.data_reconnects = counter("data_source_reconnect_attempts",
                                        "Service mode: attempts to reconnect a market data source that gave up")
@@ -189,6 +191,7 @@ class ServiceMetrics:
         for reason in HALT_REASONS:
             self.halted.labels(*b, reason).set(0)
         self.ready.labels(*b).set(0)
+        self.broker_healthy.labels(*b).set(0)
         self.data_source_up.labels(*b).set(1)
         self.data_reconnects.labels(*b)
         for reason in BREAKER_REASONS:
@@ -263,6 +266,7 @@ class ServiceMetrics:
         elif snap.kill_switch_active:
             self.lab(self.kill_switch).set(1)
         self.lab(self.ready).set(1 if snap.readiness(now)[0] else 0)
+        self.lab(self.broker_healthy).set(1 if snap.broker.healthy else 0)
         self._follow_feed(snap.feed)
 
     def _follow_feed(self, feed: FeedStats) -> None:
