@@ -213,7 +213,7 @@ def failure_criteria(ev: RunEvidence) -> list[Finding]:
                 "high" if reason == "stale_data" or stale else None),
         Finding("F3", DATA, "No unrecovered FatalError from the market data provider",
                 FAIL if reason == "data_error" else PASS,
-                f"SessionEnd detail: {end.get('detail')}" if reason == "data_error" else "stopped_reason is not data_error",
+                f"SessionEnd detail: {end.get('detail')}" if end and reason == "data_error" else "stopped_reason is not data_error",
                 "high" if reason == "data_error" else None),
         Finding("F4", RISK, "Circuit breaker did not trip unexpectedly",
                 WARN if trips else PASS,

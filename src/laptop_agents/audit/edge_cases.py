@@ -96,7 +96,7 @@ def _case(name: str, expected: str, observed: str, ok: bool) -> dict[str, Any]:
     return {"name": name, "expected": expected, "observed": observed, "status": PASS if ok else FAIL}
 
 
-def _open_then(s: _Scratch, act: Callable[[subprocess.Popen[str]], None]) -> tuple[int | None, str]:
+def _open_then(s: _Scratch, act: Callable[[subprocess.Popen[str]], object]) -> tuple[int | None, str]:
     s.hold_positions()
     proc = s.start("run", "--duration", "2", *FAST)
     if not s.wait(lambda: bool(s.positions())):
@@ -110,13 +110,18 @@ def _open_then(s: _Scratch, act: Callable[[subprocess.Popen[str]], None]) -> tup
         return None, "did not exit"
 
 
+def _kill_and_reap(proc: subprocess.Popen[str]) -> None:
+    proc.kill()  # SIGKILL: no shutdown code runs
+    proc.wait()
+
+
 def _exit_reasons(s: _Scratch) -> list[str]:
     return [e.get("reason", "") for e in s.events() if e.get("event") == "ExecutionExit"]
 
 
 def kill_switch_env(config_dir: Path) -> dict[str, Any]:
     with _Scratch(config_dir) as s:
-        code, problem = _open_then(s, lambda p: (p.send_signal(signal.SIGKILL), p.wait()))
+        code, problem = _open_then(s, _kill_and_reap)
         held = len(s.positions())
         r = s.run("run", "--duration", "1", *FAST, extra={"LA_KILL_SWITCH": "TRUE"})
         end = s.end()

@@ -42,7 +42,7 @@ DOCUMENTED_RATES = {  # requests per second ("Rate limits")
     "market": 10.0, "query": 10.0, "place_order": 10.0, "batch_order": 5.0, "cancel": 5.0, "flash_close": 5.0,
     "tpsl": 10.0,
 }
-REFERENCE_PAIR = {  # BTCUSDT example of market/trading_pairs
+REFERENCE_PAIR: dict[str, Any] = {  # BTCUSDT example of market/trading_pairs
     "symbol": "BTCUSDT", "base": "BTC", "quote": "USDT", "minTradeVolume": "0.0001", "basePrecision": 4,
     "quotePrecision": 1, "minLeverage": 1, "maxLeverage": 125, "defaultLeverage": 20,
     "maxLimitOrderVolume": "100000", "maxMarketOrderVolume": "50000", "priceProtectScope": "0.02",

@@ -16,15 +16,16 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar, overload
 
 from laptop_agents.bitunix.enums import BitunixEnum
 from laptop_agents.bitunix.errors import MalformedMessage, excerpt
 
 E = TypeVar("E", bound=BitunixEnum)
+T = TypeVar("T")
 
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _SECONDS_CUTOFF = 100_000_000_000
@@ -166,7 +167,13 @@ class Fields:
             context=self.context,
         )
 
-    def _convert(self, names: tuple[str, ...], required: bool, convert: Any) -> Any:
+    @overload
+    def _convert(self, names: tuple[str, ...], required: Literal[True], convert: Callable[[Any], T]) -> T: ...
+
+    @overload
+    def _convert(self, names: tuple[str, ...], required: bool, convert: Callable[[Any], T]) -> T | None: ...
+
+    def _convert(self, names: tuple[str, ...], required: bool, convert: Callable[[Any], T]) -> T | None:
         name, value = self.raw(*names)
         if value is None:
             if required:

@@ -11,6 +11,7 @@ import errno
 import os
 from enum import IntEnum
 from pathlib import Path
+from typing import TypeGuard
 
 
 class ExitCode(IntEnum):
@@ -98,7 +99,7 @@ _DISK_FIXES = {
 }
 
 
-def is_disk_error(exc: BaseException) -> bool:
+def is_disk_error(exc: BaseException) -> TypeGuard[OSError]:
     """An OSError that says the disk or directory refused a write (full, read-only, no permission, I/O)."""
     return isinstance(exc, OSError) and exc.errno in DISK_ERRNOS
 

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from laptop_agents.bitunix import (
+    AccountInfo,
     BitunixError,
     BitunixRestClient,
     MarginMode,
@@ -92,6 +93,11 @@ class _Check:
             raise _Mismatch(self.step, expected, str(got))
 
 
+def _wallet(account: AccountInfo) -> Decimal:
+    """Available + frozen + position margin; a field the exchange left out holds nothing."""
+    return account.available + (account.frozen or Decimal(0)) + (account.margin or Decimal(0))
+
+
 class _Mismatch(Exception):
     def __init__(self, step: str, expected: str, got: str) -> None:
         super().__init__(step)
@@ -128,7 +134,7 @@ async def _steps(client: BitunixRestClient, s: PreflightSettings, c: _Check) -> 
     account = await client.account(s.margin_coin)
     c.expect(account.position_mode is PositionMode.ONE_WAY, "positionMode ONE_WAY", account.position_mode)
     c.expect(not await client.get_pending_positions(symbol), "no open position on " + symbol, "a position")
-    report.wallet_before = str(account.available + account.frozen + account.margin)
+    report.wallet_before = str(_wallet(account))
     c.passed()
 
     c.begin("set margin mode and leverage")
@@ -177,18 +183,18 @@ async def _steps(client: BitunixRestClient, s: PreflightSettings, c: _Check) -> 
     closing = [t for t in trades if _is_closing_fill(t, Side.LONG, ack.order_id)]
     c.expect(sum((t.qty for t in entry_fills), Decimal(0)) == rules.min_qty, f"entry fills for {rules.min_qty}",
              [(t.trade_id, str(t.qty)) for t in entry_fills])
-    c.expect([t.order_id for t in closing] == [closed.order_id] * len(closing) and closing,
+    c.expect(bool(closing) and [t.order_id for t in closing] == [closed.order_id] * len(closing),
              f"closing fills of order {closed.order_id} only", [(t.trade_id, t.order_id) for t in closing])
     report.observed = {
         "closing_fill_side": "position" if closing[0].side is OrderSide.BUY else "exit",
         "trade_side_field": closing[0].trade_side is not None,
-        "position_mode": account.position_mode.value,
+        "position_mode": PositionMode.ONE_WAY.value,  # checked at "read account"
     }
     c.passed()
 
     c.begin("read the wallet")
     after = await client.account(s.margin_coin)
-    wallet_after = after.available + after.frozen + after.margin
+    wallet_after = _wallet(after)
     booked = sum(((t.realized_pnl or Decimal(0)) - (t.fee or Decimal(0)) for t in entry_fills + closing), Decimal(0))
     before = Decimal(report.wallet_before or "0")
     c.expect(wallet_after - before == booked, f"wallet moved by the fills' PnL - fees ({booked})",

@@ -14,6 +14,7 @@ from email.utils import formatdate
 from typing import TYPE_CHECKING
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from .holds import HeldRequest
 from .rest import API_PREFIX
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def rest_fault_middleware(exchange: MockExchange) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
+def rest_fault_middleware(exchange: MockExchange) -> Middleware:
     def dated(resp: web.StreamResponse) -> web.StreamResponse:
         # like any HTTP server, stamp the answer with the exchange's own wall clock (skew fault included):
         # the only server time a client can read (no server-time endpoint is documented)

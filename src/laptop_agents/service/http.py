@@ -164,7 +164,10 @@ class ServiceHttp(SessionHooks):
             await app_runner.setup()
             self._app_runner = app_runner
             loop = asyncio.get_running_loop()
-            self._server = await loop.create_server(app_runner.server, sock=self.sock)
+            server = app_runner.server
+            if server is None:  # setup() creates it; aiohttp types it optional for before that
+                raise RuntimeError("aiohttp AppRunner.setup() made no server")
+            self._server = await loop.create_server(server, sock=self.sock)
             log.info("serving %s (/metrics /healthz /readyz /status%s)", self.url,
                      " and the dashboard at /" if self.options.dashboard else "")
         except Exception:

@@ -103,7 +103,7 @@ class ServiceMetrics:
 
     def __init__(self, mode: str, symbol: str, registry: CollectorRegistry | None = None) -> None:
         # `_created` series double every counter and no dashboard uses them (process-wide switch)
-        disable_created_metrics()
+        disable_created_metrics()  # type: ignore[no-untyped-call]  # prometheus_client leaves it unannotated
         self.mode = mode
         self.symbol = symbol
         self.registry = registry or CollectorRegistry(auto_describe=True)

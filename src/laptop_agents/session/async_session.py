@@ -161,7 +161,7 @@ class AsyncRunner:
         self._shutdown_started = threading.Event()
         self._watchdog_stop = threading.Event()
         self._started_mono = time.monotonic()
-        self._started_at: datetime | None = None
+        self._started_at: datetime = self.clock.now()  # set again when _setup starts the session
         self._deadline_mono: float | None = None
         self._candle_arrivals: deque[float] = deque(maxlen=6)  # monotonic arrival times: the measured cadence
         self.exit_code: int = ExitCode.INTERNAL_ERROR
@@ -566,7 +566,7 @@ class AsyncRunner:
         except Exception as exc:  # noqa: BLE001
             if is_disk_error(exc):  # the file on disk is the last good state (atomic writes): say so, no traceback
                 log.critical("could not persist state at shutdown: %s; the state files keep their last saved "
-                             "version", DiskError.from_os_error(exc, exc.filename or self.workspace.state_dir))  # type: ignore[arg-type,union-attr]
+                             "version", DiskError.from_os_error(exc, exc.filename or self.workspace.state_dir))
             else:
                 log.critical("could not persist state at shutdown", exc_info=True)
         ended = self.clock.now()
@@ -580,7 +580,7 @@ class AsyncRunner:
         except Exception as exc:  # noqa: BLE001
             if is_disk_error(exc):
                 log.critical("could not write the run's reports: %s",
-                             DiskError.from_os_error(exc, exc.filename or self.run_dir.path))  # type: ignore[arg-type,union-attr]
+                             DiskError.from_os_error(exc, exc.filename or self.run_dir.path))
             else:
                 log.critical("could not write the run's reports", exc_info=True)
             trade_count = len(self.recorder.run_trades)

@@ -147,7 +147,7 @@ class BacktestRunner:
         flush_logging()
         return self.exit_code
 
-    def _epoch(self):  # type: ignore[no-untyped-def]
+    def _epoch(self) -> datetime:
         from laptop_agents.core.models import parse_utc
 
         return parse_utc(self.config.settings.mock.start_time)

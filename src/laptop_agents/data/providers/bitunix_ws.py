@@ -48,7 +48,7 @@ import json
 import logging
 import random
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any
@@ -522,6 +522,8 @@ class BitunixWsProvider:
                     body = await resp.json(content_type=None)
                 got = self._monotonic()
                 data = body.get("data", body) if isinstance(body, dict) else None
+                if not isinstance(data, dict):
+                    return
                 market, scale = float(data["marketTime"]), float(data["timeScale"])
             except (aiohttp.ClientError, OSError, asyncio.TimeoutError, ValueError, KeyError, TypeError):
                 return
@@ -538,7 +540,7 @@ class BitunixWsProvider:
 
     # -- connection loop -------------------------------------------------------------
 
-    async def _run(self) -> AsyncIterator[Candle]:
+    async def _run(self) -> AsyncGenerator[Candle, None]:
         failed_attempts = 0
         last_reason = "no attempt"
         while not self.closed:
@@ -668,7 +670,7 @@ class BitunixWsProvider:
     def _ping_frame(self) -> str:
         return json.dumps({"op": "ping", "ping": int(self._wall_clock())}, separators=(",", ":"))
 
-    async def _stream(self, ws: aiohttp.ClientWebSocketResponse) -> AsyncIterator[Candle]:
+    async def _stream(self, ws: aiohttp.ClientWebSocketResponse) -> AsyncGenerator[Candle, None]:
         """Read one connection until it drops, stalls, or the provider closes."""
         cfg = self.config
         now = self._monotonic()

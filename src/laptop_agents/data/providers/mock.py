@@ -52,6 +52,7 @@ class MockBarGenerator:
         self._start = parse_utc(settings.start_time)
         self._step = timedelta(seconds=settings.timeframe_sec)
         self._regime = "range"
+        self._base: float | None = None  # the losing-streak range's level, set by its first bar
         self.index = 0
 
     def __iter__(self) -> Iterator[Candle]:
@@ -96,7 +97,7 @@ class MockBarGenerator:
         """
         phase = self.index % 52
         o = self._price
-        base = self._base if hasattr(self, "_base") else o
+        base = self._base if self._base is not None else o
         if phase < 50:
             c = base * (1.0001 if phase % 2 == 0 else 1.0)
             hi, lo = max(o, c) + 0.5, min(o, c) - 0.5

@@ -111,7 +111,7 @@ def read_candles(path: Path, symbol: str = "BTCUSDT") -> Iterator[Candle]:
         raise DataFileError(f"cannot read replay file {path}: {exc.strerror}") from None
     with fh:
         reader = csv.reader(fh)
-        fieldnames: list[str] = next(reader, None) or []
+        fieldnames: list[str] = next(reader, [])
         time_col, prices, volume_col = _columns(path, fieldnames)
         # column positions; with a repeated name the last one wins, as with csv.DictReader
         pos = {name.strip().lower(): i for i, name in enumerate(fieldnames)}
