@@ -4,7 +4,7 @@ PYTHON   ?= python3
 DURATION ?= 10
 BIN      := $(VENV)/bin
 
-.PHONY: setup paper test test-fast test-dialects bench clean
+.PHONY: setup paper lint test test-fast test-dialects bench clean
 
 setup: $(VENV)/.installed
 
@@ -18,6 +18,12 @@ $(VENV)/.installed: pyproject.toml
 paper: setup
 	$(BIN)/la doctor --fix
 	$(BIN)/la run --mode live-session --duration $(DURATION) --source mock --async
+
+## lint and types (CI runs this before the tests; run it before every landing): ruff on src and tests,
+## mypy --strict with the pydantic plugin on src (settings in pyproject.toml)
+lint: setup
+	$(BIN)/ruff check src tests
+	$(BIN)/mypy
 
 ## set up and run the whole test suite (slow tests included, as CI does): most tests in three parallel workers
 ## (one test file per worker, so module fixtures such as a shared mock exchange stay shared), then the heavy or
@@ -40,4 +46,4 @@ bench: setup
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) .pytest_cache .hypothesis
+	rm -rf $(VENV) .pytest_cache .hypothesis .mypy_cache .ruff_cache
