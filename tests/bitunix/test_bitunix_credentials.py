@@ -16,7 +16,7 @@ SECRET = "sk_live_fedcba9876543210"
 
 def test_repr_str_format_hide_secret_and_mask_key() -> None:
     creds = Credentials(KEY, SECRET)
-    for text in (repr(creds), str(creds), f"{creds}", f"{creds!r}", "%s" % (creds,), repr([creds])):
+    for text in (repr(creds), str(creds), f"{creds}", f"{creds!r}", "%s" % (creds,), repr([creds])):  # noqa: UP031 - %-formatting is a case
         assert SECRET not in text
         assert KEY not in text
         assert "***cdef" in text

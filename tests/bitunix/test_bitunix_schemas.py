@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
@@ -62,7 +62,7 @@ def test_klines_accept_numbers_or_strings_and_are_sorted_by_time() -> None:
     assert first.open == Decimal("100.0") and first.high == Decimal("101.9")
     assert second.open == Decimal("101.5") and second.quote_volume == Decimal("1000.5")
     candle = first.to_candle("BTCUSDT")
-    assert candle.ts == datetime(2024, 11, 21, 8, 48, tzinfo=timezone.utc)
+    assert candle.ts == datetime(2024, 11, 21, 8, 48, tzinfo=UTC)
     assert candle.volume == Decimal("9") and candle.symbol == "BTCUSDT"
 
 
@@ -181,8 +181,8 @@ def test_order_parses_with_case_insensitive_enums_and_mixed_times() -> None:
     assert order.effect is TimeInForce.GTC and order.margin_mode is MarginMode.ISOLATION
     assert order.qty == Decimal("0.001") and order.filled_qty == Decimal("0.001")
     assert order.sl_price is None and order.tp_price == Decimal("65000")
-    assert order.created == datetime(2024, 11, 21, 8, 48, tzinfo=timezone.utc)
-    assert order.updated == datetime(2024, 11, 21, 8, 48, 5, 250000, tzinfo=timezone.utc)
+    assert order.created == datetime(2024, 11, 21, 8, 48, tzinfo=UTC)
+    assert order.updated == datetime(2024, 11, 21, 8, 48, 5, 250000, tzinfo=UTC)
 
 
 def test_order_with_unknown_status_is_malformed() -> None:

@@ -12,8 +12,8 @@ from collections.abc import Iterator
 import pytest
 
 from laptop_agents.mock_exchange.testing import MockExchangeHandle, running_mock_exchange
-from tests.conftest import LaEnv
 from tests.chaos.harness import Chaos
+from tests.conftest import LaEnv
 
 
 @pytest.fixture(scope="module")

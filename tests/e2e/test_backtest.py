@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import json
-from decimal import Decimal
 from itertools import islice
 from pathlib import Path
 

@@ -11,6 +11,7 @@ import sys
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from decimal import Decimal
+from itertools import pairwise
 
 import pytest
 
@@ -37,7 +38,7 @@ def candle_times(la_env: LaEnv) -> list[datetime]:
 def assert_contiguous(times: list[datetime]) -> None:
     """No gap and no duplicate: every processed bar is exactly one minute after the previous."""
     assert times, "no candles processed"
-    steps = {b - a for a, b in zip(times, times[1:])}
+    steps = {b - a for a, b in pairwise(times)}
     assert steps <= {timedelta(minutes=1)}, f"gaps or duplicates: {sorted(steps)}"
 
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import csv
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 
 from laptop_agents.mock_exchange.testing import running_mock_exchange
 from tests.conftest import LaEnv
@@ -11,7 +12,7 @@ from tests.conftest import LaEnv
 
 def test_fetch_paginates_resumes_and_replays(la_env: LaEnv) -> None:
     with running_mock_exchange(seed=4, history_days=2) as mx:
-        now = datetime.now(timezone.utc).replace(second=0, microsecond=0)
+        now = datetime.now(UTC).replace(second=0, microsecond=0)
         start = now - timedelta(hours=20)
         middle = start + timedelta(minutes=450)
         end = start + timedelta(minutes=1000)
@@ -29,7 +30,7 @@ def test_fetch_paginates_resumes_and_replays(la_env: LaEnv) -> None:
         rows = list(csv.DictReader(fh))
     times = [datetime.fromisoformat(r["ts"].replace("Z", "+00:00")) for r in rows]
     assert len(rows) == 1000 and times[0] == start
-    assert all(b - a == timedelta(minutes=1) for a, b in zip(times, times[1:]))
+    assert all(b - a == timedelta(minutes=1) for a, b in pairwise(times))
     # 1000 bars through an endpoint that serves at most 200 per request: the download paged
     replay = la_env.run("run", "--mode", "backtest", "--source", "replay", "--data", str(out))
     assert replay.returncode == 0, replay.stderr

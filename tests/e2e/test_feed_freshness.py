@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from decimal import Decimal
+from itertools import pairwise
 from typing import Any
 
 import pytest
@@ -187,7 +188,7 @@ def test_every_kline_ts_dialect_gives_the_exchange_candles(la_env: LaEnv, dialec
 
         truth = asyncio.run(exchange_bars())
     times = [t for t, *_ in got]
-    assert {b - a for a, b in zip(times, times[1:])} == {MIN}
+    assert {b - a for a, b in pairwise(times)} == {MIN}
     for ts, o, h, low, c in got:
         k = truth[ts]
         assert (Decimal(str(o)), Decimal(str(h)), Decimal(str(low)), Decimal(str(c))) == (k.open, k.high, k.low, k.close), ts

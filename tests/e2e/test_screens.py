@@ -96,7 +96,7 @@ def colours(png: Path) -> tuple[int, int, Counter[tuple[int, int, int]]]:
     for r in range(height):
         start = r * (stride + 1)
         line = _unfilter(raw[start], bytearray(raw[start + 1:start + 1 + stride]), prev, bpp)
-        counts.update(zip(line[0::bpp], line[1::bpp], line[2::bpp]))
+        counts.update(zip(line[0::bpp], line[1::bpp], line[2::bpp], strict=False))
         prev = line
     return width, height, counts
 

@@ -8,9 +8,9 @@ Everything is asserted from the mock's ledger.
 
 from __future__ import annotations
 
-import pytest
-
 from typing import Any
+
+import pytest
 
 from laptop_agents.core.events import EventName
 from laptop_agents.core.models import Side

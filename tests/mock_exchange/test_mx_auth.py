@@ -12,6 +12,7 @@ import pytest
 
 from laptop_agents.mock_exchange import auth
 from laptop_agents.mock_exchange.errors import ApiError
+
 from .mx_client import API, page_sign, run, signed_client
 
 VECTOR_NONCE = "0123456789abcdef0123456789abcdef"

@@ -8,7 +8,6 @@ points that change trading outcomes are covered per preset here and, end to end,
 from __future__ import annotations
 
 import argparse
-import json
 import uuid
 from collections.abc import Iterator
 
@@ -18,8 +17,9 @@ from laptop_agents.mock_exchange.cli import add_arguments, config_from_args
 from laptop_agents.mock_exchange.config import MockExchangeConfig, build_config
 from laptop_agents.mock_exchange.dialects import DIALECT_POINTS, PRESETS
 from laptop_agents.mock_exchange.testing import MockExchangeHandle, running_mock_exchange
+
 from .conftest import START_MS
-from .mx_client import API, run, signed_client
+from .mx_client import run, signed_client
 
 ORDER = {"symbol": "BTCUSDT", "side": "BUY", "qty": "0.01", "orderType": "MARKET"}
 

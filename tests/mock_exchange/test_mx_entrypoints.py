@@ -18,6 +18,7 @@ import pytest
 import laptop_agents.mock_exchange as mock_pkg
 from laptop_agents.mock_exchange import MockExchange, running_mock_exchange
 from laptop_agents.mock_exchange.cli import add_arguments, config_from_args, main
+
 from .mx_client import run, signed_client
 
 PACKAGE_DIR = Path(mock_pkg.__file__).parent

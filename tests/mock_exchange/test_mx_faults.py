@@ -11,6 +11,7 @@ import pytest
 
 from laptop_agents.mock_exchange.faults import FaultInjector, FaultSettings
 from laptop_agents.mock_exchange.testing import AdminError, running_mock_exchange
+
 from .mx_client import API, recv_json, recv_until, run, signed_client
 
 KLINE = {"symbol": "BTCUSDT", "ch": "market_kline_1min"}
@@ -123,7 +124,7 @@ def test_stall_keeps_connections_open_but_silent(mx) -> None:
             while True:  # drain what was already in flight
                 try:
                     await ws.receive(timeout=0.05)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     break
             await ws.send_json({"op": "ping", "ping": 1})
             with pytest.raises(asyncio.TimeoutError):
@@ -269,9 +270,8 @@ def test_hanging_rest_call_times_the_client_out(mx) -> None:
 def test_hang_ends_in_504_when_the_client_waits() -> None:
     with running_mock_exchange(faults={"rest_hang_next": 1, "rest_hang_s": 0.3}) as mx:
         async def scenario() -> None:
-            async with aiohttp.ClientSession() as s:
-                async with s.get(mx.rest_url + API + "market/tickers") as resp:
-                    assert resp.status == 504
+            async with aiohttp.ClientSession() as s, s.get(mx.rest_url + API + "market/tickers") as resp:
+                assert resp.status == 504
 
         run(scenario())
 

@@ -9,6 +9,7 @@ import aiohttp
 import pytest
 
 from laptop_agents.mock_exchange.testing import AdminError
+
 from .mx_client import API, run, signed_client
 
 
@@ -73,9 +74,8 @@ def test_skip_lets_matching_calls_through_and_other_paths_are_never_held(mx) -> 
     mx.admin.set_faults(rest_hold_next=1, rest_hold_skip=1, rest_hold_paths=["trade/place_order"])
 
     async def tickers() -> int:
-        async with aiohttp.ClientSession() as s:
-            async with s.get(mx.rest_url + API + "market/tickers") as resp:
-                return resp.status
+        async with aiohttp.ClientSession() as s, s.get(mx.rest_url + API + "market/tickers") as resp:
+            return resp.status
 
     assert run(tickers()) == 200
     assert _place(mx, "s1") == 200  # skipped

@@ -10,6 +10,7 @@ import aiohttp
 import pytest
 
 from laptop_agents.mock_exchange.testing import running_mock_exchange
+
 from .mx_client import API, run, signed_client
 
 ORDER_FIELDS = {
@@ -370,9 +371,8 @@ def test_rate_limits_can_be_disabled() -> None:
 @pytest.mark.parametrize("path", ["/api/v1/futures/does/not/exist", "/nothing"])
 def test_unknown_paths_are_http_404(mx, path: str) -> None:
     async def scenario() -> None:
-        async with aiohttp.ClientSession() as s:
-            async with s.get(mx.rest_url + path) as resp:
-                assert resp.status == 404
+        async with aiohttp.ClientSession() as s, s.get(mx.rest_url + path) as resp:
+            assert resp.status == 404
 
     run(scenario())
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import time
 from datetime import datetime
+from itertools import pairwise
 
 import aiohttp
 import pytest
 
 from laptop_agents.mock_exchange.testing import running_mock_exchange
+
 from .mx_client import recv_json, recv_until, run, signed_client, ws_login
 
 KLINE_1M = {"symbol": "BTCUSDT", "ch": "market_kline_1min"}
@@ -78,7 +80,7 @@ def test_pushes_arrive_about_every_500_ms_by_default(mx) -> None:
             for _ in range(3):
                 await recv_until(ws, is_kline, timeout=2)
                 stamps.append(time.monotonic())
-            gaps = [b - a for a, b in zip(stamps, stamps[1:])]
+            gaps = [b - a for a, b in pairwise(stamps)]
             assert all(0.35 < g < 0.75 for g in gaps), gaps
 
     run(scenario())
@@ -201,7 +203,7 @@ def test_unsubscribe_stops_pushes_and_unknown_channels_are_ignored(mx) -> None:
             while True:  # drain anything already in flight
                 try:
                     await ws.receive(timeout=0.05)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     break
             with pytest.raises(asyncio.TimeoutError):
                 await ws.receive(timeout=1.2)

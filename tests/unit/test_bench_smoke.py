@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from bench.__main__ import _only, _rows
 from bench.frame_to_order import bench_frame_to_order
 from bench.live_shutdown import bench_shutdown_live

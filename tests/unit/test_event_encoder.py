@@ -6,6 +6,7 @@ import json
 import random
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
+from itertools import pairwise
 
 from laptop_agents.core.errors import ExitCode
 from laptop_agents.core.events import Event, EventEncoder, EventName
@@ -58,7 +59,7 @@ def test_key_named_event_and_timestamps_shared_across_events() -> None:
     assert same(enc, e)
     rng = random.Random(7)
     stamps = [T0 + timedelta(minutes=rng.randrange(5)) for _ in range(200)]
-    for a, b in zip(stamps, stamps[1:]):
+    for a, b in pairwise(stamps):
         e = Event(EventName.SIGNAL_GENERATED, a, candle_ts=b, price=Decimal(rng.randrange(10**6)) / 10, reason="r")
         assert same(enc, e)
 

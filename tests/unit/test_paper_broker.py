@@ -128,8 +128,8 @@ def test_equity_always_equals_start_plus_trade_pnl(steps, fees) -> None:  # type
     """The accounting invariant holds after every step, with exact Decimal equality."""
     maker, taker, slip = fees
     b = PaperBroker(PaperSettings(maker_fee_bps=D(maker), taker_fee_bps=D(taker), slippage_bps=D(slip)))
-    for i, ((o, h, l, c), action, qty, sl_dist, tp_dist) in enumerate(steps):
-        bar = candle(i, str(o), str(h), str(l), str(c))
+    for i, ((o, h, low, c), action, qty, sl_dist, tp_dist) in enumerate(steps):
+        bar = candle(i, str(o), str(h), str(low), str(c))
         b.on_candle(bar, T0)
         if action in ("long", "short") and b.position is None:
             side = Side.LONG if action == "long" else Side.SHORT

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from itertools import islice
 from pathlib import Path
@@ -22,6 +22,7 @@ from laptop_agents.data.providers.replay import (
     read_candles,
     write_candles,
 )
+
 
 def reference(path: Path, symbol: str = "BTCUSDT") -> Iterator[Candle]:
     """The plain csv.DictReader reading of the documented rules: the oracle for the fast path."""

@@ -12,14 +12,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from laptop_agents.agents.supervisor import Supervisor
 from laptop_agents.core.clock import SimulatedClock
 from laptop_agents.core.config_models import MockSettings, PaperSettings, RiskConfig, StrategyConfig, load_config
 from laptop_agents.core.events import Event, EventBus
 from laptop_agents.core.models import Candle
-from laptop_agents.agents.supervisor import Supervisor
 from laptop_agents.data.providers.mock import MockBarGenerator
 from laptop_agents.execution.broker import PaperBrokerPort
 from laptop_agents.paper.broker import PaperBroker
@@ -27,7 +27,7 @@ from laptop_agents.resilience.trading_circuit_breaker import TradingCircuitBreak
 from laptop_agents.session.pipeline import TradingPipeline
 
 REPO = Path(__file__).resolve().parents[2]
-WALL = datetime(2026, 11, 29, 13, 0, tzinfo=timezone.utc)  # far from the mock candles' 2026-01-01
+WALL = datetime(2026, 11, 29, 13, 0, tzinfo=UTC)  # far from the mock candles' 2026-01-01
 
 
 def _pipeline(clock: SimulatedClock) -> tuple[TradingPipeline, PaperBroker, list[Event]]:

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import json
 import os
-from itertools import islice
+from itertools import islice, pairwise
 from pathlib import Path
 
 import pytest
@@ -63,7 +63,7 @@ def test_mock_bars_are_deterministic_and_sane() -> None:
     b = list(islice(MockBarGenerator(MockSettings(seed=5)), 500))
     c = list(islice(MockBarGenerator(MockSettings(seed=6)), 500))
     assert a == b and a != c
-    for prev, bar in zip(a, a[1:]):
+    for prev, bar in pairwise(a):
         assert (bar.ts - prev.ts).total_seconds() == 60
         assert bar.low <= min(bar.open, bar.close) <= max(bar.open, bar.close) <= bar.high
         assert abs(bar.open / prev.close - 1) < 0.01

@@ -4,7 +4,13 @@ from datetime import timedelta
 from decimal import Decimal
 
 from laptop_agents.agents.supervisor import Supervisor
-from laptop_agents.core.config_models import CircuitBreakerConfig, MockSettings, PaperSettings, RiskConfig, StrategyConfig
+from laptop_agents.core.config_models import (
+    CircuitBreakerConfig,
+    MockSettings,
+    PaperSettings,
+    RiskConfig,
+    StrategyConfig,
+)
 from laptop_agents.core.models import AccountSnapshot, Side
 from laptop_agents.data.providers.mock import MockBarGenerator
 from laptop_agents.paper.broker import PaperBroker

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable, Mapping
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal, TypeVar, overload
 
@@ -27,7 +27,7 @@ from laptop_agents.bitunix.errors import MalformedMessage, excerpt
 E = TypeVar("E", bound=BitunixEnum)
 T = TypeVar("T")
 
-EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _SECONDS_CUTOFF = 100_000_000_000
 """Epoch values below this are seconds (year 5138), above are milliseconds (1973+)."""
 _MAX_EPOCH_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z, datetime's limit
@@ -107,7 +107,7 @@ def to_epoch_ms(value: Any) -> int:
         except ValueError:
             raise ValueError(f"not a timestamp: {text[:40]!r}") from None
         if dt.tzinfo is None:
-            dt = dt.replace(tzinfo=timezone.utc)
+            dt = dt.replace(tzinfo=UTC)
         delta = dt - EPOCH
         ms = (delta.days * 86_400 + delta.seconds) * 1000 + delta.microseconds // 1000
     else:

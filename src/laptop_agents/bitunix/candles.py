@@ -14,7 +14,7 @@ the I/O around it.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import InvalidOperation
 
 from laptop_agents.bitunix._fields import ms_to_datetime
@@ -23,7 +23,7 @@ from laptop_agents.bitunix.rest import KLINE_MAX_LIMIT, BitunixRestClient
 from laptop_agents.bitunix.schemas import Kline, WsKline
 from laptop_agents.core.models import Candle
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,9 +58,8 @@ def kline_defect(push: WsKline) -> str | None:
         if low <= o <= h and low <= c <= h:  # the usual case: one chain, then only low and high matter
             if not low > 0 or not h.is_finite():
                 return "bad_price"
-        elif not (o > 0 and h > 0 and low > 0 and c > 0) or not (o.is_finite() and c.is_finite()):
-            return "bad_price"
-        elif not (h.is_finite() and low.is_finite()):
+        elif (not (o > 0 and h > 0 and low > 0 and c > 0) or not (o.is_finite() and c.is_finite())
+              or not (h.is_finite() and low.is_finite())):
             return "bad_price"
         else:
             return "bad_ohlc"

@@ -13,7 +13,7 @@ Alignment: intraday and 1d bars are aligned to the UTC epoch (midnight UTC).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 MINUTE_MS = 60_000
 HOUR_MS = 60 * MINUTE_MS
@@ -40,8 +40,8 @@ class Interval:
     def floor(self, ts_ms: int) -> int:
         """Open time (ms) of the bar containing ``ts_ms``."""
         if self.is_monthly:
-            dt = datetime.fromtimestamp(ts_ms / 1000, tz=timezone.utc)
-            start = datetime(dt.year, dt.month, 1, tzinfo=timezone.utc)
+            dt = datetime.fromtimestamp(ts_ms / 1000, tz=UTC)
+            start = datetime(dt.year, dt.month, 1, tzinfo=UTC)
             return int(start.timestamp() * 1000)
         if self.rest == "1w":
             return ts_ms - (ts_ms - _MONDAY_OFFSET_MS) % self.duration_ms
@@ -50,9 +50,9 @@ class Interval:
     def next_open(self, open_ms: int) -> int:
         """Open time of the bar after the bar opening at ``open_ms``."""
         if self.is_monthly:
-            dt = datetime.fromtimestamp(self.floor(open_ms) / 1000, tz=timezone.utc)
+            dt = datetime.fromtimestamp(self.floor(open_ms) / 1000, tz=UTC)
             year, month = (dt.year + 1, 1) if dt.month == 12 else (dt.year, dt.month + 1)
-            return int(datetime(year, month, 1, tzinfo=timezone.utc).timestamp() * 1000)
+            return int(datetime(year, month, 1, tzinfo=UTC).timestamp() * 1000)
         return open_ms + self.duration_ms
 
     def close_time(self, open_ms: int) -> int:

@@ -393,7 +393,7 @@ class BitunixTransport:
                 status = resp.status
                 raw = await resp.read()
                 server_ms = parse_http_date_ms(resp.headers.get("Date"))
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise TransportError("request timed out", context=context) from None
         except aiohttp.ClientConnectorError as exc:
             raise TransportError(

@@ -8,7 +8,7 @@ live session and a fast-forward replay.
 from __future__ import annotations
 
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Protocol
 
 
@@ -24,7 +24,7 @@ class SystemClock:
     """Wall clock for real-time sessions."""
 
     def now(self) -> datetime:
-        return datetime.now(timezone.utc)
+        return datetime.now(UTC)
 
     def monotonic(self) -> float:
         return time.monotonic()

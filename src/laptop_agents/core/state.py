@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -84,7 +84,7 @@ class StateManager:
         record = {
             "schema_version": SCHEMA_VERSION,
             "kind": kind,
-            "saved_at": utc_iso(datetime.now(timezone.utc)),
+            "saved_at": utc_iso(datetime.now(UTC)),
             **data,
         }
         path = self.path(name)

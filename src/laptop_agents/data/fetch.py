@@ -10,7 +10,7 @@ from __future__ import annotations
 import csv
 import logging
 from collections import deque
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from laptop_agents.bitunix import BitunixRestClient, RestConfig, interval_from_rest
@@ -82,7 +82,7 @@ async def fetch_klines(
                 fh.flush()
             written += len(bars)
             if progress:
-                done = datetime.fromtimestamp(chunk_end / 1000, tz=timezone.utc).isoformat()
+                done = datetime.fromtimestamp(chunk_end / 1000, tz=UTC).isoformat()
                 print(f"\rfetched {existing + written} bars, up to {done}", end="", flush=True)
             cursor = chunk_end
     if progress:

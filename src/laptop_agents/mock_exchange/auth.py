@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from . import errors
 from .errors import ApiError
 
-
 NONCE_LENGTH = 32  # documented: "32 random characters"
 
 

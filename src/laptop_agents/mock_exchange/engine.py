@@ -50,11 +50,11 @@ from .models import (
     PositionSide,
     Role,
     Side,
-    Trade,
-    TradeSide,
     TpSl,
     TpslEvent,
     TpslOrder,
+    Trade,
+    TradeSide,
     TriggerEvent,
 )
 
@@ -323,11 +323,11 @@ class MatchingEngine:
 
     def _check_tpsl(self, spec: SymbolSpec, tpsl: TpSl, direction: Side, ref: Decimal) -> None:
         long = direction is Side.BUY
-        for value, code, name in (
-            (tpsl.tp_price, errors.TP_PRICE_INVALID, "tpPrice"),
-            (tpsl.sl_price, errors.SL_PRICE_INVALID, "slPrice"),
-            (tpsl.tp_order_price, errors.TP_PRICE_INVALID, "tpOrderPrice"),
-            (tpsl.sl_order_price, errors.SL_PRICE_INVALID, "slOrderPrice"),
+        for value, name in (
+            (tpsl.tp_price, "tpPrice"),
+            (tpsl.sl_price, "slPrice"),
+            (tpsl.tp_order_price, "tpOrderPrice"),
+            (tpsl.sl_order_price, "slOrderPrice"),
         ):
             if value is None:
                 continue

@@ -66,7 +66,7 @@ class HoldRegistry:
         """The test's decision, or ``drop`` after ``timeout_s``; the hold is forgotten either way."""
         try:
             return await asyncio.wait_for(asyncio.shield(held.decision), timeout_s)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return "drop"
         finally:
             self._held.pop(held.hold_id, None)
@@ -85,7 +85,7 @@ class HoldRegistry:
             self._changed.clear()
             try:
                 await asyncio.wait_for(self._changed.wait(), remaining)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 break
         return self.current()
 

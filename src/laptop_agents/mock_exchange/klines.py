@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Literal, NamedTuple
 
 from .pricepath import MINUTE_MS, Bar, PricePath
@@ -37,17 +37,17 @@ class Interval:
             return ts_ms // size * size
         if self.kind == "week":
             return (ts_ms - _MONDAY_OFFSET_MS) // _WEEK_MS * _WEEK_MS + _MONDAY_OFFSET_MS
-        dt = datetime.fromtimestamp(ts_ms / 1000, tz=timezone.utc)
-        return _ms(datetime(dt.year, dt.month, 1, tzinfo=timezone.utc))
+        dt = datetime.fromtimestamp(ts_ms / 1000, tz=UTC)
+        return _ms(datetime(dt.year, dt.month, 1, tzinfo=UTC))
 
     def next_start(self, start_ms: int) -> int:
         if self.kind == "fixed":
             return start_ms + self.minutes * MINUTE_MS
         if self.kind == "week":
             return start_ms + _WEEK_MS
-        dt = datetime.fromtimestamp(start_ms / 1000, tz=timezone.utc)
+        dt = datetime.fromtimestamp(start_ms / 1000, tz=UTC)
         year, month = (dt.year + 1, 1) if dt.month == 12 else (dt.year, dt.month + 1)
-        return _ms(datetime(year, month, 1, tzinfo=timezone.utc))
+        return _ms(datetime(year, month, 1, tzinfo=UTC))
 
     def prev_start(self, start_ms: int) -> int:
         return self.start_of(start_ms - 1)

@@ -182,7 +182,7 @@ class MockExchange:
         """Sleep up to ``timeout_s`` but wake at once when the exchange stops (used by hung requests)."""
         try:
             await asyncio.wait_for(self._stopping.wait(), timeout_s)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
 
     def _ws_handler(self, kind: str) -> Any:
@@ -357,23 +357,23 @@ class MockExchange:
                     marketPrice=dec(ev.market_price),
                 )
             elif isinstance(ev, TpslEvent):
-                t = ev.order
+                tp = ev.order
                 self.ledger.record(
                     "tpsl",
                     account=ev.account,
                     event=ev.event,
                     reason=ev.reason,
-                    orderId=t.order_id,
-                    kind=t.kind,
-                    positionId=t.position_id,
-                    symbol=t.symbol,
-                    status=t.status,
-                    tpPrice=dec(t.tpsl.tp_price),
-                    tpStopType=t.tpsl.tp_stop_type if t.tpsl.tp_price is not None else None,
-                    tpQty=dec(t.tp_qty),
-                    slPrice=dec(t.tpsl.sl_price),
-                    slStopType=t.tpsl.sl_stop_type if t.tpsl.sl_price is not None else None,
-                    slQty=dec(t.sl_qty),
+                    orderId=tp.order_id,
+                    kind=tp.kind,
+                    positionId=tp.position_id,
+                    symbol=tp.symbol,
+                    status=tp.status,
+                    tpPrice=dec(tp.tpsl.tp_price),
+                    tpStopType=tp.tpsl.tp_stop_type if tp.tpsl.tp_price is not None else None,
+                    tpQty=dec(tp.tp_qty),
+                    slPrice=dec(tp.tpsl.sl_price),
+                    slStopType=tp.tpsl.sl_stop_type if tp.tpsl.sl_price is not None else None,
+                    slQty=dec(tp.sl_qty),
                 )
             elif isinstance(ev, OrderEvent):
                 self.hub.push_private(ev.account, "order", fmt.order(ev.event, ev.order), ev.ts)

@@ -7,13 +7,13 @@ Where the page is unsure (⚠) the choice is a config option (see :class:`~.conf
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 from .config import MockExchangeConfig, SymbolSpec
 from .klines import Candle
-from .models import ZERO, Account, Order, Position, Trade, TradeSide, TpSl
+from .models import ZERO, Account, Order, Position, TpSl, Trade, TradeSide
 
 JSON = dict[str, Any]
 
@@ -33,14 +33,14 @@ def units(value: int, decimals: int) -> str:
 
 
 def iso_ms(ts_ms: int) -> str:
-    dt = datetime.fromtimestamp(ts_ms / 1000, tz=timezone.utc)
+    dt = datetime.fromtimestamp(ts_ms / 1000, tz=UTC)
     return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ts_ms % 1000:03d}Z"
 
 
 def iso_ns(ts_ms: int) -> str:
     """ISO-8601 with nine fractional digits, as the real exchange's private pushes carry (the sub-ms digits
     are deterministic filler: the engine counts in ms, a client must not choke on them)."""
-    dt = datetime.fromtimestamp(ts_ms // 1000, tz=timezone.utc)
+    dt = datetime.fromtimestamp(ts_ms // 1000, tz=UTC)
     return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ts_ms % 1000:03d}{(ts_ms * 7919) % 1_000_000:06d}Z"
 
 

@@ -111,7 +111,7 @@ class WsHub:
             while True:
                 try:
                     msg = await ws.receive(timeout=idle)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     await ws.close(code=WSCloseCode.GOING_AWAY, message=b"idle timeout")
                     break
                 if msg.type is WSMsgType.TEXT:

@@ -13,9 +13,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import IO
 
-from laptop_agents.core.orchestrator import AppendOnlyFile
 from laptop_agents.core.models import Trade, utc_iso
-
+from laptop_agents.core.orchestrator import AppendOnlyFile
 
 COLUMNS = [
     "trade_id", "entry_ts", "exit_ts", "side", "entry_price", "exit_price", "qty", "gross_pnl", "fees", "pnl",

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -68,7 +68,7 @@ def test_closing_fills_are_found_by_trade_side_and_order_ids_not_side_alone(name
 
 def test_positions_account_orders_cancel_and_klines() -> None:
     (pos,) = parse_positions(fixture("pending_positions")["response"]["data"])
-    assert pos.side is PositionSide.LONG and pos.created == datetime(2023, 8, 7, 4, 22, 17, 448000, timezone.utc)
+    assert pos.side is PositionSide.LONG and pos.created == datetime(2023, 8, 7, 4, 22, 17, 448000, UTC)
     acc = fixture("account")
     assert parse_account(acc["response_list"]["data"], "USDT").available == Decimal("1000")
     assert parse_account(acc["response_object"]["data"], "USDT").available == Decimal("1000")
@@ -88,7 +88,7 @@ def test_pushes_with_title_enums_nanosecond_times_and_system_canceled() -> None:
     order = parse_ws_message(f["order"])
     assert isinstance(order, WsOrderPush)
     assert order.side is OrderSide.BUY and order.status is OrderStatus.SYSTEM_CANCELED
-    assert order.created == datetime(2024, 12, 8, 6, 23, 48, 123000, timezone.utc)  # kept to the ms
+    assert order.created == datetime(2024, 12, 8, 6, 23, 48, 123000, UTC)  # kept to the ms
     position = parse_ws_message(f["position"])
     assert isinstance(position, WsPositionPush) and position.side is PositionSide.LONG
 

@@ -339,7 +339,7 @@ class BitunixWsProvider:
         if ws is not None and not ws.closed:
             try:
                 await asyncio.wait_for(ws.close(), self.config.close_timeout_sec)
-            except (asyncio.TimeoutError, aiohttp.ClientError, OSError):
+            except (TimeoutError, aiohttp.ClientError, OSError):
                 pass
         if self._owns_rest and self._rest is not None:
             await self._rest.close()
@@ -525,7 +525,7 @@ class BitunixWsProvider:
                 if not isinstance(data, dict):
                     return
                 market, scale = float(data["marketTime"]), float(data["timeScale"])
-            except (aiohttp.ClientError, OSError, asyncio.TimeoutError, ValueError, KeyError, TypeError):
+            except (TimeoutError, aiohttp.ClientError, OSError, ValueError, KeyError, TypeError):
                 return
             if best is None or got - sent < best[0]:
                 best = (got - sent, market, scale, (sent + got) / 2)
@@ -600,7 +600,7 @@ class BitunixWsProvider:
             return self.closed
         try:
             await asyncio.wait_for(self._closed.wait(), delay)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return False
         return True
 
@@ -634,7 +634,7 @@ class BitunixWsProvider:
                 ),
                 self.config.connect_timeout_sec,
             )
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise _ConnectionEnded("connect timed out") from None
         except (aiohttp.ClientError, OSError, RuntimeError, ValueError) as exc:
             # RuntimeError: session closed by a concurrent close(); ValueError:
@@ -653,7 +653,7 @@ class BitunixWsProvider:
         if not ws.closed:
             try:
                 await asyncio.wait_for(ws.close(), self.config.close_timeout_sec)
-            except (asyncio.TimeoutError, aiohttp.ClientError, OSError):
+            except (TimeoutError, aiohttp.ClientError, OSError):
                 pass
         if self._ws is ws:
             self._ws = None
@@ -687,7 +687,7 @@ class BitunixWsProvider:
             timeout = max(min(next_ping, data_deadline) - now, _MIN_RECEIVE_TIMEOUT_SEC)
             try:
                 msg = await ws.receive(timeout=timeout)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 # Only an *empty* socket past the deadline is a stall: a slow
                 # consumer leaves frames buffered and never gets here.
                 if self._monotonic() >= data_deadline:

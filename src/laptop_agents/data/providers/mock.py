@@ -60,13 +60,13 @@ class MockBarGenerator:
 
     def __next__(self) -> Candle:
         if self.settings.scenario == "losing_streak":
-            o, h, l, c = self._losing_streak_bar()
+            o, h, lo, c = self._losing_streak_bar()
         else:
-            o, h, l, c = self._random_walk_bar()
+            o, h, lo, c = self._random_walk_bar()
         ts = self._start + self._step * self.index
         self.index += 1
         vol = Decimal(f"{abs(self._rng.gauss(12.0, 6.0)) + 0.5:.4f}")
-        return Candle(ts=ts, open=_dec(o), high=_dec(h), low=_dec(l), close=_dec(c), volume=vol, symbol=self.symbol)
+        return Candle(ts=ts, open=_dec(o), high=_dec(h), low=_dec(lo), close=_dec(c), volume=vol, symbol=self.symbol)
 
     def _random_walk_bar(self) -> tuple[float, float, float, float]:
         rng = self._rng
@@ -113,9 +113,9 @@ class MockBarGenerator:
         return self._rounded(o, hi, lo, c)
 
     @staticmethod
-    def _rounded(o: float, h: float, l: float, c: float) -> tuple[float, float, float, float]:
-        o, h, l, c = round(o, 1), round(h, 1), round(l, 1), round(c, 1)
-        return o, max(o, h, l, c), min(o, h, l, c), c
+    def _rounded(o: float, h: float, lo: float, c: float) -> tuple[float, float, float, float]:
+        o, h, lo, c = round(o, 1), round(h, 1), round(lo, 1), round(c, 1)
+        return o, max(o, h, lo, c), min(o, h, lo, c), c
 
 
 class MockProvider:

@@ -157,7 +157,7 @@ def read_candles(path: Path, symbol: str = "BTCUSDT") -> Iterator[Candle]:
 
 def _as_dict(fieldnames: list[str], row: list[str]) -> dict[str | None, object]:
     """The row as csv.DictReader gives it (missing fields None, extras under None)."""
-    d: dict[str | None, object] = dict(zip(fieldnames, row))
+    d: dict[str | None, object] = dict(zip(fieldnames, row, strict=False))  # a short or long row: below
     if len(fieldnames) < len(row):
         d[None] = row[len(fieldnames):]
     elif len(fieldnames) > len(row):
