@@ -332,8 +332,8 @@ def main(argv: list[str] | None = None) -> int:
 
         if not is_disk_error(exc):
             raise  # any other OSError is a bug: exit 1 with its traceback
-        err = DiskError.from_os_error(exc)
-        print(f"la: error: {err}", file=sys.stderr)
-        return int(err.exit_code)
+        disk = DiskError.from_os_error(exc)
+        print(f"la: error: {disk}", file=sys.stderr)
+        return int(disk.exit_code)
     except KeyboardInterrupt:
         return 130

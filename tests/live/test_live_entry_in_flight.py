@@ -15,12 +15,23 @@ from decimal import Decimal
 
 import pytest
 
+from laptop_agents.bitunix import BitunixRestClient, Credentials
 from laptop_agents.core.events import EventName
 from laptop_agents.core.models import Side
-from laptop_agents.bitunix import BitunixRestClient, Credentials
 from laptop_agents.execution.bitunix_broker import ORDER_REJECTED, BitunixBroker, LiveBrokerSettings
 from laptop_agents.mock_exchange.testing import MockExchangeHandle, running_mock_exchange
-from tests.live.conftest import KEY, SECRET, T0, accepted_orders, candle, intent, ledger_fills, price_of, rest_config, run
+from tests.live.conftest import (
+    KEY,
+    SECRET,
+    T0,
+    accepted_orders,
+    candle,
+    intent,
+    ledger_fills,
+    price_of,
+    rest_config,
+    run,
+)
 
 pytestmark = pytest.mark.dialects  # runs once per mock dialect preset (docs/bitunix-dialects.md)
 

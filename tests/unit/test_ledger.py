@@ -92,9 +92,7 @@ def test_every_booking_keeps_equity_equal_to_start_plus_trade_pnl_exactly(steps:
     """Whatever the order of entries, exits, whole round trips, refunds and wallet adoptions (exchange fees may be
     rebates, amounts at 1e-8), the invariant holds to the last digit and the books survive a state round trip."""
     ledger = Ledger(D("1000.00000000"), wallet_adjustments=True)
-    n = 0
-    for kind, a, b in steps:
-        n += 1
+    for n, (kind, a, b) in enumerate(steps, start=1):
         pos = ledger.position
         if kind == "open" and pos is None:
             ledger.open(Position(f"P{n}", Side.LONG, D("0.01"), D("100000"), T0, a, D("99000"), D("101000")))

@@ -745,12 +745,13 @@ class BitunixBroker(CashAccountView):
         except (TransportError, RateLimitError) as exc:
             # the request (every attempt of it was signed by now) may land on the exchange until this moment
             lands_until = self._monotonic() + self.settings.entry_life_sec
+            failure = exc  # the lambda below outlives the except clause's name
             try:
                 # did it land? The answer decides whether a fill must be booked: the lookup gets the exits'
                 # treatment (never blocked by the API breaker, retried for the exit budget)
                 with self._exit_budget():
                     found = await self._retrying(f"looking up entry {client_id}",
-                                                 lambda: self._lookup_after_failure(request, exc))
+                                                 lambda: self._lookup_after_failure(request, failure))
             except OrderIdentityError as ident:
                 self._halt(str(ident))
                 return [Event(ORDER_REJECTED, now, **base, reason="order_identity", message=str(ident), sent=True)]

@@ -307,7 +307,7 @@ class AsyncRunner:
         return self._started_mono
 
     @property
-    def started_at(self) -> datetime | None:
+    def started_at(self) -> datetime:
         return self._started_at
 
     def last_progress_monotonic(self) -> float | None:
