@@ -29,14 +29,24 @@ def test_preflight_round_trip_passes_and_records_the_dialect_it_saw(mock_dialect
         report = run(scenario)
         dialect = mx.config
         assert report.steps == ["read contract rules", "read account", "set margin mode and leverage",
-                                "open the minimum quantity with TP/SL", "read the position", "close the position",
-                                "read history", "read the wallet"]
+                                "open the minimum quantity with TP/SL", "read the position",
+                                "read the pending TP/SL", "modify the TP/SL", "cancel the TP/SL",
+                                "close the position", "read history", "read the wallet"]
+        assert report.observed["tpsl_orders_per_entry"] == (2 if dialect.tpsl_legs == "split" else 1)
         assert report.observed["closing_fill_side"] == dialect.closing_fill_side
         assert report.observed["trade_side_field"] is dialect.trade_side_field
         account = mx.admin.account(KEY)
         assert account["positions"] == [] and account["openOrders"] == []
         fills = mx.admin.events("fill", account=KEY)
         assert len(fills) == 2 and fills[0]["qty"] == "0.0001"  # the minimum, once in, once out
+        # the exchange's own record of the TP/SL step: created by the entry, moved, cancelled by us (not by the close)
+        tpsl = mx.admin.events("tpsl", account=KEY)
+        created = [r for r in tpsl if r["event"] == "CREATE"]
+        moved = [r for r in tpsl if r["event"] == "UPDATE"]
+        assert len(created) == len(moved) == report.observed["tpsl_orders_per_entry"]
+        assert all(r["reason"] == "modify" for r in moved)
+        assert [r["reason"] for r in tpsl if r["event"] == "CLOSE"] == ["cancel"] * len(created)
+        assert account["tpslOrders"] == []
 
 
 def test_an_unexpected_answer_flattens_and_names_what_differed() -> None:
@@ -62,6 +72,26 @@ def test_an_unexpected_answer_flattens_and_names_what_differed() -> None:
         assert account["positions"] == [] and account["openOrders"] == []  # flattened
 
 
+def test_a_tpsl_modify_answered_but_not_applied_flattens_and_prints_what_differed() -> None:
+    # the docs warn a successful answer is not the success of the operation: the mock answers the modify and
+    # changes nothing; the read-back must catch it
+    with running_mock_exchange(**MX, faults={"tpsl_modify_ignored_next": 1}) as mx:
+
+        async def scenario():
+            async with _client(mx) as client:
+                return await run_preflight(client, PreflightSettings(poll_attempts=3, poll_interval_sec=0.05))
+
+        with pytest.raises(PreflightFailed) as exc:
+            run(scenario)
+        err = exc.value
+        assert err.step == "modify the TP/SL" and err.flat
+        assert err.expected.startswith("TP ") and "after moving both legs 5 ticks up" in err.expected
+        assert err.got.startswith("TP ") and err.got.split(" (")[0] != err.expected.split(" after")[0]
+        assert mx.admin.events("fault", account=KEY)[0]["fault"] == "tpsl_modify_ignored"
+        account = mx.admin.account(KEY)
+        assert account["positions"] == [] and account["openOrders"] == [] and account["tpslOrders"] == []
+
+
 @pytest.mark.slow
 def test_la_live_preflight_cli_needs_the_flag_then_records_a_pass(la_env, mock_dialect) -> None:
     import json
@@ -73,6 +103,18 @@ def test_la_live_preflight_cli_needs_the_flag_then_records_a_pass(la_env, mock_d
         refused = la_env.run("live", "preflight", "--rest-url", mx.rest_url)
         assert refused.returncode == 2 and "--yes-place-a-real-order" in refused.stderr
         assert "Traceback" not in refused.stderr and mx.admin.events("order_request", account=KEY) == []
+        if mock_dialect in (None, "docs"):  # the CLI's failure path (the step itself fails under every preset above)
+            # a TP/SL step that answers unexpectedly: exit 11, one line naming the difference, flat, no record
+            mx.admin.set_faults(tpsl_modify_ignored_next=1)
+            failed = la_env.run("live", "preflight", "--yes-place-a-real-order", "--rest-url", mx.rest_url)
+            print(failed.stdout + failed.stderr)
+            assert failed.returncode == 11, failed.stderr[-2000:]
+            (line,) = [ln for ln in failed.stderr.splitlines() if "preflight FAILED" in ln]
+            assert "step 'modify the TP/SL': expected TP " in line and "account flattened" in line
+            # the earlier (setup's) pass no longer stands: removed, said so
+            assert "removed the earlier record" in failed.stderr
+            assert "Traceback" not in failed.stderr and not (la_env.workspace / "live" / "preflight.json").exists()
+            assert mx.admin.account(KEY)["positions"] == [] and mx.admin.account(KEY)["tpslOrders"] == []
         result = la_env.run("live", "preflight", "--yes-place-a-real-order", "--rest-url", mx.rest_url)
         print(result.stdout)  # the report's capture of the preflight output
         assert result.returncode == 0, result.stderr[-2000:]
@@ -80,4 +122,5 @@ def test_la_live_preflight_cli_needs_the_flag_then_records_a_pass(la_env, mock_d
         record = json.loads((la_env.workspace / "live" / "preflight.json").read_text())
         assert record["passed"] and record["config_hash"] and record["account"]
         assert record["observed"]["closing_fill_side"] == mx.config.closing_fill_side
+        assert record["seal"]["alg"] == "HMAC-SHA256" and SECRET not in json.dumps(record)
         assert mx.admin.account(KEY)["positions"] == []

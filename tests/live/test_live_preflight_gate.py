@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -25,6 +25,7 @@ from laptop_agents.mock_exchange.testing import running_mock_exchange
 from laptop_agents.security.credentials import Credentials
 from laptop_agents.security.credentials_file import api_key_fingerprint
 from laptop_agents.security.errors import LiveGateRefused
+from laptop_agents.security.preflight_seal import preflight_key
 from laptop_agents.session.live_gate import LiveStart, start_live_broker
 from tests.conftest import LaEnv
 from tests.live.conftest import KEY, SECRET, record_passed_preflight, rest_config, run
@@ -35,13 +36,18 @@ def _stale(p: Path, setup: LiveSetup) -> None:
     record_passed_preflight(p.parent, setup.config, at=NOW - timedelta(hours=168, minutes=1))
 
 
-def _edit(**changes: object):
+def _edit(base: dict[str, object] | None = None, **changes: object):
+    """A genuine record (``base``: how it was sealed), then edited by hand: what an edited record looks like."""
     def apply(p: Path, setup: LiveSetup) -> None:
-        record_passed_preflight(p.parent, setup.config, at=NOW)
+        record_passed_preflight(p.parent, setup.config, **{"at": NOW, **(base or {})})  # type: ignore[arg-type]
         record = json.loads(p.read_text())
-        record.update(changes)
+        record.update({k: (v(setup) if callable(v) else v) for k, v in changes.items()})
         p.write_text(json.dumps(record))
     return apply
+
+
+def _sealed(**kw: object):
+    return lambda p, setup: record_passed_preflight(p.parent, setup.config, **kw)
 
 
 CASES = {
@@ -54,8 +60,15 @@ CASES = {
     "bad_preflight:corrupt": lambda p, setup: (p.parent.mkdir(parents=True), p.write_text('{"passed": tru')),
     "bad_preflight:failed": _edit(passed=False),
     "bad_preflight:partial": _edit(steps=["read contract rules"]),
-    "bad_preflight:future": _edit(at=(NOW + timedelta(days=1)).isoformat()),
-    "bad_preflight:no_zone": _edit(at=NOW.replace(tzinfo=None).isoformat()),
+    "bad_preflight:future": _sealed(at=NOW + timedelta(days=1)),
+    "bad_preflight:no_zone": _sealed(at=NOW.replace(tzinfo=None)),
+    # edited after the preflight wrote it (the seal, security/preflight_seal.py): each refused with one line
+    "preflight_tampered:stale_made_fresh": _edit({"at": NOW - timedelta(days=30)}, at=NOW.isoformat()),
+    "preflight_tampered:config_hash": _edit({"config_hash": "0" * 64},
+                                            config_hash=lambda setup: setup.config.config_hash),
+    "preflight_tampered:observed": _edit(observed={"tpsl_orders_per_entry": 2, "position_mode": "ONE_WAY"}),
+    "preflight_tampered:no_seal": _edit(seal=None),
+    "preflight_tampered:other_secret": _sealed(at=NOW, secret="a-different-api-secret"),
 }
 
 
@@ -75,6 +88,8 @@ def test_live_start_refuses_without_a_fresh_passed_preflight_for_this_account_an
             assert err.value.reason == name.split(":")[0], (name, text)
             assert text.startswith("live trading refused: ") and "\n" not in text and "la live preflight" in text
             assert SECRET not in text
+            if name.startswith("preflight_tampered"):
+                assert "cannot be trusted: its seal does not match" in text or "has no seal" in text, text
             messages[name] = text
         # no workspace to read it from at all refuses too (fail safe, never "not checked")
         no_file = replace(request, preflight_file=None)
@@ -94,7 +109,7 @@ def test_the_real_preflights_record_opens_the_gate_until_it_ages_out(tmp_path: P
             async with BitunixRestClient(rest_config(mx), Credentials(KEY, SECRET)) as client:
                 report = await run_preflight(client, PreflightSettings())
             write_preflight_record(path, preflight_record(report, api_key_fingerprint(KEY),
-                                                          setup.config.config_hash, NOW))
+                                                          setup.config.config_hash, NOW, preflight_key(SECRET)))
             request = LiveStart(True, setup.optin_path, setup.pubkey, setup.credentials_path, setup.config,
                                 setup.source, rest_config(mx), preflight_file=path)
             broker, grant, _ = await start_live_broker(request, now=NOW + timedelta(hours=167))
@@ -110,7 +125,7 @@ def test_the_real_preflights_record_opens_the_gate_until_it_ages_out(tmp_path: P
 
 
 @pytest.mark.slow
-def test_la_run_live_without_a_preflight_is_one_line_exit_2_and_nothing_sent(la_env: LaEnv) -> None:
+def test_la_run_live_without_a_preflight_or_with_an_edited_one_is_one_line_exit_2_and_nothing_sent(la_env: LaEnv) -> None:
     from tests.live.test_live_session_e2e import live_args, setup_live
 
     with running_mock_exchange(seed=5, time_scale=0) as mx:
@@ -120,4 +135,16 @@ def test_la_run_live_without_a_preflight_is_one_line_exit_2_and_nothing_sent(la_
         lines = [line for line in result.stderr.splitlines() if line.startswith("la: error:")]
         assert len(lines) == 1 and lines[0].startswith("la: error: live trading refused: no passed live preflight")
         assert "Traceback" not in result.stderr
+        # a genuine record edited by hand (an old pass made to look fresh) is refused the same way
+        from laptop_agents.core.config_models import load_config
+
+        config = load_config(la_env.config_dir, env={})
+        path = record_passed_preflight(la_env.workspace / "live", config, at=datetime.now(UTC) - timedelta(days=30))
+        record = json.loads(path.read_text())
+        path.write_text(json.dumps({**record, "at": datetime.now(UTC).isoformat()}))
+        edited = la_env.run(*live_args(mx))
+        assert edited.returncode == 2, edited.stderr[-2000:]
+        (line,) = [ln for ln in edited.stderr.splitlines() if ln.startswith("la: error:")]
+        assert "live trading refused: preflight record" in line and "its seal does not match" in line, line
+        assert "Traceback" not in edited.stderr
         assert mx.admin.events("order_request", account=KEY) == []

@@ -264,11 +264,13 @@ def _preflight_state(ctx: LiveContext, account: str | None) -> str:
         return f"live preflight {path} not verifiable (account unknown, see LR1)"
     max_age = timedelta(hours=ctx.config.settings.live.preflight_max_age_hours)
     try:
-        record = require_preflight(path, account, ctx.config.config_hash, ctx.now, max_age)
+        # the audit cannot unlock the credentials: the record's seal is checked by the live gate itself
+        record = require_preflight(path, account, ctx.config.config_hash, ctx.now, max_age, seal_key=None)
     except LiveGateRefused as exc:
         return f"FAIL {exc} (reason {exc.reason})"
     observed = ", ".join(f"{k}={v}" for k, v in record["observed"].items())
-    return f"live preflight passed {record['at']} for this account and config ({observed})"
+    return (f"live preflight passed {record['at']} for this account and config ({observed}; its seal is verified "
+            "by the live gate)")
 
 
 # --------------------------------------------------------------------------- LR3 fees

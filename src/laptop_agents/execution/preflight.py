@@ -1,8 +1,10 @@
 """Live preflight: one guided minimum-size round trip that checks the exchange answers the way our client expects.
 
 Before the first autonomous live session the exchange has only ever met our mock. The preflight places the
-minimum quantity (long, with exchange-side TP/SL), reads it back, closes it with the same close form the broker
-uses, and reads history and wallet, checking at each step that the answer is the one the client relies on.
+minimum quantity (long, with exchange-side TP/SL), reads it back, reads the TP/SL as the exchange lists it
+(``tpsl/get_pending_orders``), moves both legs a few ticks and reads the change back, cancels it and sees it gone,
+closes the position with the same close form the broker uses, and reads history and wallet, checking at each
+step that the answer is the one the client relies on.
 It also records what it *observed* on the disputed points (docs/bitunix-dialects.md): which side the closing
 fill carries, whether trades carry ``tradeSide``, how positions spell their side.
 
@@ -32,6 +34,9 @@ from laptop_agents.bitunix import (
     PositionMode,
     PositionSide,
     StopType,
+    TpslLeg,
+    TpslModifyRequest,
+    TpslOrderInfo,
     TradeInfo,
     new_client_id,
 )
@@ -40,6 +45,7 @@ from laptop_agents.execution.bitunix_broker import _is_closing_fill, close_reque
 from laptop_agents.execution.order_checks import SymbolRules
 
 TPSL_DISTANCE = Decimal("0.05")  # TP/SL 5 % away: never triggers during a seconds-long round trip
+TPSL_MOVE_TICKS = 5  # the modify step moves TP and SL this many price ticks up: still far from the price
 
 
 class PreflightFailed(Exception):
@@ -169,6 +175,8 @@ async def _steps(client: BitunixRestClient, s: PreflightSettings, c: _Check) -> 
              f"{pos.side.value} {pos.qty}")
     c.passed()
 
+    await _tpsl_steps(client, s, c, pos.position_id, pos.qty, tp, sl, tick)
+
     c.begin("close the position")
     close = close_request(symbol, Side.LONG, pos.qty, new_client_id())
     closed = await _terminal(client, (await client.place_order(close)).order_id, s)
@@ -185,11 +193,11 @@ async def _steps(client: BitunixRestClient, s: PreflightSettings, c: _Check) -> 
              [(t.trade_id, str(t.qty)) for t in entry_fills])
     c.expect(bool(closing) and [t.order_id for t in closing] == [closed.order_id] * len(closing),
              f"closing fills of order {closed.order_id} only", [(t.trade_id, t.order_id) for t in closing])
-    report.observed = {
+    report.observed.update({
         "closing_fill_side": "position" if closing[0].side is OrderSide.BUY else "exit",
         "trade_side_field": closing[0].trade_side is not None,
         "position_mode": PositionMode.ONE_WAY.value,  # checked at "read account"
-    }
+    })
     c.passed()
 
     c.begin("read the wallet")
@@ -200,6 +208,78 @@ async def _steps(client: BitunixRestClient, s: PreflightSettings, c: _Check) -> 
     c.expect(wallet_after - before == booked, f"wallet moved by the fills' PnL - fees ({booked})",
              f"{wallet_after - before}")
     report.wallet_after = str(wallet_after)
+    c.passed()
+
+
+def _num(value: Decimal) -> str:
+    """A price as one canonical string (``99750.0`` and ``99750`` are the same price)."""
+    return format(value.normalize(), "f")
+
+
+def _legs(orders: list[TpslOrderInfo]) -> str:
+    """What the exchange holds, in one comparable line: ``TP 105000 / SL 95000`` (one price per leg found)."""
+    tps = sorted(_num(o.tp.price) for o in orders if o.tp)
+    sls = sorted(_num(o.sl.price) for o in orders if o.sl)
+    return f"TP {','.join(tps) or 'none'} / SL {','.join(sls) or 'none'}"
+
+
+async def _pending_tpsl(client: BitunixRestClient, s: PreflightSettings, position_id: str,
+                        want: str | None) -> list[TpslOrderInfo]:
+    """The position's pending TP/SL orders, re-read until they show ``want`` (the exchange may apply a change
+    after answering: its docs say a successful answer is not the success of the operation)."""
+    orders: list[TpslOrderInfo] = []
+    for _ in range(s.poll_attempts):
+        orders = [o for o in await client.get_pending_tpsl_orders(s.symbol, position_id=position_id)
+                  if o.position_id == position_id]
+        if _legs(orders) == want:
+            break
+        await asyncio.sleep(s.poll_interval_sec)
+    return orders
+
+
+async def _tpsl_steps(client: BitunixRestClient, s: PreflightSettings, c: _Check, position_id: str,
+                      qty: Decimal, tp: Decimal, sl: Decimal, tick: Decimal) -> None:
+    """Read the entry's TP/SL as the exchange lists it, move both legs a few ticks, read the change back,
+    cancel it and see it gone: each answer compared with what the client sent.
+
+    Whether the exchange holds one order for both legs or one per leg (dialect ``tpsl_legs``) is read, not
+    assumed; every modify states the order's legs in full, so it means the same whether the exchange merges
+    or replaces (dialect ``tpsl_modify``).
+    """
+    c.begin("read the pending TP/SL")
+    want = f"TP {_num(tp)} / SL {_num(sl)}"
+    orders = await _pending_tpsl(client, s, position_id, want)
+    c.expect(_legs(orders) == want, f"{want} pending on position {position_id}",
+             f"{_legs(orders)} in {len(orders)} order(s)")
+    c.report.observed["tpsl_orders_per_entry"] = len(orders)
+    c.passed()
+
+    c.begin("modify the TP/SL")
+    new_tp, new_sl = tp + TPSL_MOVE_TICKS * tick, sl + TPSL_MOVE_TICKS * tick
+    for o in orders:
+        def moved(leg: TpslLeg | None, price: Decimal) -> TpslLeg | None:
+            if leg is None:
+                return None
+            return TpslLeg(price, leg.stop_type, OrderType.MARKET, None, leg.qty or qty)
+
+        ack = await client.modify_tpsl_order(TpslModifyRequest(o.order_id, tp=moved(o.tp, new_tp),
+                                                               sl=moved(o.sl, new_sl)))
+        c.expect(ack.order_id == o.order_id, f"modify answered for order {o.order_id}", f"order {ack.order_id}")
+    want_moved = f"TP {_num(new_tp)} / SL {_num(new_sl)}"
+    after = await _pending_tpsl(client, s, position_id, want_moved)
+    c.expect(_legs(after) == want_moved, f"{want_moved} after moving both legs {TPSL_MOVE_TICKS} ticks up",
+             f"{_legs(after)} (the modify was answered as done)")
+    c.expect(sorted(o.order_id for o in after) == sorted(o.order_id for o in orders),
+             f"the same TP/SL order ids {sorted(o.order_id for o in orders)}",
+             sorted(o.order_id for o in after))
+    c.passed()
+
+    c.begin("cancel the TP/SL")
+    for o in after:
+        ack = await client.cancel_tpsl_order(s.symbol, o.order_id)
+        c.expect(ack.order_id == o.order_id, f"cancel answered for order {o.order_id}", f"order {ack.order_id}")
+    left = await _pending_tpsl(client, s, position_id, "TP none / SL none")
+    c.expect(not left, f"no TP/SL pending on position {position_id}", f"{_legs(left)} still pending")
     c.passed()
 
 
@@ -241,10 +321,15 @@ async def _flatten(client: BitunixRestClient, s: PreflightSettings) -> bool:
     return False
 
 
-def preflight_record(report: PreflightReport, account_fingerprint: str, config_hash: str, now: datetime) -> dict[str, Any]:
-    """The live-state record a later gate can require (account + config hash + time + observed dialect)."""
-    return {"passed": True, "account": account_fingerprint, "config_hash": config_hash, "at": now.isoformat(),
-            **report.to_json()}
+def preflight_record(report: PreflightReport, account_fingerprint: str, config_hash: str, now: datetime,
+                     seal_key: bytes) -> dict[str, Any]:
+    """The live-state record a later gate can require (account + config hash + time + observed dialect), sealed
+    with the account's record key (security/preflight_seal.py: an edited record is refused)."""
+    from laptop_agents.security.preflight_seal import seal
+
+    record = {"passed": True, "account": account_fingerprint, "config_hash": config_hash, "at": now.isoformat(),
+              **report.to_json()}
+    return seal(record, seal_key)
 
 
 PREFLIGHT_FILE = "preflight.json"
@@ -257,7 +342,8 @@ def write_preflight_record(path: Path, record: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 PREFLIGHT_STEPS = ("read contract rules", "read account", "set margin mode and leverage",
-                   "open the minimum quantity with TP/SL", "read the position", "close the position",
+                   "open the minimum quantity with TP/SL", "read the position", "read the pending TP/SL",
+                   "modify the TP/SL", "cancel the TP/SL", "close the position",
                    "read history", "read the wallet")
 """Every step a passing preflight records, in order; a record missing one did not come from a full pass."""
 CLOCK_TOLERANCE = timedelta(minutes=5)
@@ -269,13 +355,18 @@ def _refuse(reason: str, message: str) -> Exception:
     return LiveGateRefused(reason, f"live trading refused: {message}")
 
 
-def require_preflight(path: Path, account: str, config_hash: str, now: datetime, max_age: timedelta) -> dict[str, Any]:
+def require_preflight(path: Path, account: str, config_hash: str, now: datetime, max_age: timedelta, *,
+                      seal_key: bytes | None) -> dict[str, Any]:
     """The live gate's second half: a passed preflight for this account and config hash, at most ``max_age`` old.
 
     Why: the first autonomous session must not be the first time this exchange meets our client. The record is
-    validated field by field (a corrupt, hand-edited or partial record refuses, it never counts as a pass);
-    refusals are ``LiveGateRefused`` (reasons no_preflight, bad_preflight, preflight_other_account,
-    preflight_config_changed, preflight_stale) raised before any exchange request. Returns the record.
+    validated field by field (a corrupt, hand-edited or partial record refuses, it never counts as a pass) and its
+    seal is verified with ``seal_key`` (the account's record key, security/preflight_seal.py): a record changed
+    after `la live preflight` wrote it (time, account, config hash, result, steps, observed) refuses.
+    ``seal_key=None`` skips only the seal and is for read-only reports that cannot unlock the credentials (the
+    audit says so); the live gate always passes the key. Refusals are ``LiveGateRefused`` (reasons no_preflight,
+    bad_preflight, preflight_other_account, preflight_tampered, preflight_config_changed, preflight_stale) raised
+    before any exchange request. Returns the record.
     """
     fix = "run `la live preflight --yes-place-a-real-order` for this account and config"
     if not path.is_file():
@@ -308,6 +399,12 @@ def require_preflight(path: Path, account: str, config_hash: str, now: datetime,
     if record["account"] != account:
         raise _refuse("preflight_other_account",
                       f"the preflight in {path} passed for account {record['account']}, this session trades {account}; {fix}")
+    if seal_key is not None:
+        from laptop_agents.security.preflight_seal import seal_problem
+
+        problem = seal_problem(record, seal_key)
+        if problem is not None:
+            raise _refuse("preflight_tampered", f"preflight record {path} cannot be trusted: {problem}; {fix}")
     if record["config_hash"] != config_hash:
         raise _refuse("preflight_config_changed",
                       f"the preflight in {path} passed for config {record['config_hash'][:12]}, the config is now "
@@ -335,6 +432,7 @@ def preflight_command(config_dir: Path, workspace_root: str | None, rest_url: st
     from laptop_agents.execution.live_start import broker_settings_for
     from laptop_agents.security.optin import LEDGER_NAME, check_live_gate
     from laptop_agents.security.passphrase import PassphraseSource
+    from laptop_agents.security.preflight_seal import preflight_key
     from laptop_agents.session.workspace import Workspace
 
     if not yes:
@@ -359,16 +457,21 @@ def preflight_command(config_dir: Path, workspace_root: str | None, rest_url: st
         async with BitunixRestClient(RestConfig(base_url=url), grant.credentials) as client:
             return await run_preflight(client, settings)
 
+    path = workspace.state_dir / PREFLIGHT_FILE
     try:
         report = asyncio.run(go())
     except PreflightFailed as exc:
         print(f"preflight FAILED: {exc}", file=err)
+        if path.exists():  # fail safe: a pass recorded before no longer stands for this exchange
+            path.unlink()
+            print(f"preflight: removed the earlier record {path}; live trading stays refused until a preflight "
+                  "passes", file=err)
         return int(ExitCode.AUDIT_CRITICAL if exc.flat else ExitCode.NOT_FLAT)
     for step in report.steps:
         print(f"  ok  {step}", file=out)
     print("observed: " + ", ".join(f"{k}={v}" for k, v in report.observed.items()), file=out)
-    record = preflight_record(report, grant.account_fingerprint, grant.payload.config_hash, now)
-    path = workspace.state_dir / PREFLIGHT_FILE
+    record = preflight_record(report, grant.account_fingerprint, grant.payload.config_hash, now,
+                              preflight_key(grant.credentials.secret_key))
     write_preflight_record(path, record)
     print(f"preflight PASSED: recorded in {path} (config {grant.payload.config_hash[:12]})", file=out)
     return 0

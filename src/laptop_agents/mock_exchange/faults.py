@@ -57,6 +57,9 @@ class FaultSettings(BaseModel):
         letting ``rest_hold_skip`` matching calls through (so "the 3rd place_order" is skip 2, next 1), until
         the test releases them (``POST /admin/holds/release``) or ``rest_hold_s`` passes (then HTTP 504).
         Phase ``after`` processes the call first and parks only the answer. See :mod:`.holds`.
+      * ``tpsl_modify_ignored_next``: answer the next N TP/SL modifies (``tpsl/modify_order``,
+        ``tpsl/position/modify_order``) with success and the order id, and change nothing: the docs warn that
+        a successful answer is not the success of the operation (a client must read the order back).
 
     Clock and market
       * ``clock_skew_ms``: add this to the exchange's wall clock (client timestamps then look skewed).
@@ -84,6 +87,7 @@ class FaultSettings(BaseModel):
     rate_limit_all: bool = False
     rate_limit_next: int = Field(0, ge=0)
     reject_orders_next: int = Field(0, ge=0)
+    tpsl_modify_ignored_next: int = Field(0, ge=0)
     rest_hold_next: int = Field(0, ge=0)
     rest_hold_skip: int = Field(0, ge=0)
     rest_hold_paths: list[str] = Field(default_factory=list)
@@ -195,6 +199,13 @@ class FaultInjector:
             return None
         s.reject_orders_next -= 1
         return errors.ApiError(s.reject_orders_code, s.reject_orders_msg or None)
+
+    def take_tpsl_modify_ignored(self) -> bool:
+        s = self.settings
+        if s.tpsl_modify_ignored_next <= 0:
+            return False
+        s.tpsl_modify_ignored_next -= 1
+        return True
 
     # --- WebSocket ----------------------------------------------------------------------------------------
 

@@ -326,6 +326,10 @@ class RestApi:
 
     def _tpsl(self, action: str) -> Handler:
         def handler(r: ApiRequest) -> Any:
+            if action.startswith("modify") and self.ex.faults.take_tpsl_modify_ignored():
+                order_id = r.text("orderId") or self._desk().position_order_id(r)
+                self.ex.ledger.record("fault", fault="tpsl_modify_ignored", account=r.api_key, orderId=order_id)
+                return {"orderId": order_id}
             data, events = getattr(self._desk(), action)(r, self.ex.market_now())
             self.ex.dispatch(events)
             return data

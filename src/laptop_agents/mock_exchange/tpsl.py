@@ -227,6 +227,13 @@ class TpslDesk:
             raise ApiError(errors.ORDER_NOT_FOUND, f"position {pos.position_id} has no position TP/SL order")
         return self._modify(acct, t, r.body, with_orders=False, ts=ts)
 
+    def position_order_id(self, r: ApiRequest) -> str | None:
+        """The id of the position TP/SL a ``tpsl/position/*`` request names (None if there is none)."""
+        acct = self.engine.account(r.api_key or "")
+        pid = r.text("positionId")
+        return next((t.order_id for t in acct.tpsl_orders.values()
+                     if t.position_id == pid and t.kind == "POSITION_TPSL"), None)
+
     def pending(self, r: ApiRequest) -> Any:
         acct = self.engine.account(r.api_key or "")
         symbol, position_id = r.text("symbol"), r.text("positionId")

@@ -28,6 +28,7 @@ from laptop_agents.execution.preflight import PREFLIGHT_FILE, require_preflight
 from laptop_agents.security.errors import LiveGateRefused
 from laptop_agents.security.optin import LEDGER_NAME, LiveGrant, check_live_gate
 from laptop_agents.security.passphrase import PassphraseSource
+from laptop_agents.security.preflight_seal import preflight_key
 from laptop_agents.session.workspace import BROKER_STATE_NAME, Workspace
 
 
@@ -124,7 +125,8 @@ async def start_live_broker(
     if request.preflight_file is None:
         raise LiveGateRefused("no_preflight", "live trading refused: no live workspace to read the preflight record "
                               "from; run `la live preflight --yes-place-a-real-order` first")
-    require_preflight(request.preflight_file, grant.account_fingerprint, grant.payload.config_hash, now, max_age)
+    require_preflight(request.preflight_file, grant.account_fingerprint, grant.payload.config_hash, now, max_age,
+                      seal_key=preflight_key(grant.credentials.secret_key))
     settings = request.broker or broker_settings_for(request.config)
     if settings.symbol != grant.payload.symbol:
         raise ValueError(f"broker symbol {settings.symbol} differs from the opt-in's {grant.payload.symbol}")
