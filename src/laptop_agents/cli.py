@@ -136,7 +136,7 @@ def _run_delegated(name: str, argv: list[str]) -> int:
     security_cli.add_live_arguments(parser)
     args = parser.parse_args(argv)
     if args.live_command == "preflight":  # a real order: execution/, which security/ may not import
-        from laptop_agents.execution.preflight import preflight_command
+        from laptop_agents.session.preflight import preflight_command
 
         return int(preflight_command(args.config_dir, args.workspace, args.rest_url, args.yes_place_a_real_order,
                                      sys.stdout, sys.stderr))

@@ -77,13 +77,8 @@ def record_passed_preflight(state_dir: Path, config: Any, at: datetime | None = 
     assert exact ledgers and wallets, which a real preflight's order pair would change. The real round trip
     is tested in test_live_preflight.py (per dialect) and its record accepted by the gate there. Sealed with the
     record key of ``secret``'s account, as the command seals it."""
-    from laptop_agents.execution.preflight import (
-        PREFLIGHT_FILE,
-        PREFLIGHT_STEPS,
-        PreflightReport,
-        preflight_record,
-        write_preflight_record,
-    )
+    from laptop_agents.execution.preflight import PREFLIGHT_STEPS, PreflightReport
+    from laptop_agents.session.preflight import PREFLIGHT_FILE, preflight_record, write_preflight_record
     from laptop_agents.security.credentials_file import api_key_fingerprint
     from laptop_agents.security.preflight_seal import preflight_key
 

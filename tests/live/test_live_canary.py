@@ -50,7 +50,8 @@ def test_canary_key_and_secret_never_appear(tmp_path: Path) -> None:
             setup = LiveSetup(tmp_path / "live-setup", api_key=CANARY_KEY, secret=CANARY_SECRET)
             request = LiveStart(True, setup.optin_path, setup.pubkey, setup.credentials_path, setup.config,
                                 setup.source, rest_config(mx), preflight_file=record_passed_preflight(
-                                    tmp_path / "live", setup.config, at=NOW, account=api_key_fingerprint(CANARY_KEY)))
+                                    tmp_path / "live", setup.config, at=NOW, account=api_key_fingerprint(CANARY_KEY),
+                                    secret=CANARY_SECRET))
             metrics = ServiceMetrics("live", "BTCUSDT")
             observer = MetricsObserver(metrics)
             events_file = tmp_path / "run" / "events.jsonl"

@@ -15,18 +15,14 @@ from pathlib import Path
 import pytest
 
 from laptop_agents.bitunix.rest import BitunixRestClient
-from laptop_agents.execution.preflight import (
-    PreflightSettings,
-    preflight_record,
-    run_preflight,
-    write_preflight_record,
-)
+from laptop_agents.execution.preflight import PreflightSettings, run_preflight
 from laptop_agents.mock_exchange.testing import running_mock_exchange
 from laptop_agents.security.credentials import Credentials
 from laptop_agents.security.credentials_file import api_key_fingerprint
 from laptop_agents.security.errors import LiveGateRefused
 from laptop_agents.security.preflight_seal import preflight_key
 from laptop_agents.session.live_gate import LiveStart, start_live_broker
+from laptop_agents.session.preflight import preflight_record, write_preflight_record
 from tests.conftest import LaEnv
 from tests.live.conftest import KEY, SECRET, record_passed_preflight, rest_config, run
 from tests.security.helpers import NOW, LiveSetup

@@ -272,8 +272,7 @@ RULES: dict[str, Rule] = {r.check.__name__: r for r in [
     Rule(data_imports_no_execution, "data/ -> core, resilience, bitunix (the market-data side never reaches the "
                                     "order side)"),
     Rule(execution_imports_only_below, "execution/ -> core, paper, resilience, bitunix; the live gate (security/) "
-                                       "and the workspace (session/) are wired by session/compose.py",
-         owner="i14-tpsl + i15-compose (execution/preflight.py: preflight_command, require_preflight)"),
+                                       "and the workspace (session/) are wired by session/compose.py"),
     Rule(mock_exchange_shares_no_client_code, "the mock verifies and shapes messages on its own, so a client bug "
                                               "cannot be mirrored by the mock and hidden"),
     Rule(only_the_cli_imports_service, "service/ (la serve) is a top layer: session and below never import it"),

@@ -255,9 +255,9 @@ def check_optin(ctx: LiveContext) -> Finding:
 
 def _preflight_state(ctx: LiveContext, account: str | None) -> str:
     """The gate's preflight requirement, read through the gate's own loader: "FAIL <why>" or a note."""
-    from laptop_agents.execution.preflight import require_preflight
     from laptop_agents.security.errors import LiveGateRefused
     from laptop_agents.session.live_gate import preflight_path
+    from laptop_agents.session.preflight import require_preflight
 
     path = preflight_path(Workspace(ctx.workspace_root, "live"))
     if account is None:
