@@ -78,9 +78,9 @@ def record_passed_preflight(state_dir: Path, config: Any, at: datetime | None = 
     is tested in test_live_preflight.py (per dialect) and its record accepted by the gate there. Sealed with the
     record key of ``secret``'s account, as the command seals it."""
     from laptop_agents.execution.preflight import PREFLIGHT_STEPS, PreflightReport
-    from laptop_agents.session.preflight import PREFLIGHT_FILE, preflight_record, write_preflight_record
     from laptop_agents.security.credentials_file import api_key_fingerprint
     from laptop_agents.security.preflight_seal import preflight_key
+    from laptop_agents.session.preflight import PREFLIGHT_FILE, preflight_record, write_preflight_record
 
     report = PreflightReport(symbol=config.strategy.symbol, steps=list(PREFLIGHT_STEPS),
                              observed={"tpsl_orders_per_entry": 1, "closing_fill_side": "position",

@@ -24,11 +24,11 @@ from laptop_agents.core.events import Event
 from laptop_agents.core.state import StateManager
 from laptop_agents.execution.bitunix_broker import STATE_KIND, BitunixBroker, LiveBrokerSettings
 from laptop_agents.execution.live_start import broker_settings_for, open_live_broker
-from laptop_agents.session.preflight import PREFLIGHT_FILE, require_preflight
 from laptop_agents.security.errors import LiveGateRefused
 from laptop_agents.security.optin import LEDGER_NAME, LiveGrant, check_live_gate
 from laptop_agents.security.passphrase import PassphraseSource
 from laptop_agents.security.preflight_seal import preflight_key
+from laptop_agents.session.preflight import PREFLIGHT_FILE, require_preflight
 from laptop_agents.session.workspace import BROKER_STATE_NAME, Workspace
 
 
