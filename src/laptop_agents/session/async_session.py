@@ -173,6 +173,7 @@ class AsyncRunner:
                                   Backoff(options.data_retry_base_sec, options.data_retry_max_sec))
         self._fresh_breaker = False
         self._ended = False
+        self._snapshot_failed = False
         self.read_model: SessionSnapshot | None = None
         """The session's one read model, republished every heartbeat and before each hook (session/read_model.py);
         every view (status.json, /status, STATUS=, metrics, dashboard, la status) renders it."""
@@ -283,7 +284,10 @@ class AsyncRunner:
         try:
             self.read_model = build_snapshot(self, time.monotonic(), running=not self._ended)
         except Exception:  # noqa: BLE001 - observers never stop trading
-            log.exception("could not build the session snapshot")
+            # once with its traceback, then quietly: a bug here must not flood the log every heartbeat
+            log.log(logging.DEBUG if self._snapshot_failed else logging.ERROR, "could not build the session "
+                    "snapshot; the views show the previous one", exc_info=not self._snapshot_failed)
+            self._snapshot_failed = True
         return self.read_model
 
     def _call_hooks(self, name: str) -> None:
