@@ -135,7 +135,7 @@ def _run_delegated(name: str, argv: list[str]) -> int:
         return int(security_cli.run_secrets(parser.parse_args(argv)))
     security_cli.add_live_arguments(parser)
     args = parser.parse_args(argv)
-    if args.live_command == "preflight":  # a real order: execution/, which security/ may not import
+    if args.live_command == "preflight":  # a real order: session/ + execution/, which security/ may not import
         from laptop_agents.session.preflight import preflight_command
 
         return int(preflight_command(args.config_dir, args.workspace, args.rest_url, args.yes_place_a_real_order,

@@ -6,7 +6,7 @@ Mounted by `cli.py` with two lines each::
     security_cli.add_secrets_arguments(sub.add_parser("secrets", allow_abbrev=False, help=...))
     security_cli.add_live_arguments(sub.add_parser("live", allow_abbrev=False, help=...))
     # dispatch: "secrets" -> security_cli.run_secrets(args), "live" -> security_cli.run_live(args),
-    # except `la live preflight`, which cli.py sends to execution/preflight.py (it places a real order, and
+    # except `la live preflight`, which cli.py sends to session/preflight.py (it places a real order, and
     # security/ imports no execution/: tests/unit/test_import_graph.py)
 
 No option accepts a secret value: API keys come from a file or stdin, passphrases
@@ -224,7 +224,7 @@ def add_live_arguments(parser: argparse.ArgumentParser) -> None:
 def run_live(args: argparse.Namespace, out: TextIO | None = None, now: datetime | None = None) -> int:
     out = out or sys.stdout
     now = now or datetime.now(UTC)
-    if args.live_command != "optin":  # `la live preflight` trades: cli.py dispatches it to execution/preflight.py
+    if args.live_command != "optin":  # `la live preflight` trades: cli.py dispatches it to session/preflight.py
         raise UsageError(f"unknown live command {args.live_command!r}")
     cmd = args.optin_command
     if cmd == "keygen":
