@@ -53,6 +53,10 @@ WALL_CLOCK = frozenset({("datetime", "now"), ("datetime", "utcnow"), ("datetime"
                         ("time", "perf_counter"), ("time", "perf_counter_ns")})
 
 
+DYNAMIC_IMPORTS = frozenset({"import_module", "importlib.import_module", "__import__"})
+"""Calls that import by name: counted when the name is a literal (a computed name cannot be checked statically)."""
+
+
 @dataclass(frozen=True)
 class Import:
     importer: str
@@ -133,6 +137,10 @@ def build_graph(root: Path) -> Graph:
                 name = _dotted(node)
                 if name in ("os.environ", "os.getenv", "os.putenv", "os.unsetenv"):
                     graph.uses.append(Use(module, name, rel, node.lineno))
+            elif isinstance(node, ast.Call) and _dotted(node.func) in DYNAMIC_IMPORTS:
+                first = node.args[0] if node.args else None
+                if isinstance(first, ast.Constant) and isinstance(first.value, str):
+                    graph.imports.append(Import(module, first.value, rel, node.lineno))
             elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
                 owner = _dotted(node.func.value)
                 if owner and (owner.rsplit(".", 1)[-1], node.func.attr) in WALL_CLOCK:
@@ -309,7 +317,8 @@ def test_the_graph_sees_all_of_src(graph: Graph) -> None:
 
 def test_every_rule_reports_a_planted_violation(tmp_path: Path) -> None:
     """Each rule fires on a tree that breaks it, in every import form: absolute, relative (``from ..x``),
-    ``from package import submodule``, lazy inside a function, and under TYPE_CHECKING."""
+    ``from package import submodule``, lazy inside a function, under TYPE_CHECKING, and
+    ``importlib.import_module`` with a literal name."""
     files = {
         "__init__.py": "",
         "cli.py": "",
@@ -339,6 +348,7 @@ def test_every_rule_reports_a_planted_violation(tmp_path: Path) -> None:
         "mock_exchange/server.py": "from laptop_agents.bitunix.signing import sign\n",
         "session/__init__.py": "",
         "session/x.py": "from laptop_agents.service import serve\n",
+        "session/y.py": "import importlib\nM = importlib.import_module('laptop_agents.cli')\n",
     }
     root = tmp_path / "src" / "laptop_agents"
     for rel, text in files.items():
@@ -346,7 +356,7 @@ def test_every_rule_reports_a_planted_violation(tmp_path: Path) -> None:
         (root / rel).write_text(text)
     g = build_graph(root)
     expected = {
-        "nothing_imports_cli": ["service.serve -> laptop_agents.cli"],
+        "nothing_imports_cli": ["service.serve -> laptop_agents.cli", "session.y -> laptop_agents.cli"],
         "venue_internals_stay_inside": ["data.feed -> laptop_agents.bitunix.rest",
                                         "mock_exchange.server -> laptop_agents.bitunix.signing"],
         "core_imports_nothing_of_ours": ["core.conf -> laptop_agents.session"],
