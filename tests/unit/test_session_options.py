@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import shutil
 from dataclasses import fields
+from pathlib import Path
 
 import pytest
 
@@ -84,3 +86,35 @@ def test_a_bad_shared_flag_value_is_the_same_usage_error_for_both(command: str,
         build_parser().parse_args([command, "--candle-interval", "0"])
     assert exc.value.code == 2
     assert "--candle-interval: must be a positive number, got 0" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("source", "live"), [("mock", False), ("bitunix", False), ("bitunix", True)])
+def test_compose_gives_run_and_serve_the_same_session_parts(tmp_path: Path, source: str, live: bool) -> None:
+    """One composition root: the same shared flags give `la run` and `la serve` the same provider, broker and
+    live ticker wiring; only the service's own options (no deadline, stay up, data back-off) differ."""
+    from laptop_agents.data.providers.bitunix_ws import BitunixWsProvider
+    from laptop_agents.data.providers.mock import MockProvider
+    from laptop_agents.session import compose
+    from laptop_agents.session.brokers import LiveBrokerFactory, PaperBrokerFactory
+
+    shutil.copytree(Path(__file__).resolve().parents[2] / "config", tmp_path / "config")
+    argv = ["--source", source, "--config-dir", str(tmp_path / "config"), "--workspace", str(tmp_path / "ws"),
+            "--seed", "3", *(["--live"] if live else [])]
+    parser = build_parser()
+    run = RunRequest.from_namespace(parser.parse_args(["run", "--duration", "1", *argv]))
+    serve = ServeRequest.from_namespace(parser.parse_args(["serve", *argv]))
+    runners = []
+    for request, build in ((run, compose.compose_run), (serve, compose.compose_service)):
+        config = compose.load_session_config(request)
+        runners.append(build(request, config, compose.session_workspace(request), compose.Observers()))
+    by_run, by_serve = runners
+    provider_type = MockProvider if source == "mock" else BitunixWsProvider
+    factory_type = LiveBrokerFactory if live else PaperBrokerFactory
+    for runner in runners:
+        assert type(runner.provider) is provider_type and type(runner.factory) is factory_type
+        assert runner.mode == ("live" if live else "paper") and runner.config.settings.mock.seed == 3
+    if live:  # the live broker prices entries from its own provider's public ticker, in both commands
+        assert all(r.factory.last_price is r.provider.last_price is not None for r in runners)
+    assert (by_run.options.duration_min, by_run.options.stay_up) == (1.0, False)
+    assert (by_serve.options.duration_min, by_serve.options.stay_up, by_serve.options.mode) == (None, True, "service")
+    assert by_run.options.warmup == by_serve.options.warmup == (source == "bitunix")
