@@ -11,11 +11,12 @@ from decimal import Decimal
 
 import pytest
 
+from laptop_agents.core.config_models import load_config
 from laptop_agents.mock_exchange.testing import MockExchangeHandle, running_mock_exchange
 from laptop_agents.security.credentials import Credentials
 from laptop_agents.security.credentials_file import write_credentials_file
 from tests.conftest import LaEnv
-from tests.live.conftest import KEY
+from tests.live.conftest import KEY, record_passed_preflight
 from tests.live.test_live_session_e2e import assert_flat, live_args, live_lock, setup_live, trades
 from tests.security.helpers import FAST, passphrase_source
 
@@ -82,6 +83,9 @@ def test_exchange_failure_at_start_exits_with_its_code_and_one_line(
         creds = la_env.root / "secrets" / "bitunix.credentials.enc"
         creds.unlink()
         write_credentials_file(creds, Credentials(KEY, "not-the-secret-0123456789abcdef"), source.read(), params=FAST)
+        # the preflight passed under these credentials (its record is sealed with them); the exchange refuses them
+        record_passed_preflight(la_env.workspace / "live", load_config(la_env.config_dir, env={}),
+                                secret="not-the-secret-0123456789abcdef")
     else:
         mx.admin.set_faults(**fault)
     result = la_env.run(*live_args(mx, "0.2"), timeout=90)

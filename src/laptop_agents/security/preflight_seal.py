@@ -61,5 +61,6 @@ def seal_problem(record: dict[str, Any], key: bytes) -> str | None:
         return f"its seal algorithm {str(found.get('alg'))[:20]!r} is not {ALGORITHM}"
     expected = seal(record, key)[SEAL_FIELD]["value"]
     if not hmac.compare_digest(expected, found["value"]):
-        return "its seal does not match its contents (changed after `la live preflight` wrote it)"
+        return ("its seal does not match its contents (changed after `la live preflight` wrote it, or written "
+                "under another API secret)")
     return None
