@@ -58,7 +58,6 @@ from decimal import Decimal
 from typing import Any, TypeVar
 
 from laptop_agents.bitunix import (
-    AccountInfo,
     BitunixError,
     BitunixRestClient,
     DuplicateClientIdError,
@@ -81,7 +80,6 @@ from laptop_agents.bitunix import (
     RateLimitError,
     StopType,
     TradeInfo,
-    TradeSide,
     TransportError,
     exit_path,
     order_mismatch,
@@ -89,15 +87,7 @@ from laptop_agents.bitunix import (
 from laptop_agents.core.account import CashAccountView
 from laptop_agents.core.errors import ExitCode, LaError
 from laptop_agents.core.events import Event, EventName
-from laptop_agents.core.ledger import (
-    EXIT_STOP_LOSS,
-    EXIT_TAKE_PROFIT,
-    Ledger,
-    LedgerError,
-    execution_exit,
-    money,
-    position_opened,
-)
+from laptop_agents.core.ledger import LedgerError, money
 from laptop_agents.core.models import (
     ZERO,
     Candle,
@@ -105,6 +95,15 @@ from laptop_agents.core.models import (
     Position,
     Side,
     Trade,
+)
+from laptop_agents.execution.bitunix_booking import (
+    EXIT_WHILE_DOWN,
+    LiveBooks,
+    fills_covering,
+    is_closing_fill,
+    trade_key,
+    vwap,
+    wallet_balance,
 )
 from laptop_agents.execution.health import BrokerHealth
 from laptop_agents.execution.order_checks import (
@@ -118,17 +117,11 @@ log = logging.getLogger("laptop_agents.execution.bitunix_broker")
 STATE_KIND = "bitunix_broker"
 ORDER_REJECTED = EventName.ORDER_REJECTED
 """Event name for an entry refused by our checks or by the exchange (add to core.events.EventName)."""
-EXIT_WHILE_DOWN = "exchange_while_down"
-"""Exit reason of a round trip the exchange opened and closed while la was down (booked at the next start)."""
-EXIT_EXCHANGE_CLOSE = "exchange_close"
-"""Exit reason when the exchange closed the position for a reason we cannot attribute (liquidation, manual)."""
 
 Closed = tuple[list[Event], Trade | None]
 T = TypeVar("T")
 _UNKNOWN = object()
 CLOCK_TOLERANCE = timedelta(seconds=1)
-BOOKED_FILLS_KEPT = 2000
-"""How many booked fill/entry ids the state keeps (oldest dropped): far more than a restart's history page."""
 """Exchange timestamps may be coarser than our ordering needs (seconds vs milliseconds)."""
 
 
@@ -270,8 +263,9 @@ class BitunixBroker(CashAccountView):
         self._sleep = sleep
         self._monotonic = monotonic or (lambda: asyncio.get_running_loop().time())
         self.rules: SymbolRules | None = None
-        self.ledger = Ledger(ZERO, wallet_adjustments=True)
-        """The books (the shared ledger): equity, the open position, the closed trades, wallet adjustments."""
+        self.books = LiveBooks(self.symbol)
+        """Booking exchange fills exactly once (bitunix_booking.py); its ledger is this account's books."""
+        self.ledger = self.books.ledger
         self.last_price: Decimal | None = None
         self._seq = 0
         self._tag = _secrets.token_hex(4)
@@ -288,16 +282,8 @@ class BitunixBroker(CashAccountView):
         """Why entries are halted (an order identity mismatch); the session stops on it (``check``)."""
         self._stop_until: float | None = None
         self._pending_entry: _PendingEntry | None = None
-        self._booked_fills: dict[str, None] = {}
-        """Every exchange fill (tradeId) and entry orderId already in a booked trade, oldest first, persisted.
-
-        The one registry every booking path consults (while-down walk, adoption then close, TP/SL race,
-        pending entry, close_all): a round trip whose fills are in it is booked already, never again."""
         self._seen_known = False
         """An entry sent but not booked (the exchange stopped answering after the send): booked first thing."""
-        self._entry_order_id: str | None = None
-        self._unreported: list[Trade] = []
-        """Round trips booked inside submit (TP/SL fired at once): handed to the session by the next on_candle."""
         self._inflight: asyncio.Future[list[Event]] | None = None
         """The entry being submitted; it outlives a cancelled caller until close_all collects it."""
         self._restored = False
@@ -378,7 +364,7 @@ class BitunixBroker(CashAccountView):
                    and self._is_ours(t.client_id)]
         if not opening:
             return  # opened by hand (or beyond the page): adopted, as always
-        newest = max(opening, key=_trade_key)
+        newest = max(opening, key=trade_key)
         if self._other_instance(newest.client_id):
             raise OtherInstanceError(
                 f"position {exch.position_id} on {self.symbol} was opened by another la instance (tag "
@@ -442,10 +428,10 @@ class BitunixBroker(CashAccountView):
         exchange_pos = positions[0] if positions else None
         if exchange_pos is not None and (self.position is None or self.position.position_id != exchange_pos.position_id):
             self._refuse_other_instance_position(exchange_pos, history.trades)
-        skip = {self._entry_order_id} if self._entry_order_id else set()
+        skip = {self.books.entry_order_id} if self.books.entry_order_id else set()
         events += await self._reconcile_position(exchange_pos, now, details)
         if self._restored and self._seen_known:
-            walked = await self._book_while_down(since, skip | set(self._booked_fills), now, details)
+            walked = await self._book_while_down(since, skip | set(self.books.booked), now, details)
             events += walked
             if walked and "adopted_position" in details:
                 await self._drop_adopted_if_booked(details)
@@ -457,11 +443,11 @@ class BitunixBroker(CashAccountView):
                 "position open on %s: leverage/margin mode left as the exchange has them (%s, %sx)",
                 self.symbol, exchange_pos.margin_mode, exchange_pos.leverage,
             )
-        wallet = _wallet(account)  # cancelling stale orders frees margin but does not change the wallet
+        wallet = wallet_balance(account)  # cancelling stale orders frees margin but does not change the wallet
         if not self._restored:
             self.ledger.start_from_wallet(wallet)  # an adopted position's fee counts into the starting equity
         else:
-            self._book_difference(wallet, "start-up")
+            self.books.adopt_wallet(wallet, "start-up")
         self.started = True
         events.append(
             Event(
@@ -506,7 +492,7 @@ class BitunixBroker(CashAccountView):
         fills = sorted((t for t in page.trades
                         if t.symbol == self.symbol and (since is None or (t.created is not None and t.created > since))
                         and t.trade_id not in skip and t.order_id not in skip),
-                       key=_trade_key)
+                       key=trade_key)
         events: list[Event] = []
         ours = f"{self.settings.client_id_prefix}{self._tag}"
         net = ZERO
@@ -524,9 +510,11 @@ class BitunixBroker(CashAccountView):
             if net:
                 continue
             if opening and (opening[0].client_id or "").startswith(ours):
-                event = self._book_round_trip(opening, closing, now)
+                event = self.books.book_round_trip(opening, closing, now)
                 if event is not None:
                     events.append(event)
+                    for f in opening + closing:
+                        self._saw(f.created)
             opening, closing = [], []
         if events:
             details["booked_while_down"] = [e.data["trade_id"] for e in events]
@@ -543,56 +531,9 @@ class BitunixBroker(CashAccountView):
             return
         closing, booked = await self._closing_trades_split(pos)
         if booked and not closing:
-            self._forget_booked_position(pos)
+            self.books.forget(pos)
             details.pop("adopted_position", None)
             details["adopted_then_booked"] = pos.position_id
-
-    def _forget_booked_position(self, pos: Position) -> None:
-        """Drop a position whose round trip another path already booked. Its entry fee was charged when the
-        Position was made (fill or adoption) and again by that booking: give the second charge back."""
-        log.warning("position %s closed and its round trip is booked already; not booking it again",
-                    pos.position_id)
-        if self.position is pos:
-            self._entry_order_id = None
-        self.ledger.refund_entry_fee(pos)
-
-    def _mark_booked(self, ids: Iterable[str | None]) -> None:
-        for i in ids:
-            if i:
-                self._booked_fills[i] = None
-        excess = len(self._booked_fills) - BOOKED_FILLS_KEPT
-        if excess > 0:  # oldest first; far older than any history page a restart walks
-            for old in list(self._booked_fills)[:excess]:
-                del self._booked_fills[old]
-
-    def _book_round_trip(self, opening: list[TradeInfo], closing: list[TradeInfo], now: datetime) -> Event | None:
-        side = Side.LONG if opening[0].side is OrderSide.BUY else Side.SHORT
-        qty = sum((t.qty for t in opening), ZERO)
-        entry_fee = money(sum((t.fee or ZERO for t in opening), ZERO))
-        exit_fee = money(sum((t.fee or ZERO for t in closing), ZERO))
-        gross = money(sum((t.realized_pnl or ZERO for t in closing), ZERO))
-        ids = {t.position_id for t in opening + closing if t.position_id}
-        trade_id = ids.pop() if len(ids) == 1 else f"order-{opening[0].order_id}"
-        fills = [t.trade_id for t in opening + closing]
-        if any(f in self._booked_fills for f in fills) or opening[0].order_id in self._booked_fills \
-                or any(t.trade_id == trade_id for t in self.trades):
-            log.warning("round trip %s is booked already; not booking it again", trade_id)
-            return None
-        self._mark_booked([*fills, opening[0].order_id])
-        entry_ts = opening[0].created or now
-        exit_ts = closing[-1].created or now
-        trade = Trade(
-            trade_id=trade_id, side=side, qty=qty, entry_ts=entry_ts, exit_ts=exit_ts,
-            entry_price=_vwap(opening), exit_price=_vwap(closing), gross_pnl=gross, fees=entry_fee + exit_fee,
-            pnl=gross - entry_fee - exit_fee, exit_reason=EXIT_WHILE_DOWN,
-        )
-        self.ledger.book_round_trip(trade)
-        self._unreported.append(trade)  # the breaker hears of it like any other trade
-        for t in opening + closing:
-            self._saw(t.created)
-        return execution_exit(now, trade, position_id=trade_id, symbol=self.symbol, bars_held=0,
-                              equity=self.ledger.cash, entry_order_id=opening[0].order_id,
-                              client_id=opening[0].client_id)
 
     async def _reconcile_position(self, exch: PositionInfo | None, now: datetime, details: dict[str, Any]) -> list[Event]:
         local = self.position
@@ -624,8 +565,7 @@ class BitunixBroker(CashAccountView):
         )
         # restored books: the adopted position's entry fee is already out of the wallet: book it like an entry;
         # fresh books start from the wallet and count it into the starting equity (start_from_wallet)
-        self.ledger.open(adopted, charge_fee=self._restored)
-        self._entry_order_id = None
+        self.books.adopt(adopted, charge_fee=self._restored)
         details["adopted_position"] = exch.position_id
         log.warning(
             "adopted %s position %s (%s @ %s) from the exchange; its TP/SL are unknown to la and stay as the "
@@ -832,22 +772,20 @@ class BitunixBroker(CashAccountView):
         else:
             position_id = pos.position_id
         fee = money(order.fee if order.fee is not None else sum((t.fee or ZERO for t in entry_trades), ZERO))
-        price = (order.avg_price or (pos.avg_open_price if pos is not None else None) or _vwap(entry_trades)
+        price = (order.avg_price or (pos.avg_open_price if pos is not None else None) or vwap(entry_trades)
                  or p.take_profit)
         opened = Position(
             position_id=position_id, side=intent.side, qty=order.filled_qty, entry_price=price,
             entry_ts=p.sent_at, entry_fee=fee, stop_loss=p.stop_loss, take_profit=p.take_profit,
         )
-        self.ledger.open(opened)
-        self._entry_order_id = order_id
+        fill = self.books.book_entry(opened, order_id=order_id, client_id=client_id, now=now)
         self.last_price = candle.close
-        events.append(position_opened(now, opened, order_id=order_id, client_id=client_id, symbol=self.symbol,
-                                      equity=self.ledger.cash))
+        events.append(fill)
         if closing is not None:
             exit_events, trade = await self._book_exit(opened, None, None, now, now, fills=closing)
             events += exit_events
             if trade is not None:
-                self._unreported.append(trade)  # submit returns events only: on_candle reports it (breaker)
+                self.books.unreported.append(trade)  # submit returns events only: on_candle reports it (breaker)
         return events
 
     async def _finish_pending(self, now: datetime) -> list[Event]:
@@ -885,15 +823,15 @@ class BitunixBroker(CashAccountView):
         found = "no entry fills"
         for attempt in range(self.settings.flat_verify_attempts):
             page = await self.client.get_history_trades(self.symbol, order_id=order.order_id, limit=limit)
-            entry = sorted((t for t in page.trades if t.order_id == order.order_id), key=_trade_key)
+            entry = sorted((t for t in page.trades if t.order_id == order.order_id), key=trade_key)
             if sum((t.qty for t in entry), ZERO) >= order.filled_qty and entry:
-                last = _trade_key(entry[-1])
+                last = trade_key(entry[-1])
                 first_time = entry[0].created or order.created
                 start_ms = int(first_time.timestamp() * 1000) if first_time is not None else None
                 later = await self.client.get_history_trades(self.symbol, start_time=start_ms, limit=limit)
-                closing = _fills_covering(
-                    (t for t in sorted(later.trades, key=_trade_key)
-                     if _is_closing_fill(t, side, order.order_id) and _trade_key(t) > last),
+                closing = fills_covering(
+                    (t for t in sorted(later.trades, key=trade_key)
+                     if is_closing_fill(t, side, order.order_id) and trade_key(t) > last),
                     order.filled_qty,
                 )
                 closed_qty = sum((t.qty for t in closing), ZERO)
@@ -987,14 +925,14 @@ class BitunixBroker(CashAccountView):
         self.last_price = candle.close
         booked = await self._finish_pending(now)
         if booked:
-            trade = self._unreported.pop(0) if self._unreported and self.position is None else None
+            trade = self.books.unreported.pop(0) if self.books.unreported and self.position is None else None
             return booked, trade
         pos = self.position
         if pos is None:
             if self._pending_entry is None:
                 self._checked()  # nothing held, nothing unbooked: nothing to be blind to
-            if self._unreported:  # booked (and its events published) by submit; the session's risk checks need it
-                return [], self._unreported.pop(0)
+            if self.books.unreported:  # booked (and its events published) by submit; the session's risk checks need it
+                return [], self.books.unreported.pop(0)
             return [], None
         pos.bars_held += 1
         try:
@@ -1156,12 +1094,11 @@ class BitunixBroker(CashAccountView):
             closing, booked_already = await self._retrying(f"reading the closing trades of {pos.position_id}",
                                                            lambda: self._closing_trades_split(pos))
         else:
-            booked_already = any(t.trade_id in self._booked_fills for t in fills)
-            closing = [t for t in fills if t.trade_id not in self._booked_fills]
+            closing, booked_already = self.books.split_booked(fills)
         for t in closing:
             self._saw(t.created)
         if booked_already and not closing:
-            self._forget_booked_position(pos)  # booked by another path (while-down walk, an earlier exit)
+            self.books.forget(pos)  # booked by another path (while-down walk, an earlier exit)
             return [], None
         for _ in range(self.settings.flat_verify_attempts - 1):
             if closing or await self._retrying("reading the position", self._exchange_position) is not None:
@@ -1171,7 +1108,7 @@ class BitunixBroker(CashAccountView):
             closing, booked_already = await self._retrying(f"reading the closing trades of {pos.position_id}",
                                                            lambda: self._closing_trades_split(pos))
             if booked_already and not closing:
-                self._forget_booked_position(pos)
+                self.books.forget(pos)
                 return [], None
         if not closing:
             if await self._retrying("reading the position", self._exchange_position) is not None:
@@ -1179,34 +1116,17 @@ class BitunixBroker(CashAccountView):
             raise ReconcileError(
                 f"position {pos.position_id} is gone from the exchange but its closing trades were not found"
             )
-        qty = sum((t.qty for t in closing), ZERO)
-        exit_price = money(sum((t.price * t.qty for t in closing), ZERO) / qty) if qty else ZERO
-        exit_fee = money(sum((t.fee or ZERO for t in closing), ZERO))
-        gross = money(sum((t.realized_pnl or ZERO for t in closing), ZERO))
-        ours = close_order_id is not None and any(t.order_id == close_order_id for t in closing)
-        if not ours:
-            # the exchange closed it (TP/SL, liquidation, by hand): name what fired if the prices tell
-            inferred = _infer_exit_reason(pos, exit_price)
-            reason = inferred if inferred != EXIT_EXCHANGE_CLOSE or reason is None else reason
-        assert reason is not None
-        self._mark_booked([*(t.trade_id for t in closing), self._entry_order_id])
-        trade = self.ledger.close(pos, trade_id=pos.position_id, exit_ts=exit_ts, exit_price=exit_price,
-                                  gross_pnl=gross, exit_fee=exit_fee, reason=reason)
-        self._entry_order_id = None
+        trade = self.books.book_exit(pos, closing, close_order_id=close_order_id, reason=reason, exit_ts=exit_ts)
         try:
             await self._retrying("reading the wallet", lambda: self._check_wallet("exit " + pos.position_id))
         except BitunixError as exc:  # booked from the exchange's fills already; the next wallet read adopts drift
             log.warning("could not re-read the wallet after booking %s (%s); equity may lag the exchange",
                         pos.position_id, exc)
-        event = execution_exit(now, trade, position_id=pos.position_id, symbol=self.symbol, bars_held=pos.bars_held,
-                               equity=self.ledger.cash)
-        return [event], trade
+        return [self.books.exit_event(trade, pos, now)], trade
 
     async def _closing_trades_split(self, pos: Position) -> tuple[list[TradeInfo], bool]:
         """:meth:`_closing_trades` minus fills booked already, and whether any closing fill was booked already."""
-        page = await self._closing_trades(pos, include_booked=True)
-        fresh = [t for t in page if t.trade_id not in self._booked_fills]
-        return fresh, len(fresh) < len(page)
+        return self.books.split_booked(await self._closing_trades(pos, include_booked=True))
 
     async def _closing_trades(self, pos: Position, *, include_booked: bool = False) -> list[TradeInfo]:
         """The position's fills that reduced it: every exit-side trade of this position except the entry's.
@@ -1222,28 +1142,20 @@ class BitunixBroker(CashAccountView):
         )
         closing = sorted(
             (t for t in page.trades
-             if _is_closing_fill(t, pos.side, self._entry_order_id)
+             if is_closing_fill(t, pos.side, self.books.entry_order_id)
              and (not t.position_id or t.position_id == pos.position_id)
-             and (include_booked or t.trade_id not in self._booked_fills)),
-            key=_trade_key,
+             and (include_booked or t.trade_id not in self.books.booked)),
+            key=trade_key,
         )
         if sum((t.qty for t in closing), ZERO) <= pos.qty:
             return closing
         log.warning("trade history for position %s holds more exit fills than it held (%s); the exchange ignored "
                     "the position filter: booking only its newest fills", pos.position_id, pos.qty)
-        return _fills_covering(reversed(closing), pos.qty)[::-1]
+        return fills_covering(reversed(closing), pos.qty)[::-1]
 
     async def _check_wallet(self, when: str) -> None:
         account = await self.client.account(self.settings.margin_coin)
-        self._book_difference(_wallet(account), when)
-
-    def _book_difference(self, wallet: Decimal, when: str) -> None:
-        """The exchange's wallet wins; a difference (funding, manual trades) is logged and kept apart."""
-        booked = self.ledger.cash
-        diff = self.ledger.adopt_wallet(wallet)
-        if diff:
-            log.warning("exchange wallet %s differs from booked equity %s by %s (%s); adopting the exchange's",
-                        self.ledger.cash, booked, diff, when)
+        self.books.adopt_wallet(wallet_balance(account), when)
 
     # ------------------------------------------------------------------ flatten and shutdown
     async def close_all(self, reason: str, now: datetime) -> Closed:
@@ -1271,8 +1183,8 @@ class BitunixBroker(CashAccountView):
         if self.position is not None:  # closed by the flatten, not by our order: book it from history
             events, trade = await self._book_exit(self.position, None, reason, now, now)
         if pos is None and trade is None:
-            if self._unreported:
-                trade = self._unreported.pop(0)  # booked by submit, not yet reported by on_candle: the breaker needs it
+            if self.books.unreported:
+                trade = self.books.unreported.pop(0)  # booked by submit, not yet reported by on_candle: the breaker needs it
             try:  # the flatten may have closed something la had not booked (an entry cut off on a frozen loop)
                 await self._retrying("reading the wallet", lambda: self._check_wallet("close_all"))
             except BitunixError as exc:
@@ -1374,20 +1286,15 @@ class BitunixBroker(CashAccountView):
     # ------------------------------------------------------------------ persistence
     def to_state(self) -> dict[str, Any]:
         """Plain data for the live state file; holds no credential (not even a fingerprint of the secret)."""
-        books = self.ledger.to_state()  # starting_equity, equity, adjustments, positions, trades
-        trades = books.pop("trades")  # the file has always named the entry order between position and trades
         return {
             "broker": self.name,
             "symbol": self.symbol,
-            **books,
-            "entry_order_id": self._entry_order_id,
-            "trades": trades,
-            "unreported_trades": [t.trade_id for t in self._unreported],
+            **self.books.to_state(),  # the books, entry order, trades, unreported trades
             "last_price": None if self.last_price is None else str(self.last_price),
             "seq": self._seq,
             "client_tag": self._tag,
             "exchange_seen_at": None if self._newest_seen is None else self._newest_seen.isoformat(),
-            "booked_fills": list(self._booked_fills),
+            "booked_fills": list(self.books.booked),
         }
 
     def restore(self, data: dict[str, Any]) -> None:
@@ -1395,23 +1302,16 @@ class BitunixBroker(CashAccountView):
         if data.get("symbol") != self.symbol:
             raise ReconcileError(f"live state is for {data.get('symbol')}, this broker trades {self.symbol}")
         try:
-            ledger = Ledger.from_state(data, wallet_adjustments=True)
-            self._entry_order_id = data.get("entry_order_id")
-            unreported = set(data.get("unreported_trades") or [])
-            self._unreported = [t for t in ledger.trades if t.trade_id in unreported]
+            books = LiveBooks.from_state(self.symbol, data)
             self.last_price = None if data.get("last_price") is None else Decimal(data["last_price"])
             self._seq = int(data["seq"])
             self._tag = str(data["client_tag"])
             seen = data.get("exchange_seen_at", _UNKNOWN)
             self._seen_known = seen is not _UNKNOWN  # older state files: la cannot tell what it had seen
             self._newest_seen = None if seen in (None, _UNKNOWN) else datetime.fromisoformat(str(seen))
-            booked = data.get("booked_fills") or []  # older state files: none recorded
-            if not isinstance(booked, list) or not all(isinstance(b, str) for b in booked):
-                raise ValueError("booked_fills must be a list of strings")
-            self._booked_fills = dict.fromkeys(booked)
         except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
             raise ReconcileError(f"live broker state is malformed: {type(exc).__name__}: {exc}") from None
-        self.ledger = ledger
+        self.books, self.ledger = books, books.ledger  # the account view reads the same ledger the books book
         self._restored = True
 
     def verify_accounting(self) -> None:
@@ -1426,23 +1326,6 @@ class BitunixBroker(CashAccountView):
             raise LiveBrokerError("BitunixBroker.start() must run before trading")
 
 
-def _wallet(account: AccountInfo) -> Decimal:
-    """Wallet balance = available + frozen (orders) + margin (positions); unrealized PnL excluded."""
-    return account.available + (account.frozen or ZERO) + (account.margin or ZERO)
-
-
-def _fills_covering(fills: Iterable[TradeInfo], qty: Decimal) -> list[TradeInfo]:
-    """The leading fills of ``fills`` whose quantities first add up to at least ``qty`` (all of them if short)."""
-    taken: list[TradeInfo] = []
-    covered = ZERO
-    for t in fills:
-        if covered >= qty:
-            break
-        taken.append(t)
-        covered += t.qty
-    return taken
-
-
 def close_request(symbol: str, side: Side, qty: Decimal, client_id: str) -> PlaceOrderRequest:
     """The close of a ONE_WAY position valid under every close-side reading: exit side, reduce-only, MARKET,
     no ``tradeSide`` and no ``positionId`` (see :meth:`BitunixBroker.close_position`)."""
@@ -1450,31 +1333,6 @@ def close_request(symbol: str, side: Side, qty: Decimal, client_id: str) -> Plac
         symbol=symbol, side=OrderSide(side.exit_order_side), qty=qty, order_type=OrderType.MARKET,
         trade_side=None, reduce_only=True, client_id=client_id,
     )
-
-
-def _is_closing_fill(t: TradeInfo, side: Side, entry_order_id: str | None) -> bool:
-    """Did this fill reduce a ``side`` position? Judged by tradeSide and order ids, not by ``side`` alone.
-
-    Sources disagree on the ``side`` a closing fill carries (the position's side with ``tradeSide=CLOSE``,
-    as ccxt reads it, or the exit side): an explicit ``tradeSide`` decides; without one, a reduce-only fill
-    or an exit-side fill of another order than the entry is a close (one-way mode, one position at a time).
-    """
-    if entry_order_id is not None and t.order_id == entry_order_id:
-        return False
-    if t.trade_side is not None:
-        return t.trade_side is TradeSide.CLOSE
-    return t.reduce_only or t.side is OrderSide(side.exit_order_side)
-
-
-def _trade_key(t: TradeInfo) -> tuple[float, int, str]:
-    """Exchange order of fills: time, then the (numeric, increasing) tradeId."""
-    ts = t.created.timestamp() if t.created is not None else 0.0
-    return ts, int(t.trade_id) if t.trade_id.isdigit() else 0, t.trade_id
-
-
-def _vwap(trades: list[TradeInfo]) -> Decimal:
-    qty = sum((t.qty for t in trades), ZERO)
-    return money(sum((t.price * t.qty for t in trades), ZERO) / qty) if qty else ZERO
 
 
 def _rejection_reason(exc: BitunixError) -> str:
@@ -1485,20 +1343,3 @@ def _rejection_reason(exc: BitunixError) -> str:
     if isinstance(exc, InvalidRequestError):
         return "invalid_request"
     return "rejected"
-
-
-def _infer_exit_reason(pos: Position, exit_price: Decimal) -> str:
-    """Which exchange-side exit fired, judged from the fill price against the TP/SL we attached."""
-    if pos.stop_loss <= 0 or pos.take_profit <= 0:
-        return EXIT_EXCHANGE_CLOSE
-    if pos.side is Side.LONG:
-        if exit_price >= pos.take_profit:
-            return EXIT_TAKE_PROFIT
-        if exit_price <= pos.stop_loss:
-            return EXIT_STOP_LOSS
-    else:
-        if exit_price <= pos.take_profit:
-            return EXIT_TAKE_PROFIT
-        if exit_price >= pos.stop_loss:
-            return EXIT_STOP_LOSS
-    return EXIT_EXCHANGE_CLOSE

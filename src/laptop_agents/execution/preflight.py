@@ -40,7 +40,8 @@ from laptop_agents.bitunix import (
     new_client_id,
 )
 from laptop_agents.core.models import Side
-from laptop_agents.execution.bitunix_broker import _is_closing_fill, close_request
+from laptop_agents.execution.bitunix_booking import is_closing_fill
+from laptop_agents.execution.bitunix_broker import close_request
 from laptop_agents.execution.order_checks import SymbolRules
 
 TPSL_DISTANCE = Decimal("0.05")  # TP/SL 5 % away: never triggers during a seconds-long round trip
@@ -187,7 +188,7 @@ async def _steps(client: BitunixRestClient, s: PreflightSettings, c: _Check) -> 
     c.begin("read history")
     trades = await _history(client, symbol, {ack.order_id, closed.order_id}, s)
     entry_fills = [t for t in trades if t.order_id == ack.order_id]
-    closing = [t for t in trades if _is_closing_fill(t, Side.LONG, ack.order_id)]
+    closing = [t for t in trades if is_closing_fill(t, Side.LONG, ack.order_id)]
     c.expect(sum((t.qty for t in entry_fills), Decimal(0)) == rules.min_qty, f"entry fills for {rules.min_qty}",
              [(t.trade_id, str(t.qty)) for t in entry_fills])
     c.expect(bool(closing) and [t.order_id for t in closing] == [closed.order_id] * len(closing),

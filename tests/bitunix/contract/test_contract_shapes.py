@@ -29,7 +29,8 @@ from laptop_agents.bitunix.trading_schemas import (
 )
 from laptop_agents.bitunix.ws_schemas import WsKline, WsOrderPush, WsPositionPush, parse_ws_message
 from laptop_agents.core.models import Side
-from laptop_agents.execution.bitunix_broker import _is_closing_fill, close_request
+from laptop_agents.execution.bitunix_booking import is_closing_fill
+from laptop_agents.execution.bitunix_broker import close_request
 from laptop_agents.mock_exchange.testing import MockExchangeHandle, running_mock_exchange
 from tests.mock_exchange.mx_client import run, signed_client
 
@@ -59,7 +60,7 @@ def test_closing_fills_are_found_by_trade_side_and_order_ids_not_side_alone(name
     f = fixture(name)
     page = parse_trade_page(f["response"]["data"])
     entry = min(page.trades, key=lambda t: t.trade_id)
-    closing = [t.trade_id for t in page.trades if _is_closing_fill(t, Side.LONG, entry.order_id)]
+    closing = [t.trade_id for t in page.trades if is_closing_fill(t, Side.LONG, entry.order_id)]
     assert closing == f["closing"]
     if name == "history_trades_ccxt":  # the close carries the position's side, BUY: side alone would miss it
         close = next(t for t in page.trades if t.trade_id == "31")
