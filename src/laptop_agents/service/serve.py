@@ -34,22 +34,19 @@ def run_serve(request: ServeRequest) -> int:
     service that refuses to start (bad config, corrupted state, lock held: exit
     codes systemd will not restart) still tells the operator why.
     """
-    from laptop_agents.alerts import AlertRouter, Notifier, load_alert_settings
     from laptop_agents.core.errors import LaError
     from laptop_agents.core.logger import setup_logging
-    from laptop_agents.session.compose import console_level
+    from laptop_agents.session.compose import console_level, service_alerts
 
     setup_logging(None, console_level(request))  # --quiet / --verbose
-    config_dir = request.config_path()
-    alert_settings = load_alert_settings(config_dir)
     outcome_sink: list[Any] = []  # the metrics, once the config (symbol) is known
 
     def on_outcome(kind: str, outcome: str) -> None:
         for metrics in outcome_sink:
             metrics.record_alert(kind, outcome)
 
-    notifier = Notifier(alert_settings, on_outcome=on_outcome)
-    router = AlertRouter(notifier, "paper", "unknown", stays_up=True)
+    router, alert_settings = service_alerts(request, on_outcome)
+    notifier = router.notifier
     try:
         return _serve(request, router, alert_settings, outcome_sink)
     except LaError as err:

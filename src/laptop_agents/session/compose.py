@@ -26,7 +26,7 @@ from laptop_agents.session.options import RunRequest, ServeRequest, SessionReque
 from laptop_agents.session.workspace import Workspace
 
 if TYPE_CHECKING:
-    from laptop_agents.alerts import AlertRouter
+    from laptop_agents.alerts import AlertRouter, AlertSettings
     from laptop_agents.core.config_models import AppConfig
     from laptop_agents.core.events import Event
     from laptop_agents.data.providers.base import MarketDataProvider
@@ -147,6 +147,17 @@ def session_alerts(request: SessionRequest, mode: str, symbol: str) -> AlertRout
     from laptop_agents.alerts import AlertRouter, Notifier
 
     return AlertRouter(Notifier(settings), mode, symbol)
+
+
+def service_alerts(request: SessionRequest,
+                   on_outcome: Callable[[str, str], None]) -> tuple[AlertRouter, AlertSettings]:
+    """`la serve`'s alerts, built before anything else (they need only the config directory) so a service that
+    refuses to start (bad config, corrupted state, lock held) still tells the operator why; the router learns the
+    mode and symbol once the config is read. ``on_outcome(kind, outcome)`` sees each delivery (the metrics)."""
+    from laptop_agents.alerts import AlertRouter, Notifier, load_alert_settings
+
+    settings = load_alert_settings(request.config_path())
+    return AlertRouter(Notifier(settings, on_outcome=on_outcome), "paper", "unknown", stays_up=True), settings
 
 
 def console_reporter(request: SessionRequest) -> Any:
