@@ -88,6 +88,9 @@ def test_a_tpsl_modify_answered_but_not_applied_flattens_and_prints_what_differe
         assert err.expected.startswith("TP ") and "after moving both legs 5 ticks up" in err.expected
         assert err.got.startswith("TP ") and err.got.split(" (")[0] != err.expected.split(" after")[0]
         assert mx.admin.events("fault", account=KEY)[0]["fault"] == "tpsl_modify_ignored"
+        # TP/SL orders left after the close (dialect tpsl_after_close=keep) are cancelled by the flatten
+        closes = {r["reason"] for r in mx.admin.events("tpsl", account=KEY) if r["event"] == "CLOSE"}
+        assert closes == ({"cancel"} if mx.config.tpsl_after_close == "keep" else {"position_closed"})
         account = mx.admin.account(KEY)
         assert account["positions"] == [] and account["openOrders"] == [] and account["tpslOrders"] == []
 

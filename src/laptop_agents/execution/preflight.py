@@ -305,7 +305,10 @@ async def _history(client: BitunixRestClient, symbol: str, order_ids: set[str], 
 
 
 async def _flatten(client: BitunixRestClient, s: PreflightSettings) -> bool:
-    """Cancel all, close all, and prove it; True when verified flat."""
+    """Cancel all, close all, cancel any TP/SL order left, and prove it; True when verified flat.
+
+    A TP/SL order outliving its position is not exposure, but whether the exchange drops it with the position is
+    undocumented: one left behind is cancelled and counts as "not flat yet"."""
     for _ in range(3):
         try:
             await client.cancel_all_orders(s.symbol)
@@ -313,7 +316,10 @@ async def _flatten(client: BitunixRestClient, s: PreflightSettings) -> bool:
                 await client.close_all_position(s.symbol)
             positions = [p for p in await client.get_pending_positions(s.symbol) if p.symbol == s.symbol]
             orders = [o for o in (await client.get_pending_orders(s.symbol, limit=100)).orders if o.status.is_open]
-            if not positions and not orders:
+            tpsl = [] if positions else await client.get_pending_tpsl_orders(s.symbol)
+            for t in tpsl:
+                await client.cancel_tpsl_order(s.symbol, t.order_id)
+            if not positions and not orders and not tpsl:
                 return True
         except BitunixError:
             pass

@@ -141,6 +141,7 @@ class MockExchangeConfig(BaseModel):
       * ``tpsl_legs``: a TP/SL order carries both legs (``combined``) or one per leg (``split``).
       * ``tpsl_place_response``: ``tpsl/place_order`` answers ``{orderId}`` (``object``) or a ``list``.
       * ``tpsl_modify``: a TP/SL modify keeps legs not sent (``merge``) or removes them (``replace``).
+      * ``tpsl_after_close``: a closed position's TP/SL orders are dropped or ``keep`` listed (never triggering).
       * ``ws_idle_timeout_s``: close a WebSocket that sent nothing for this long (0 = never).
       * ``max_subscriptions``: per connection (Bitunix: 300).
 
@@ -190,6 +191,7 @@ class MockExchangeConfig(BaseModel):
     tpsl_legs: Literal["combined", "split"] = "combined"
     tpsl_place_response: Literal["object", "list"] = "object"
     tpsl_modify: Literal["merge", "replace"] = "merge"
+    tpsl_after_close: Literal["drop", "keep"] = "drop"
     ws_idle_timeout_s: float = Field(60.0, ge=0)
     max_subscriptions: int = Field(300, gt=0)
     ledger_file: Path | None = None

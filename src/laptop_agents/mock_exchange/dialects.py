@@ -53,6 +53,8 @@ DIALECT_POINTS: dict[str, tuple[Any, ...]] = {
     # tpsl/modify_order and position/modify_order: a leg not sent keeps its values ("merge", the docs' "at least
     # one of tpPrice or slPrice") or is removed ("replace": the order becomes exactly the request)
     "tpsl_modify": ("merge", "replace"),
+    # TP/SL orders of a position that closed: dropped with it, or (undocumented) left listed, never triggering
+    "tpsl_after_close": ("drop", "keep"),
 }
 
 PRESETS: dict[str, dict[str, Any]] = {
@@ -75,6 +77,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "tpsl_legs": "combined",
         "tpsl_place_response": "object",
         "tpsl_modify": "merge",
+        "tpsl_after_close": "drop",
     },
     # What ccxt's adapter assumes: docs close convention, tradeSide on trades, numbers as JSON numbers.
     "ccxt": {
@@ -95,6 +98,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "tpsl_legs": "combined",
         "tpsl_place_response": "list",
         "tpsl_modify": "merge",
+        "tpsl_after_close": "drop",
     },
     # What the two community clients (and our first client) assume: close with the exit side.
     "community": {
@@ -115,6 +119,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "tpsl_legs": "combined",
         "tpsl_place_response": "object",
         "tpsl_modify": "replace",
+        "tpsl_after_close": "drop",
     },
     # The worst plausible combination: every silent point read the way that hurts a naive client most.
     "hostile": {
@@ -135,6 +140,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "tpsl_legs": "split",
         "tpsl_place_response": "list",
         "tpsl_modify": "replace",
+        "tpsl_after_close": "keep",
     },
 }
 

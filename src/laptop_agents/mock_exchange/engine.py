@@ -133,6 +133,7 @@ class MatchingEngine:
         system_cancel_status: str = "SYSTEM_CANCELED",
         tpsl_legs: str = "combined",
         tpsl_modify: str = "merge",
+        tpsl_after_close: str = "drop",
     ) -> None:
         self.specs: dict[str, SymbolSpec] = {s.symbol: s for s in specs}
         self.fees = fees
@@ -146,6 +147,7 @@ class MatchingEngine:
         self.system_cancel_status = OrderStatus(system_cancel_status)  # dialect: exchange-initiated cancels
         self.tpsl_legs = tpsl_legs  # dialect: one TP/SL order for both legs, or one per leg
         self.tpsl_modify = tpsl_modify  # dialect: modify keeps fields not sent ("merge") or clears them
+        self.tpsl_after_close = tpsl_after_close  # dialect: a closed position's TP/SL orders dropped or kept listed
 
     # --- set-up and lookups -----------------------------------------------------------------------------
 
@@ -545,7 +547,8 @@ class MatchingEngine:
         if pos.qty == 0:
             del acct.positions[(pos.symbol, pos.side)]
             events.append(PositionEvent(acct.api_key, "CLOSE", pos.snapshot(), ts))
-            events += self.drop_tpsl(acct, lambda t: t.position_id == pos.position_id, "position_closed", ts)
+            if self.tpsl_after_close == "drop":
+                events += self.drop_tpsl(acct, lambda t: t.position_id == pos.position_id, "position_closed", ts)
         else:
             events.append(PositionEvent(acct.api_key, "UPDATE", pos.snapshot(), ts))
         return pnl

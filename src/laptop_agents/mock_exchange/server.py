@@ -97,6 +97,7 @@ class MockExchange:
             system_cancel_status=cfg.system_cancel_status,
             tpsl_legs=cfg.tpsl_legs,
             tpsl_modify=cfg.tpsl_modify,
+            tpsl_after_close=cfg.tpsl_after_close,
         )
         for acct in self._accounts:
             engine.add_account(acct.api_key, acct.secret, acct.balance, acct.position_mode)

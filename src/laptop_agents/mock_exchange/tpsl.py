@@ -169,7 +169,8 @@ class TpslDesk:
     def _modify(self, acct: Account, t: TpslOrder, body: dict[str, Any], with_orders: bool,
                 ts: int) -> tuple[Any, list[EngineEvent]]:
         pos = self.engine.find_position(acct, t.position_id)
-        assert pos is not None  # TP/SL orders leave with their position
+        if pos is None:  # left listed after its position closed (dialect tpsl_after_close=keep)
+            raise ApiError(errors.POSITION_NOT_EXIST, f"Position not exist: {t.position_id}")
         given, tp_qty, sl_qty = parse_legs(body, with_orders)
         tp_sent, sl_sent = _given(body, "tp"), _given(body, "sl")
         if self.engine.tpsl_legs == "split" and t.kind == "TPSL":
