@@ -272,6 +272,7 @@ def test_timed_out_reduce_only_order_is_resent_only_after_the_lookup_proves_it_a
 
     fake, ack = run_with({"/trade/place_order": place, "/trade/get_order_detail": lambda r: err(20007)}, scenario)
     assert ack.order_id == "9002" and not ack.already_existed
+    assert ack.resent, "the caller must know the unanswered original may still land (and execute again)"
     paths = [r.path.rsplit("/", 1)[-1] for r in fake.requests]
     assert paths == ["place_order", "get_order_detail", "place_order"], paths
     bodies = [r.body for r in fake.requests if r.path.endswith("/place_order")]

@@ -245,17 +245,17 @@ def test_entry_given_up_after_an_exchange_clock_step_cannot_land_beside_the_next
         assert not mx.admin.account(KEY)["positions"]
 
 
-@pytest.mark.xfail(strict=True, reason="findings.md 'redteam-entry #3': a close is re-sent after 'not found' while "
-                                       "its original may still land; it then executes twice")
-def test_close_resent_after_a_lost_answer_is_not_executed_twice_when_the_original_lands_late() -> None:
+def test_close_resent_after_a_lost_answer_lets_no_entry_go_while_its_original_may_land() -> None:
     """The close is parked; la times out, finds nothing and re-sends it (same clientId, reduce-only); the
     re-send closes the position. Under open_only the filled close's clientId is free again, so the original is
-    accepted when it lands -- after la has opened the next position, which it closes (reduce-only cannot open,
-    but it can end the next trade at a moment no one chose). The ledger audit counts one clientId accepted
-    twice: the same exit executed twice. Flat at stop and everything booked either way."""
+    accepted when it lands. Had la opened the next position meanwhile, the late original would close THAT one at
+    a moment nobody chose (findings.md redteam-entry #3). So no entry goes while it may land; when it lands it
+    finds nothing to reduce (refused), and after its life the next entry goes. Flat at stop, all booked."""
     with running_mock_exchange(**MX, recv_window_ms=WIDE) as mx:
-        async def scenario() -> tuple[list[Any], BitunixBroker]:
-            broker = _broker(mx, recv_window_ms=WIDE)
+        clock = _Clock()
+
+        async def scenario() -> tuple[list[Any], list[Any], BitunixBroker, str]:
+            broker = _broker(mx, clock, recv_window_ms=WIDE)
             events = list(await broker.start(T0))
             p = price_of(mx)
             events += await broker.submit(intent(Side.LONG, p), candle(p), T0)
@@ -266,19 +266,29 @@ def test_close_resent_after_a_lost_answer_is_not_executed_twice_when_the_origina
             closed, trade = await asyncio.wait_for(closing, 30)
             events += closed
             assert trade is not None and broker.position is None and not mx.admin.account(KEY)["positions"]
-            events += await broker.submit(intent(Side.LONG, p), candle(p, 1), T0)  # the next position
-            assert broker.position is not None
-            await asyncio.to_thread(mx.admin.release_holds, "proceed", int(held["id"]))  # the original close lands
+            refused = list(await broker.submit(intent(Side.LONG, p), candle(p, 1), T0))  # the original may land
+            assert broker.position is None
+            await asyncio.to_thread(mx.admin.release_holds, "proceed", int(held["id"]))  # the original lands
             await _until(lambda: any(e.get("fault") == "rest_hold_released"
                                      for e in mx.admin.events("fault", account=KEY)), "the original close")
-            for minute in (2, 3):
+            clock.skip = broker.settings.entry_life_sec + 1  # it can no longer land: entries go again
+            events += await broker.submit(intent(Side.LONG, p), candle(p, 2), T0)
+            assert broker.position is not None
+            for minute in (3, 4):
                 more, _ = await broker.on_candle(candle(p, minute), T0)
                 events += more
             done, _ = await broker.shutdown("shutdown", T0)
-            return events + done, broker
+            return events + done, refused, broker, str(held["body"]["clientId"])
 
-        events, broker = run(scenario)
-        assert len(_entries(mx)) == 2
+        events, refused, broker, close_id = run(scenario)
+        assert [(e.name, e.data.get("reason"), e.data.get("sent")) for e in refused] == [
+            (EventName.ORDER_REJECTED, "previous_order_may_land", False)]
+        assert len(_entries(mx)) == 2 and len(broker.trades) == 2
+        fills = ledger_fills(mx)
+        assert len(fills) == 4, [(f["orderId"], f["side"], f["qty"]) for f in fills]  # 2 entries, 2 closes
+        sent = [o for o in mx.admin.events("order_request", account=KEY) if o["clientId"] == close_id]
+        assert [o["accepted"] for o in sent] == [True, False], sent  # the re-send, then the late original:
+        # with no position left it is refused (nothing to reduce), instead of closing the next one
         result = _audit(mx, events, broker)
         assert result.ok, result.problems()
         assert broker.equity == Decimal(str(mx.admin.account(KEY)["balance"]))

@@ -281,6 +281,7 @@ class BitunixRestClient:
         if request.client_id is None:
             request = replace(request, client_id=new_client_id())
         attempts = max(1, self.config.retry.max_attempts)
+        resent = False  # an unanswered attempt was followed by another: the original may still land (OrderAck.resent)
         for attempt in range(attempts):
             try:
                 data = await self._post(
@@ -290,20 +291,21 @@ class BitunixRestClient:
                     RetryMode.UNDELIVERED_ONLY,
                 )
             except DuplicateClientIdError as dup:
-                return await self._resolve_duplicate(request, dup, not_before)
+                return replace(await self._resolve_duplicate(request, dup, not_before), resent=resent)
             except BitunixError as exc:
                 if not (exc.retryable and exc.maybe_delivered):
                     raise
                 found = await self._lookup_placed(request, exc, not_before)
                 if found is not None:
-                    return found
+                    return replace(found, resent=resent)
                 if attempt + 1 >= attempts or not request.reduce_only:
                     raise
                 log.warning("order %s: placement failed (%s) and the lookup proves it absent; sending again "
                             "(attempt %d of %d)", request.client_id, exc, attempt + 2, attempts)
+                resent = True
                 continue
             ack = parse_order_ack(data)
-            return ack if ack.client_id else replace(ack, client_id=request.client_id)
+            return replace(ack, client_id=ack.client_id or request.client_id, resent=resent)
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _lookup_placed(

@@ -86,6 +86,12 @@ class OrderAck:
     already_existed: bool = False
     """True when placement found the order already on the exchange (a retried
     or repeated clientId), i.e. this call did not create it."""
+    resent: bool = False
+    """True when an attempt went unanswered, the lookup found nothing and the
+    order was sent again (reduce-only only): the unanswered original may still
+    land later and execute a second time under the same clientId (where 30042
+    covers only open orders), so the caller must not open a new position until
+    it can no longer land."""
 
 
 def parse_order_ack(data: Any) -> OrderAck:

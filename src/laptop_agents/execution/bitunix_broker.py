@@ -282,6 +282,9 @@ class BitunixBroker(CashAccountView):
         """Why entries are halted (an order identity mismatch); the session stops on it (``check``)."""
         self._stop_until: float | None = None
         self._pending_entry: _PendingEntry | None = None
+        self._quiet_until: float | None = None
+        """Monotonic time until which an order whose answer was lost (a close re-sent after "not found") may still
+        land and execute again under its clientId: no new entry before it, so it finds no position to close."""
         self._seen_known = False
         """An entry sent but not booked (the exchange stopped answering after the send): booked first thing."""
         self._inflight: asyncio.Future[list[Event]] | None = None
@@ -627,6 +630,11 @@ class BitunixBroker(CashAccountView):
             return [Event(ORDER_REJECTED, now, symbol=self.symbol, side=order_side, position_side=intent.side,
                           order_type="MARKET", qty=intent.qty, reason="entries_halted", message=self.halted,
                           sent=False)]
+        if self._quiet_until is not None and self._monotonic() < self._quiet_until:
+            left = self._quiet_until - self._monotonic()
+            return [Event(ORDER_REJECTED, now, symbol=self.symbol, side=order_side, position_side=intent.side,
+                          order_type="MARKET", qty=intent.qty, reason="previous_order_may_land", sent=False,
+                          message=f"an earlier order whose answer was lost may still land for {left:.1f}s")]
         client_id = self._next_client_id()
         base: dict[str, Any] = {
             "client_id": client_id, "symbol": self.symbol, "side": order_side, "position_side": intent.side,
@@ -1012,7 +1020,10 @@ class BitunixBroker(CashAccountView):
         client_id = request.client_id
         assert client_id is not None
         try:
-            return (await self.client.place_order(request, not_before=self._not_before())).order_id
+            ack = await self.client.place_order(request, not_before=self._not_before())
+            if ack.resent:
+                self._may_still_land(client_id)
+            return ack.order_id
         except DuplicateClientIdError as exc:
             self._halt(f"close {client_id}: {exc}")
             raise OrderIdentityError(f"closing position {pos.position_id}: {exc}") from None
@@ -1034,9 +1045,19 @@ class BitunixBroker(CashAccountView):
                                              f"our clientId {client_id} is not ours ({why})") from None
                 log.warning("close order %s landed despite the failed answer (orderId %s)", client_id, found.order_id)
                 return found.order_id
+            self._may_still_land(client_id)  # not found proves nothing: the original may still be on its way in
             if await self._exchange_position() is None:
                 return None  # closed anyway (TP/SL raced us): book it from history
             raise exc
+
+    def _may_still_land(self, client_id: str) -> None:
+        """An order sent with an unanswered attempt not found on the exchange: its original may land (and, where
+        30042 covers only open orders, execute beside its re-send) until ``entry_life_sec`` from now. A
+        reduce-only close cannot open anything, but landing late it would close the next position: no entry
+        before then."""
+        self._quiet_until = self._monotonic() + self.settings.entry_life_sec
+        log.warning("order %s: an unanswered attempt may still land for %.0fs; no new entry until then", client_id,
+                    self.settings.entry_life_sec)
 
     @contextlib.contextmanager
     def _exit_budget(self) -> Iterator[None]:
