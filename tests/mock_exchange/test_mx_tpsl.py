@@ -101,3 +101,32 @@ def test_dialect_points_legs_answer_and_modify(dialect: str) -> None:
             assert tp_order["slPrice"] is None and tp_order["tpQty"] == "0.01"
         assert all(set(o) >= {"id", "positionId", "symbol", "base", "quote", "tpQty", "slQty"} for o in after)
         assert mx.admin.account()["tpslOrders"] == [dict(o, kind="TPSL") for o in reversed(after)]
+
+
+def test_tpsl_channel_pushes_create_update_close() -> None:
+    """The private ``tpsl`` channel (docs' TP/SL order channel, tradingiq's observed values) carries every change."""
+    import aiohttp
+
+    from tests.mock_exchange.mx_client import recv_until, ws_login
+
+    with running_mock_exchange(seed=4, time_scale=0, dialect="docs") as mx:
+
+        async def scenario() -> list[dict[str, Any]]:
+            async with aiohttp.ClientSession() as session, session.ws_connect(mx.private_ws_url) as ws:
+                await ws_login(ws)
+                await ws.send_json({"op": "subscribe", "args": [{"ch": "tpsl"}]})
+                async with signed_client(mx.rest_url) as c:
+                    pid, px = await _open(c)
+                    body = {"symbol": "BTCUSDT", "positionId": pid, "slPrice": f"{px - 500:.1f}", "slQty": "0.01"}
+                    oid = (await c.post("tpsl/place_order", body))["data"]["orderId"]
+                    await c.post("tpsl/modify_order", {"orderId": oid, "slPrice": f"{px - 400:.1f}", "slQty": "0.01"})
+                    await c.post("tpsl/cancel_order", {"symbol": "BTCUSDT", "orderId": oid})
+                return [(await recv_until(ws, lambda m: m.get("ch") == "tpsl"))["data"] for _ in range(3)]
+
+        pushes = run(scenario())
+    assert [p["event"] for p in pushes] == ["CREATE", "UPDATE", "CLOSE"]
+    assert [p["status"] for p in pushes] == ["NEW", "NEW", "CANCELED"]
+    first = pushes[0]
+    assert first["type"] == "TPSL" and first["slStopType"] == "Last" and first["slOrderType"] == "Market"
+    assert first["side"] == "Buy" and first["slQty"] == "0.01" and first["tpPrice"] is None
+    assert float(pushes[1]["slPrice"]) - float(first["slPrice"]) == 100

@@ -663,7 +663,7 @@ class MatchingEngine:
             qty = pos.qty if leg_qty is None else min(leg_qty, pos.qty)
             assert trigger is not None
             del acct.tpsl_orders[t.order_id]
-            t.status, t.mtime = "TRIGGERED", ts
+            t.status, t.mtime = "FILLED", ts
             events.append(TpslEvent(acct.api_key, "CLOSE", t.snapshot(), "trigger_" + kind, ts))
             events.append(TriggerEvent(acct.api_key, kind, pos.snapshot(), trigger, price, ts))
             if order_type is OrderType.LIMIT and order_price is not None:
@@ -722,6 +722,7 @@ class MatchingEngine:
             t = TpslOrder(
                 order_id=self._ids.order(), account=acct.api_key, symbol=pos.symbol, position_id=pos.position_id,
                 kind=kind, tpsl=legs, tp_qty=tq, sl_qty=sq, source=source, ctime=ts, mtime=ts,
+                side=pos.side.opening_side,
             )
             acct.tpsl_orders[t.order_id] = t
             made.append(t)

@@ -219,7 +219,8 @@ class TpslOrder:
     source: str  # "api" | "order" (attached by a trade order when it filled)
     ctime: int
     mtime: int
-    status: str = "NEW"  # NEW, then TRIGGERED | CANCELED | SYSTEM_CANCELED
+    side: Side = Side.BUY  # the position's opening side (a long's TP/SL: BUY)
+    status: str = "NEW"  # NEW, then FILLED (triggered) | CANCELED | SYSTEM_CANCELED
 
     def snapshot(self) -> TpslOrder:
         return copy.copy(self)

@@ -376,6 +376,9 @@ class MockExchange:
                     slStopType=tp.tpsl.sl_stop_type if tp.tpsl.sl_price is not None else None,
                     slQty=dec(tp.sl_qty),
                 )
+                acct = self.engine.accounts[ev.account]
+                push = fmt.tpsl(ev.event, tp, self.engine.leverage_of(acct, tp.symbol), acct.position_mode.value)
+                self.hub.push_private(ev.account, "tpsl", push, ev.ts)
             elif isinstance(ev, OrderEvent):
                 self.hub.push_private(ev.account, "order", fmt.order(ev.event, ev.order), ev.ts)
             elif isinstance(ev, PositionEvent):

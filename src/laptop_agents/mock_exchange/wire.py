@@ -13,7 +13,7 @@ from typing import Any
 
 from .config import MockExchangeConfig, SymbolSpec
 from .klines import Candle
-from .models import ZERO, Account, Order, Position, TpSl, Trade, TradeSide
+from .models import ZERO, Account, Order, Position, TpSl, TpslOrder, Trade, TradeSide
 
 JSON = dict[str, Any]
 
@@ -275,6 +275,38 @@ class PrivateFormat:
             "dealAmount": dec(o.trade_qty),
             "clientId": o.client_id,
             **_tpsl_fields(o.tpsl),
+        }
+
+    def tpsl(self, event: str, t: TpslOrder, leverage: int, position_mode: str) -> JSON:
+        """``tpsl`` channel (docs' TP/SL order channel; tradingiq: ``type`` TPSL|POSITION_TPSL, stop types and
+        order types as ``Last``/``Market`` where pushes use title case, quantities as strings)."""
+        legs = t.tpsl
+        tp, sl = legs.tp_price is not None, legs.sl_price is not None
+
+        def stop(value: str) -> str:
+            return value.split("_")[0].title() if self._title else value
+
+        return {
+            "event": event,
+            "positionId": t.position_id,
+            "orderId": t.order_id,
+            "symbol": t.symbol,
+            "leverage": str(leverage),
+            "side": self.enum(t.side.value),
+            "positionMode": position_mode,
+            "status": t.status,
+            "ctime": self.time(t.ctime),
+            "type": t.kind,
+            "tpQty": dec(t.tp_qty) if tp else None,
+            "slQty": dec(t.sl_qty) if sl else None,
+            "tpStopType": stop(legs.tp_stop_type) if tp else None,
+            "tpPrice": dec(legs.tp_price),
+            "tpOrderType": self.enum(legs.tp_order_type.value) if tp else None,
+            "tpOrderPrice": dec(legs.tp_order_price),
+            "slStopType": stop(legs.sl_stop_type) if sl else None,
+            "slPrice": dec(legs.sl_price),
+            "slOrderType": self.enum(legs.sl_order_type.value) if sl else None,
+            "slOrderPrice": dec(legs.sl_order_price),
         }
 
     def position(self, event: str, p: Position, price: Decimal) -> JSON:
