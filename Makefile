@@ -25,17 +25,28 @@ lint: setup
 	$(BIN)/ruff check src tests
 	$(BIN)/mypy
 
-## set up and run the whole test suite (slow tests included, as CI does): most tests in three parallel workers
-## (one test file per worker, so module fixtures such as a shared mock exchange stay shared), then the heavy or
-## timing-sensitive ones (Docker, real systemd, rate pacing) alone
-PYTEST_WORKERS ?= 3
+## set up and run the whole test suite (slow tests included, as CI does). Phase 1: the `long` tests (minutes of wall
+## clock, little CPU: the 10-minute session, WS drops every 30 s, the audit's edge cases) in a pytest process of their
+## own, beside all the others in $(PYTEST_WORKERS) parallel workers; tests/live and tests/chaos run once per mock
+## dialect preset, a module's tests of one preset on one worker (module fixtures such as a shared mock exchange stay
+## shared), the units holding slow tests first. Phase 2: the heavy or timing-sensitive ones (Docker, real systemd,
+## rate pacing) alone.
+PYTEST_WORKERS ?= 4
+LONG_WORKERS ?= 3
 test: setup
-	$(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist loadfile -m "not docker and not serial"
+	@long_log=$$(mktemp); \
+	$(BIN)/pytest -q -n $(LONG_WORKERS) -m "long and not docker and not serial" >"$$long_log" 2>&1 & long_pid=$$!; \
+	trap 'kill $$long_pid 2>/dev/null; rm -f "$$long_log"' EXIT; \
+	$(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist loadgroup --no-loadscope-reorder \
+	  -m "not long and not docker and not serial"; rc=$$?; \
+	wait $$long_pid; long_rc=$$?; echo "--- the long tests (their own pytest process):"; cat "$$long_log"; \
+	test $$rc -eq 0 && test $$long_rc -eq 0
 	$(BIN)/pytest -q -m "docker or serial"
 
-## the whole live suite once per mock dialect preset (CI runs only the `dialects`-marked tests per preset)
+## the live and chaos suites alone, once per mock dialect preset (as `make test` runs them); LA_MOCK_DIALECT=NAME
+## runs every test (of any directory) against that one preset instead
 test-dialects: setup
-	for d in docs ccxt community hostile; do LA_MOCK_DIALECT=$$d $(BIN)/pytest -q tests/live || exit 1; done
+	$(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist loadgroup --no-loadscope-reorder tests/live tests/chaos
 
 ## the fast subset, for the edit-test loop
 test-fast: setup

@@ -154,8 +154,25 @@ def _private_lock_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None
 
 
 # --- mock exchange dialects (docs/bitunix-dialects.md) -------------------------------------------------
-# A test marked ``dialects`` runs once per preset; every other test meets the default preset. Setting
-# LA_MOCK_DIALECT runs everything against that one preset instead (a whole-suite run under one reading).
+# Every test under tests/live and tests/chaos, and any other test marked ``dialects``, runs once per preset (issue
+# 14: the live suite under every dialect in CI); ``single_dialect`` opts a test there out (it must say why: it never
+# reaches a mock exchange, or nothing a dialect decides can change its outcome). Every other test meets the default
+# preset. Setting LA_MOCK_DIALECT runs everything against that one preset instead (a whole-suite run under one
+# reading). The parameter is module-scoped, so a module runs all its tests under one preset before the next one: a
+# module-scoped mock exchange (tests/chaos) is started once per preset, not once per test.
+
+DIALECT_DIRS = ("live", "chaos")
+"""Directories under tests/ whose every test runs under every preset."""
+
+
+def runs_per_dialect(definition: pytest.Item) -> bool:
+    """Whether this test runs once per preset (see above)."""
+    if definition.get_closest_marker("single_dialect") is not None:
+        return False
+    if definition.get_closest_marker("dialects") is not None:
+        return True
+    parts = Path(str(definition.path)).resolve().relative_to(REPO / "tests").parts
+    return len(parts) > 1 and parts[0] in DIALECT_DIRS
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -166,17 +183,46 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     forced = env_dialect()
     if forced is not None:
         presets = [forced]
-    elif metafunc.definition.get_closest_marker("dialects") is not None:
+    elif runs_per_dialect(metafunc.definition):
         presets = list(preset_names())
     else:
         return
-    metafunc.parametrize("mock_dialect", presets, indirect=True, ids=[f"dialect-{p}" for p in presets])
+    metafunc.parametrize("mock_dialect", presets, indirect=True, ids=[f"dialect-{p}" for p in presets],
+                         scope="module")
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's hook reads the xdist_group marks
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests parametrized per preset carry the ``dialects`` marker (``-m dialects`` selects them all).
+
+    For ``make test``'s parallel phase (``--dist loadgroup --no-loadscope-reorder``) every test gets an
+    ``xdist_group``: its module, and for per-preset tests its module and preset, so a module's fixtures (a
+    module-scoped mock exchange) stay on one worker while its four presets can run on four. Groups holding slow
+    tests go first, so the longest units start at once instead of holding up the end of the run (stable sort)."""
+    groups: dict[int, str] = {}
+    slow_groups: set[str] = set()
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        preset = callspec.params.get("mock_dialect") if callspec is not None else None
+        if preset is not None and item.get_closest_marker("dialects") is None:
+            item.add_marker(pytest.mark.dialects)
+        group = item.nodeid.split("::", 1)[0] + (f"::{preset}" if preset is not None else "")
+        item.add_marker(pytest.mark.xdist_group(group))
+        groups[id(item)] = group
+        if item.get_closest_marker("slow") is not None:
+            slow_groups.add(group)
+    items.sort(key=lambda item: groups[id(item)] not in slow_groups)
+
+
+@pytest.fixture(scope="module")
+def mock_dialect(request: pytest.FixtureRequest) -> str | None:
+    """The preset mock exchanges started by this test speak; None = the default (or LA_MOCK_DIALECT's)."""
+    name: str | None = getattr(request, "param", None)
+    return name
 
 
 @pytest.fixture(autouse=True)
-def mock_dialect(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str | None:
-    """The preset mock exchanges started by this test speak (through LA_MOCK_DIALECT); None = default."""
-    name: str | None = getattr(request, "param", None)
-    if name is not None:
-        monkeypatch.setenv("LA_MOCK_DIALECT", name)
-    return name
+def _mock_dialect_env(mock_dialect: str | None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Mock exchanges started during this test speak its preset (LA_MOCK_DIALECT, read when one starts)."""
+    if mock_dialect is not None:
+        monkeypatch.setenv("LA_MOCK_DIALECT", mock_dialect)

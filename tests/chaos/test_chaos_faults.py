@@ -7,6 +7,8 @@ and no traceback. A burst of a few seconds is weather, not a reason to leave a p
 
 from __future__ import annotations
 
+from collections import Counter
+
 import pytest
 
 from tests.chaos.harness import ENTRY, Chaos
@@ -58,17 +60,24 @@ def test_a_stretch_where_half_the_calls_fail_mid_session(chaos: Chaos) -> None:
 
 
 def test_hung_entry_answer_beyond_the_client_timeout_is_not_doubled(chaos: Chaos) -> None:
-    """The exchange fills the entry but its answer hangs past the REST timeout: lookup, never a second order."""
+    """The exchange fills the entry but its answer hangs past the REST timeout: lookup, never a second order.
+
+    Not "exactly two orders": the hang lasts 10+ s, 100+ market minutes at 600x, so the exchange's stop may close
+    the position meanwhile and the strategy enter again (a new order, under a new clientId). What must hold is
+    that no order was ever sent twice (each clientId once on the ledger, 30042 answers included) besides the
+    shared ledger verdict (this was the "3 orders instead of 2" flake under load: a legitimate second trade)."""
     chaos.setup()
     chaos.mx.admin.set_faults(rest_hang_next=1, rest_hang_s=12, rest_fault_paths=ENTRY, rest_fault_phase="after")
     proc = chaos.start("5")
     chaos.la_env.wait_for_event("ExecutionFill", timeout=90)
     proc.terminate()
     chaos.finish(proc, "session whose entry answer hung")
-    result = chaos.assert_invariants()
-    orders = [(r["clientId"], r["request"].get("side"), r["request"].get("reduceOnly"), r["code"])
-              for r in chaos.mx.admin.events("order_request", account=KEY)]
-    assert result.orders_accepted == 2, f"one entry and one close, nothing re-sent: {orders}\n{chaos.describe()}"
+    chaos.assert_invariants()
+    requests = chaos.mx.admin.events("order_request", account=KEY)
+    sent = Counter(r["clientId"] for r in requests)
+    hung = requests[0]["clientId"]
+    assert sent[hung] == 1 and requests[0]["accepted"], f"the hung entry was sent once and placed: {requests}"
+    assert all(n == 1 for n in sent.values()), f"an order was sent twice: {sent}\n{chaos.describe()}"
 
 
 def test_exchange_clock_steps_mid_session(chaos: Chaos) -> None:

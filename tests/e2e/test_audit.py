@@ -139,6 +139,7 @@ def test_no_runs_is_a_clear_error(la_env: LaEnv) -> None:
     assert r.returncode == 2 and "no runs" in r.stderr
 
 
+@pytest.mark.long  # minutes of wall clock: its own pytest process in `make test`
 @pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_edge_cases_all_pass(la_env: LaEnv) -> None:

@@ -11,6 +11,7 @@ import pytest
 from tests.conftest import LaEnv
 
 
+@pytest.mark.long  # minutes of wall clock: its own pytest process in `make test`
 @pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_ten_minute_mock_session_meets_every_success_criterion(la_env: LaEnv) -> None:

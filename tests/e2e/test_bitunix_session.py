@@ -87,6 +87,7 @@ def test_ws_drops_are_survived_without_gap_or_duplicate(la_env: LaEnv, fast_exch
     assert len(reconnects) >= 2, "the drops really happened"
 
 
+@pytest.mark.long  # minutes of wall clock: its own pytest process in `make test`
 @pytest.mark.slow
 @pytest.mark.timeout(400)
 def test_ws_drops_every_30_seconds(la_env: LaEnv) -> None:

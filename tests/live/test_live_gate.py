@@ -189,6 +189,7 @@ def test_gating_matrix_each_refusal_has_its_own_message_and_sends_nothing(
         assert sent and mx.admin.events("request")
 
 
+@pytest.mark.single_dialect("the opt-in ledger in the workspace: no exchange is involved")
 def test_optin_ledger_refuses_an_older_optin_and_remembers_the_newest(tmp_path: Path) -> None:
     """The live workspace remembers the newest opt-in each account used; an older one is refused (no replay)."""
     setup = LiveSetup(tmp_path)

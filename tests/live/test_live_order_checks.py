@@ -22,6 +22,8 @@ RULES = SymbolRules(
 )
 P = Decimal(95000)
 
+pytestmark = pytest.mark.single_dialect("pure pre-send checks: no exchange is involved")
+
 
 def _intent(side: Side = Side.LONG, qty: str = "0.01", sl: str = "94000", tp: str = "97000",
             ref: Decimal = P) -> OrderIntent:

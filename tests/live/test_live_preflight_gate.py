@@ -121,6 +121,7 @@ def test_the_real_preflights_record_opens_the_gate_until_it_ages_out(tmp_path: P
 
 
 @pytest.mark.slow
+@pytest.mark.single_dialect("refused before any request: the mock is only asserted untouched")
 def test_la_run_live_without_a_preflight_or_with_an_edited_one_is_one_line_exit_2_and_nothing_sent(la_env: LaEnv) -> None:
     from tests.live.test_live_session_e2e import live_args, setup_live
 
