@@ -58,7 +58,7 @@ def make_replay_file(path: Path, n: int) -> float:
 def bench_replay(data: Path, n: int, journal: str, trace_memory: bool) -> dict[str, Any]:
     import logging
 
-    from laptop_agents.core.config_models import load_config
+    from laptop_agents.config_loader import load_config
     from laptop_agents.data.providers.replay import read_candles
     from laptop_agents.session.backtest import BacktestRunner
     from laptop_agents.session.workspace import Workspace
@@ -99,8 +99,8 @@ def bench_pipeline_only(n: int) -> dict[str, Any]:
     from datetime import timedelta
 
     from laptop_agents.agents.supervisor import Supervisor
+    from laptop_agents.config_loader import load_config
     from laptop_agents.core.clock import SimulatedClock
-    from laptop_agents.core.config_models import load_config
     from laptop_agents.core.events import EventBus
     from laptop_agents.data.providers.mock import MockBarGenerator
     from laptop_agents.execution.broker import PaperBrokerPort
@@ -363,8 +363,8 @@ def _only(text: str | None) -> set[str]:
 def main() -> int:
     from bench.chaos_campaign import bench_chaos_campaign
     from bench.frame_to_order import bench_frame_to_order
-    from bench.ws_frame import bench_ws_frame
     from bench.live_shutdown import bench_shutdown_live
+    from bench.ws_frame import bench_ws_frame
 
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)

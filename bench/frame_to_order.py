@@ -180,8 +180,8 @@ async def _run(mx: MockExchangeProcess, root: Path, orders: int, probe: Probe, p
     from laptop_agents.agents.strategy import Signal
     from laptop_agents.agents.supervisor import Supervisor
     from laptop_agents.bitunix import BitunixRestClient, Credentials, EndpointGroup, LastPrice, RestConfig
+    from laptop_agents.config_loader import load_config
     from laptop_agents.core.clock import SystemClock
-    from laptop_agents.core.config_models import load_config
     from laptop_agents.core.events import EventBus, EventName
     from laptop_agents.core.models import Side
     from laptop_agents.core.orchestrator import RunDirectory
@@ -220,7 +220,7 @@ async def _run(mx: MockExchangeProcess, root: Path, orders: int, probe: Probe, p
     run_dir = RunDirectory(root / "runs", "bench-frame-to-order").create()
     recorder = RunRecorder(run_dir, bus, broker, config, mode="live", source="bitunix", started_at=clock.now())
     bus.subscribe(StateStore(StateManager(root / "state"), broker.to_state, lambda: breaker.state.to_dict(),
-                             broker_kind=STATE_KIND))
+                             broker_kind=STATE_KIND, now=clock.now))
     rejected: Counter[str] = Counter()
 
     def on_event(event: Any) -> None:

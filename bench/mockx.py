@@ -93,7 +93,7 @@ def setup_live(root: Path, mx: MockExchangeProcess) -> dict[str, str]:
 
     Edit the strategy/risk config *before* calling this: the opt-in binds the config hash.
     """
-    from laptop_agents.core.config_models import load_config
+    from laptop_agents.config_loader import load_config
     from laptop_agents.security.credentials import Credentials
     from laptop_agents.security.credentials_file import (
         ScryptParams,

@@ -140,7 +140,9 @@ def _run_delegated(name: str, argv: list[str]) -> int:
 
         return int(preflight_command(args.config_dir, args.workspace, args.rest_url, args.yes_place_a_real_order,
                                      sys.stdout, sys.stderr))
-    return int(security_cli.run_live(args))
+    from laptop_agents.config_loader import load_config
+
+    return int(security_cli.run_live(args, load_config=load_config))
 
 
 # --------------------------------------------------------------------------- commands
@@ -263,7 +265,7 @@ def cmd_clean(args: argparse.Namespace) -> int:
 def cmd_data(args: argparse.Namespace) -> int:
     import asyncio
 
-    from laptop_agents.core.config_models import load_config
+    from laptop_agents.config_loader import load_config
     from laptop_agents.core.models import parse_utc
     from laptop_agents.data.fetch import fetch_klines
 

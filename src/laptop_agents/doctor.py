@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from laptop_agents.core.config_models import default_files, load_config
+from laptop_agents.config_loader import default_files, load_config
 from laptop_agents.core.errors import ExitCode, LaError
 from laptop_agents.session.guard_notices import KILL_HINT, breaker_line
 from laptop_agents.session.kill_switch import KillSwitch

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from laptop_agents.core.config_models import load_config
+from laptop_agents.config_loader import load_config
 from laptop_agents.security.credentials import Credentials
 from laptop_agents.security.credentials_file import (
     api_key_fingerprint,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,8 @@ from laptop_agents.session.state_store import BREAKER_KIND, BROKER_KIND
 from laptop_agents.session.workspace import BREAKER_STATE_NAME, BROKER_STATE_NAME
 from tests.conftest import LaEnv
 from tests.unit.test_state_schema import _set, breaker_state, paper_state
+
+SAVED_AT = datetime(2026, 11, 29, tzinfo=UTC)  # the state files' saved_at stamp (written, never read back)
 
 BROKER_CASES: list[tuple[str, Any]] = [
     ("equity", "-10000"), ("equity", "0"), ("equity", float("inf")), ("equity", 1e30), ("equity", float("nan")),
@@ -29,8 +32,8 @@ BREAKER_CASES: list[tuple[str, Any]] = [
 
 def _workspace(root: Path, broker: dict[str, Any], breaker: dict[str, Any]) -> Path:
     states = StateManager(root / "paper")
-    states.save(BROKER_STATE_NAME, BROKER_KIND, broker)
-    states.save(BREAKER_STATE_NAME, BREAKER_KIND, breaker)
+    states.save(BROKER_STATE_NAME, BROKER_KIND, broker, saved_at=SAVED_AT)
+    states.save(BREAKER_STATE_NAME, BREAKER_KIND, breaker, saved_at=SAVED_AT)
     return root
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -39,6 +40,8 @@ from tests.live.conftest import (
     price_of,
     run,
 )
+
+SAVED_AT = datetime(2026, 11, 29, tzinfo=UTC)  # the state files' saved_at stamp (written, never read back)
 
 pytestmark = pytest.mark.dialects  # runs once per mock dialect preset (docs/bitunix-dialects.md)
 
@@ -413,7 +416,7 @@ def test_live_state_round_trips_through_the_live_workspace_only(tmp_path: Path) 
             return state
 
         state = run(scenario)
-    StateManager(live.state_dir).save(BROKER_STATE_NAME, STATE_KIND, state)
+    StateManager(live.state_dir).save(BROKER_STATE_NAME, STATE_KIND, state, saved_at=SAVED_AT)
     assert load_live_state(live) == state
     assert not (tmp_path / "paper").exists()
     with pytest.raises(ValueError, match="live workspace"):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -27,6 +28,8 @@ from laptop_agents.session.live_gate import LiveStart, start_live_broker
 from laptop_agents.session.workspace import BROKER_STATE_NAME
 from tests.live.conftest import candle, intent, price_of, record_passed_preflight, rest_config, run
 from tests.security.helpers import NOW, LiveSetup
+
+SAVED_AT = datetime(2026, 11, 29, tzinfo=UTC)  # the state files' saved_at stamp (written, never read back)
 
 CANARY_KEY = "CANARYKEYz9q8w7e6r5t4"
 CANARY_SECRET = "CANARYSECRETm1n2b3v4c5x6"
@@ -69,7 +72,7 @@ def test_canary_key_and_secret_never_appear(tmp_path: Path) -> None:
                         observer(e)
                         fh.write(json.dumps(e.to_record(), default=str) + "\n")
                         texts.append(repr(e))
-                StateManager(tmp_path / "live").save(BROKER_STATE_NAME, STATE_KIND, broker.to_state())
+                StateManager(tmp_path / "live").save(BROKER_STATE_NAME, STATE_KIND, broker.to_state(), saved_at=SAVED_AT)
                 texts.extend([repr(broker), str(broker), repr(grant), repr(grant.credentials), f"{grant.credentials}"])
                 # an authentication failure: the error text and its log line must not carry the secret
                 async with BitunixRestClient(rest_config(mx), Credentials(CANARY_KEY, CANARY_SECRET + "x")) as bad:

@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 
 from laptop_agents.bitunix.transport import BitunixTransport
-from laptop_agents.core.config_models import AppConfig, load_config
+from laptop_agents.config_loader import load_config
+from laptop_agents.core.config_models import AppConfig
 from laptop_agents.mock_exchange.testing import running_mock_exchange
 from laptop_agents.security.credentials_file import api_key_fingerprint
 from laptop_agents.security.errors import LiveGateRefused

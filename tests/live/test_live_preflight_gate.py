@@ -133,7 +133,7 @@ def test_la_run_live_without_a_preflight_or_with_an_edited_one_is_one_line_exit_
         assert len(lines) == 1 and lines[0].startswith("la: error: live trading refused: no passed live preflight")
         assert "Traceback" not in result.stderr
         # a genuine record edited by hand (an old pass made to look fresh) is refused the same way
-        from laptop_agents.core.config_models import load_config
+        from laptop_agents.config_loader import load_config
 
         config = load_config(la_env.config_dir, env={})
         path = record_passed_preflight(la_env.workspace / "live", config, at=datetime.now(UTC) - timedelta(days=30))

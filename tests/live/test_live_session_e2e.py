@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from laptop_agents.core.config_models import load_config
+from laptop_agents.config_loader import load_config
 from laptop_agents.mock_exchange.testing import (
     MockExchangeHandle,
     running_mock_exchange,

@@ -339,7 +339,7 @@ def test_compose_wires_the_providers_ticker_feed_into_the_live_broker_factory(tm
     import shutil
     from pathlib import Path
 
-    from laptop_agents.core.config_models import load_config
+    from laptop_agents.config_loader import load_config
     from laptop_agents.session import compose
 
     src = Path(__file__).resolve().parents[2] / "config"

@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from laptop_agents.core.config_models import AppConfig, default_files, load_config
+from laptop_agents.config_loader import default_files, load_config
+from laptop_agents.core.config_models import AppConfig
 from laptop_agents.security.credentials import Credentials
 from laptop_agents.security.credentials_file import (
     ScryptParams,

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from laptop_agents.config_loader import load_config
 from laptop_agents.core.errors import UsageError
 from laptop_agents.security import cli
 from laptop_agents.security.credentials_file import (
@@ -39,7 +40,7 @@ def _run(argv: list[str], now: object = None) -> str:
     if args.command == "secrets":
         assert cli.run_secrets(args, out) == 0
     else:
-        assert cli.run_live(args, out, now=now or NOW) == 0  # type: ignore[arg-type]
+        assert cli.run_live(args, out, now=now or NOW, load_config=load_config) == 0  # type: ignore[arg-type]
     return out.getvalue()
 
 

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from laptop_agents.core.config_models import StrategyConfig, default_files, load_config
+from laptop_agents.config_loader import default_files, load_config
+from laptop_agents.core.config_models import StrategyConfig
 from laptop_agents.core.errors import ConfigError
 
 REPO_CONFIG = Path(__file__).resolve().parents[2] / "config"

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
-from laptop_agents.core.config_models import default_files, load_config
+from laptop_agents.config_loader import default_files, load_config
 from laptop_agents.core.errors import ConfigError
 
 REPO_CONFIG = Path(__file__).resolve().parents[2] / "config"

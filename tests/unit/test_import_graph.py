@@ -266,9 +266,9 @@ RULES: dict[str, Rule] = {r.check.__name__: r for r in [
     Rule(core_imports_nothing_of_ours, "core/ is the pure centre: stdlib and pydantic only"),
     Rule(core_imports_no_io_library, "core/ does no network, process or thread work"),
     Rule(core_reads_no_config_file_or_environment, "loading config files and the environment belongs to the "
-                                                   "shell; core keeps the models", owner="i15-hygiene"),
+                                                   "shell (config_loader.py); core keeps the models"),
     Rule(pure_parts_read_no_wall_clock, "core/, agents/, paper/, the trading breaker take time from an injected "
-                                        "clock (core/clock.py is that clock)", owner="i15-hygiene (core/state.py)"),
+                                        "clock (core/clock.py is that clock)"),
     Rule(agents_paper_resilience_import_only_core, "strategy, supervisor, paper broker and breakers depend on core "
                                                    "only (agents may consult the pure trading breaker)"),
     Rule(pure_parts_import_no_io, "agents/, paper/, the trading breaker: no files, env, sockets, sleeps, "

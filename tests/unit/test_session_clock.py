@@ -16,8 +16,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from laptop_agents.agents.supervisor import Supervisor
+from laptop_agents.config_loader import load_config
 from laptop_agents.core.clock import SimulatedClock
-from laptop_agents.core.config_models import MockSettings, PaperSettings, RiskConfig, StrategyConfig, load_config
+from laptop_agents.core.config_models import MockSettings, PaperSettings, RiskConfig, StrategyConfig
 from laptop_agents.core.events import Event, EventBus
 from laptop_agents.core.models import Candle
 from laptop_agents.data.providers.mock import MockBarGenerator

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import os
+from datetime import UTC, datetime
 from itertools import islice, pairwise
 from pathlib import Path
 
@@ -13,12 +14,14 @@ from laptop_agents.core.state import StateManager
 from laptop_agents.data.providers.mock import MockBarGenerator
 from laptop_agents.session.lock import LockInfo, PidLock, lock_is_held
 
+SAVED_AT = datetime(2026, 11, 29, tzinfo=UTC)  # the state files' saved_at stamp (written, never read back)
+
 
 def test_state_round_trip_and_envelope(tmp_path: Path) -> None:
     sm = StateManager(tmp_path)
-    sm.save("s.json", "thing", {"equity": "1.5", "positions": []})
+    sm.save("s.json", "thing", {"equity": "1.5", "positions": []}, saved_at=SAVED_AT)
     raw = json.loads((tmp_path / "s.json").read_text())
-    assert raw["schema_version"] == 1 and raw["kind"] == "thing" and raw["saved_at"].endswith("Z")
+    assert raw["schema_version"] == 1 and raw["kind"] == "thing" and raw["saved_at"] == "2026-11-29T00:00:00.000Z"
     assert sm.load("s.json", "thing") == {"equity": "1.5", "positions": []}
     assert sm.load("absent.json", "thing") is None
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]

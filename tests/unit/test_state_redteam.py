@@ -5,12 +5,15 @@ the first fixes did not try. Each must be a one-line StateError (exit 8) naming 
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from laptop_agents.core.errors import StateError
 from laptop_agents.core.state import StateManager
+
+SAVED_AT = datetime(2026, 11, 29, tzinfo=UTC)  # the state files' saved_at stamp (written, never read back)
 
 GOOD = {"schema_version": 1, "kind": "circuit_breaker", "tripped": False}
 
@@ -79,7 +82,7 @@ def test_config_files_that_hide_or_break_a_value_are_refused_in_one_line(cfg_dir
                                                                          needle: str) -> None:
     """A repeated key silently takes its last value (an operator reading the first sees another limit); an integer
     of thousands of digits or nesting beyond the stack was a traceback."""
-    from laptop_agents.core.config_models import load_config
+    from laptop_agents.config_loader import load_config
     from laptop_agents.core.errors import ConfigError
 
     path = cfg_dir / file
@@ -98,7 +101,7 @@ def test_config_files_that_hide_or_break_a_value_are_refused_in_one_line(cfg_dir
 
 
 def test_yaml_merge_keys_may_still_be_overridden(cfg_dir: Path) -> None:
-    from laptop_agents.core.config_models import load_config
+    from laptop_agents.config_loader import load_config
 
     path = cfg_dir / "risk.yaml"
     text = path.read_text().replace("circuit_breaker:\n", "circuit_breaker:\n  <<: {max_drawdown_pct: 4}\n", 1)
@@ -149,10 +152,10 @@ def test_live_breaker_that_disables_the_daily_loss_limit_is_refused(tmp_path: Pa
 
     ws = Workspace(tmp_path, "live")
     states = StateManager(ws.state_dir)
-    states.save(BROKER_STATE_NAME, LIVE_BROKER_KIND, LIVE)
-    states.save(BREAKER_STATE_NAME, "circuit_breaker", breaker_state())
+    states.save(BROKER_STATE_NAME, LIVE_BROKER_KIND, LIVE, saved_at=SAVED_AT)
+    states.save(BREAKER_STATE_NAME, "circuit_breaker", breaker_state(), saved_at=SAVED_AT)
     assert check_workspace_state(ws) is not None  # the honest pair passes
-    states.save(BREAKER_STATE_NAME, "circuit_breaker", _set(breaker_state(), field, value))
+    states.save(BREAKER_STATE_NAME, "circuit_breaker", _set(breaker_state(), field, value), saved_at=SAVED_AT)
     with pytest.raises(StateError, match=f"{BREAKER_STATE_NAME}.*{field}"):
         check_workspace_state(ws)
     pnls = [__import__("decimal").Decimal(t["pnl"]) for t in LIVE["trades"]]
@@ -193,7 +196,7 @@ def test_a_symlinked_state_file_stays_a_symlink_and_its_target_is_written(tmp_pa
     states.directory.mkdir()
     link = states.path("circuit_breaker_state.json")
     link.symlink_to(target)
-    states.save("circuit_breaker_state.json", "circuit_breaker", {"tripped": True})
+    states.save("circuit_breaker_state.json", "circuit_breaker", {"tripped": True}, saved_at=SAVED_AT)
     assert link.is_symlink()
     assert json.loads(target.read_text())["tripped"] is True
     assert states.load("circuit_breaker_state.json", "circuit_breaker")["tripped"] is True

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import json
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,8 @@ from laptop_agents.resilience.trading_circuit_breaker import BreakerState
 from laptop_agents.session.state_store import BREAKER_KIND, BROKER_KIND, check_workspace_state
 from laptop_agents.session.workspace import BREAKER_STATE_NAME, BROKER_STATE_NAME, Workspace
 from tests.unit.helpers import T0, flat
+
+SAVED_AT = datetime(2026, 11, 29, tzinfo=UTC)  # the state files' saved_at stamp (written, never read back)
 
 D = Decimal
 SETTINGS = PaperSettings()
@@ -211,8 +214,8 @@ def test_no_mutated_breaker_state_loads_into_an_impossible_breaker(mutations: li
 def test_workspace_check_names_the_file_in_one_line(tmp_path: Path) -> None:
     ws = Workspace(tmp_path, "paper")
     states = StateManager(ws.state_dir)
-    states.save(BROKER_STATE_NAME, BROKER_KIND, paper_state())
-    states.save(BREAKER_STATE_NAME, BREAKER_KIND, _set(breaker_state(), "daily_realized_pnl", "1000000"))
+    states.save(BROKER_STATE_NAME, BROKER_KIND, paper_state(), saved_at=SAVED_AT)
+    states.save(BREAKER_STATE_NAME, BREAKER_KIND, _set(breaker_state(), "daily_realized_pnl", "1000000"), saved_at=SAVED_AT)
     before = ws.breaker_state_path.read_bytes()
     with pytest.raises(StateError) as info:
         check_workspace_state(ws)

@@ -62,7 +62,7 @@ def test_a_trade_booked_without_its_exit_event_is_journaled_recovered_before_ses
     trades.csv row but no journal line. finish() journals it (recovered: true) before SessionEnd."""
     import shutil
 
-    from laptop_agents.core.config_models import load_config
+    from laptop_agents.config_loader import load_config
     from laptop_agents.core.events import EventBus
     from laptop_agents.core.orchestrator import RunDirectory, read_events
     from laptop_agents.session.recorder import RunRecorder

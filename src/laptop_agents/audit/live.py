@@ -679,7 +679,7 @@ def check_secret_scan(ctx: LiveContext) -> Finding:
 def live_readiness(config_dir: Path, workspace_root: Path, *, env: Mapping[str, str] | None = None,
                    now: datetime | None = None) -> list[Finding]:
     """Every LR check, in order. ConfigError (one line) if the config itself does not load."""
-    from laptop_agents.core.config_models import load_config
+    from laptop_agents.config_loader import load_config
 
     env = os.environ if env is None else env
     config = load_config(config_dir, env=env)

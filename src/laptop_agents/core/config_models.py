@@ -18,17 +18,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal, TypeVar, Union
 
-import yaml
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -113,7 +111,7 @@ class StrategyConfig(_Model):
 
     def validate_config(self) -> StrategyConfig:
         """Re-validate (called on start-up): raises ConfigError with one line on failure."""
-        return _validate(StrategyConfig, self.model_dump(), STRATEGY_FILE)
+        return validate_section(StrategyConfig, self.model_dump(), STRATEGY_FILE)
 
     @property
     def warmup_candles(self) -> int:
@@ -291,88 +289,22 @@ def validate_snapshot(snapshot: Mapping[str, Any]) -> None:
     Settings.model_validate(snapshot["settings"], context=SNAPSHOT_CONTEXT)
 
 
-def _validate(model: type[_Model], data: Any, source: Path) -> Any:
+M = TypeVar("M", bound=BaseModel)
+
+
+def validate_section(model: type[M], data: Any, source: Path) -> M:
+    """``model`` validated from ``data``; ConfigError naming ``source``, the field and what is allowed."""
     try:
         return model.model_validate(data)
     except ValidationError as err:
         raise ConfigError(_format_validation_error(err, source)) from None
 
 
-class StrictYamlLoader(yaml.SafeLoader):
-    """PyYAML's safe loader with YAML 1.2 core-schema scalars: only true/false are booleans (not yes/no/on/off),
-    integers are plain decimal digits (no 0x/0o/sexagesimal/underscores), and timestamps stay text."""
-
-
-_CORE_TAGS = {f"tag:yaml.org,2002:{t}" for t in ("bool", "int", "float", "timestamp")}
-StrictYamlLoader.yaml_implicit_resolvers = {
-    first: [(tag, rx) for tag, rx in resolvers if tag not in _CORE_TAGS]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-StrictYamlLoader.add_implicit_resolver(
-    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
-StrictYamlLoader.add_implicit_resolver("tag:yaml.org,2002:int", re.compile(r"^[-+]?[0-9]+$"), list("-+0123456789"))
-StrictYamlLoader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"),
-    list("-+0123456789."))
-
-
-def _construct_unique_mapping(loader: StrictYamlLoader, node: yaml.MappingNode, deep: bool = False) -> Any:
-    """A key written twice is refused: YAML would silently keep the last one, so an operator reading the first
-    would believe another limit is in force. Merge keys (``<<: *anchor``) may still be overridden."""
-    seen: set[Any] = set()
-    for key_node, _ in node.value:
-        if key_node.tag == "tag:yaml.org,2002:merge":
-            continue
-        key = loader.construct_object(key_node, deep=True)
-        try:
-            if key in seen:
-                raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
-            seen.add(key)
-        except TypeError:  # an unhashable key: the base constructor refuses it
-            pass
-    return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
-
-
-StrictYamlLoader.construct_mapping = _construct_unique_mapping  # type: ignore[assignment,method-assign]
-
-
-def _unique_json_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    """The JSON counterpart of :func:`_construct_unique_mapping`."""
-    out: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in out:
-            raise ValueError(f"duplicate key {key!r}")
-        out[key] = value
-    return out
-
-
-def _read_file(path: Path) -> dict[str, Any]:
-    if not path.exists():
-        raise ConfigError(f"missing config file {path}: run `la doctor --fix` to write the defaults")
-    try:
-        text = path.read_text(encoding="utf-8")
-        data = (json.loads(text, object_pairs_hook=_unique_json_object) if path.suffix == ".json"
-                else yaml.load(text, Loader=StrictYamlLoader))  # noqa: S506
-    except (ValueError, yaml.YAMLError) as exc:  # ValueError: bad JSON or UTF-8, a duplicate key, a giant integer
-        detail = str(exc).splitlines()[0]
-        raise ConfigError(f"invalid config {path}: not valid {path.suffix.lstrip('.').upper()}: {detail}") from None
-    except RecursionError:
-        raise ConfigError(f"invalid config {path}: nested too deeply to be a config file") from None
-    except OSError as exc:
-        raise ConfigError(f"cannot read config {path}: {exc.strerror}") from None
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"invalid config {path}: the top level must be a mapping of fields")
-    return data
-
-
-def _deep_merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+def deep_merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
     out = dict(base)
     for key, value in override.items():
         if isinstance(value, Mapping) and isinstance(out.get(key), dict):
-            out[key] = _deep_merge(out[key], value)
+            out[key] = deep_merge(out[key], value)
         else:
             out[key] = value
     return out
@@ -434,45 +366,29 @@ def env_overrides(env: Mapping[str, str]) -> dict[str, Any]:
     return out
 
 
-def load_config(
+def assemble_config(
     config_dir: Path,
-    env: Mapping[str, str] | None = None,
+    read: Callable[[Path, bool], Mapping[str, Any]],
+    env: Mapping[str, str],
     cli_settings: Mapping[str, Any] | None = None,
 ) -> AppConfig:
-    """Load and validate all three files; raise ConfigError with one clear line."""
-    config_dir = Path(config_dir)
+    """The three files under ``config_dir`` validated with the precedence CLI flag > environment > file >
+    default; ConfigError with one clear line naming the source.
+
+    Pure: the shell (``laptop_agents.config_loader``) hands in ``read(path, required)`` (the parsed file; ``{}``
+    for an absent optional one) and the environment. Files are read and validated one after the other, so the
+    first bad one is the one reported."""
     strategy_path, risk_path, settings_path = (config_dir / p for p in (STRATEGY_FILE, RISK_FILE, SETTINGS_FILE))
-    strategy = _validate(StrategyConfig, _read_file(strategy_path), strategy_path).validate_config()
-    risk = _validate(RiskConfig, _read_file(risk_path), risk_path)
-    settings_data = _read_file(settings_path) if settings_path.exists() else {}
-    env_part = env_overrides(env if env is not None else os.environ)
+    strategy = validate_section(StrategyConfig, read(strategy_path, True), strategy_path).validate_config()
+    risk = validate_section(RiskConfig, read(risk_path, True), risk_path)
+    settings_data = dict(read(settings_path, False))
+    env_part = env_overrides(env)
     source = settings_path
     if env_part:
-        settings_data = _deep_merge(settings_data, env_part)
+        settings_data = deep_merge(settings_data, env_part)
         source = Path(f"{settings_path} + LA_* environment")
     if cli_settings:
-        settings_data = _deep_merge(settings_data, cli_settings)
+        settings_data = deep_merge(settings_data, cli_settings)
         source = Path(f"{source} + command-line flags")
-    settings = _validate(Settings, settings_data, source)
+    settings = validate_section(Settings, settings_data, source)
     return AppConfig(strategy=strategy, risk=risk, settings=settings, config_dir=config_dir)
-
-
-def default_files() -> dict[Path, str]:
-    """The default config files' text, as `la doctor --fix` writes them (and as shipped in config/)."""
-    return {
-        STRATEGY_FILE: json.dumps(_plain(StrategyConfig().model_dump()), indent=2) + "\n",
-        RISK_FILE: "# Risk limits. May tighten the hard ceilings in core/hard_limits.py, never loosen them.\n"
-        + yaml.safe_dump(_plain(RiskConfig().model_dump()), sort_keys=False),
-        SETTINGS_FILE: "# Runtime settings. Override any field with LA_<SECTION>__<FIELD>,"
-        " e.g. LA_SESSION__STALE_DATA_TIMEOUT_SEC=30\n"
-        + yaml.safe_dump(_plain(Settings().model_dump()), sort_keys=False),
-    }
-
-
-def _plain(data: Any) -> Any:
-    """Decimals as plain JSON/YAML numbers, so the files read naturally."""
-    if isinstance(data, dict):
-        return {k: _plain(v) for k, v in data.items()}
-    if isinstance(data, Decimal):
-        return int(data) if data == data.to_integral_value() else float(data)
-    return data

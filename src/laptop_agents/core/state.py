@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -77,14 +77,15 @@ class StateManager:
     def path(self, name: str) -> Path:
         return self.directory / name
 
-    def save(self, name: str, kind: str, data: dict[str, Any]) -> Path:
+    def save(self, name: str, kind: str, data: dict[str, Any], *, saved_at: datetime) -> Path:
+        """Write ``data`` atomically as ``name``, stamped with ``saved_at`` (the shell's clock: core reads none)."""
         clash = [k for k in _RESERVED if k in data]
         if clash:
             raise ValueError(f"state data may not use reserved keys {clash}")
         record = {
             "schema_version": SCHEMA_VERSION,
             "kind": kind,
-            "saved_at": utc_iso(datetime.now(UTC)),
+            "saved_at": utc_iso(saved_at),
             **data,
         }
         path = self.path(name)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
@@ -53,6 +54,7 @@ from laptop_agents.security.passphrase import (
 from laptop_agents.security.secret import SecretStr
 
 if TYPE_CHECKING:
+    from laptop_agents.core.config_models import AppConfig
     from laptop_agents.security.credentials import Credentials
 
 NEW_PASSPHRASE_FILE_ENV = "LA_NEW_PASSPHRASE_FILE"
@@ -221,7 +223,10 @@ def add_live_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--credentials", type=Path, help="also check the account fingerprint against this file")
 
 
-def run_live(args: argparse.Namespace, out: TextIO | None = None, now: datetime | None = None) -> int:
+def run_live(args: argparse.Namespace, out: TextIO | None = None, now: datetime | None = None, *,
+             load_config: Callable[[Path], AppConfig]) -> int:
+    """`la live optin ...`. ``load_config`` reads a config directory: the shell's loader, handed in (security/
+    reads no config files of its own)."""
     out = out or sys.stdout
     now = now or datetime.now(UTC)
     if args.live_command != "optin":  # `la live preflight` trades: cli.py dispatches it to session/preflight.py
@@ -234,8 +239,6 @@ def run_live(args: argparse.Namespace, out: TextIO | None = None, now: datetime 
         print(f"public key (pin as live.optin_public_key): {pub}", file=out)
         return 0
     if cmd == "create":
-        from laptop_agents.core.config_models import load_config
-
         config = load_config(args.config_dir)
         fingerprint = read_header(args.credentials).fingerprint
         payload = build_payload(config, fingerprint, now=now, valid_for=timedelta(days=args.valid_days), note=args.note)
@@ -264,8 +267,6 @@ def run_live(args: argparse.Namespace, out: TextIO | None = None, now: datetime 
             raise OptInError(f"opt-in {args.input} expired at {utc_iso(payload.expires_at)}")
         problems: list[str] = []
         if args.config_dir is not None:
-            from laptop_agents.core.config_models import load_config
-
             config = load_config(args.config_dir)
             if payload.symbol != config.strategy.symbol:
                 problems.append(f"symbol {payload.symbol} != config {config.strategy.symbol}")

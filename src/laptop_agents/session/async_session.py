@@ -253,7 +253,7 @@ class AsyncRunner:
         )
         self.journal = self.recorder.journal
         self.store = StateStore(self.state, self.broker.to_state, lambda: self.breaker.state.to_dict(),
-                                broker_kind=self.factory.state_kind)
+                                broker_kind=self.factory.state_kind, now=self.clock.now)
         if (kill_point := sigkill_after_exit_saved(SIGKILL_BEFORE_EXIT_SAVED)) is not None:  # test-only, inert
             self.bus.subscribe(kill_point)
         self.bus.subscribe(self.store)

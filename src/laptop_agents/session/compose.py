@@ -60,7 +60,7 @@ ObserverFactory = Callable[["AppConfig", Workspace], Observers]
 # --------------------------------------------------------------------------- settings
 def load_session_config(request: SessionRequest) -> AppConfig:
     """The config files under --config-dir, overridden by the LA_* environment, overridden by the flags."""
-    from laptop_agents.core.config_models import load_config
+    from laptop_agents.config_loader import load_config
 
     return load_config(request.config_path(), cli_settings=request.settings_overrides())
 

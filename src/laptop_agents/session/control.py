@@ -77,7 +77,7 @@ def reset_breaker(ws: Workspace, config_dir: Path) -> int:
     """Clear a tripped trading circuit breaker: in its state file, or through the running session that owns it."""
     from datetime import UTC, datetime
 
-    from laptop_agents.core.config_models import load_config
+    from laptop_agents.config_loader import load_config
     from laptop_agents.core.state import StateManager
     from laptop_agents.resilience.trading_circuit_breaker import TradingCircuitBreaker
     from laptop_agents.session.lock import lock_is_held
@@ -94,8 +94,9 @@ def reset_breaker(ws: Workspace, config_dir: Path) -> int:
         return ExitCode.OK
     breaker = TradingCircuitBreaker(config.risk.circuit_breaker, config.risk.hard_limits(), state)
     was = breaker.state.reason
-    breaker.reset(datetime.now(UTC), why="la reset-breaker")
-    states.save(BREAKER_STATE_NAME, BREAKER_KIND, breaker.state.to_dict())
+    now = datetime.now(UTC)
+    breaker.reset(now, why="la reset-breaker")
+    states.save(BREAKER_STATE_NAME, BREAKER_KIND, breaker.state.to_dict(), saved_at=now)
     print(f"circuit breaker reset (was tripped: {was})")
     return ExitCode.OK
 

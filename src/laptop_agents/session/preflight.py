@@ -126,7 +126,7 @@ def preflight_command(config_dir: Path, workspace_root: str | None, rest_url: st
     refusals raise (one line, their own exit code) before any request is sent.
     """
     from laptop_agents.bitunix import RestConfig
-    from laptop_agents.core.config_models import load_config
+    from laptop_agents.config_loader import load_config
     from laptop_agents.core.errors import ExitCode, UsageError
     from laptop_agents.execution.live_start import broker_settings_for
     from laptop_agents.security.optin import LEDGER_NAME, check_live_gate

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -39,8 +40,11 @@ class StateStore:
         broker_state: Callable[[], dict[str, Any]],
         breaker_state: Callable[[], dict[str, Any]],
         broker_kind: str = BROKER_KIND,
+        *,
+        now: Callable[[], datetime],
     ) -> None:
         self.manager = manager
+        self._now = now  # the session's clock, for each file's saved_at
         self._broker_state = broker_state
         self._breaker_state = breaker_state
         self.broker_kind = broker_kind
@@ -66,11 +70,11 @@ class StateStore:
             self.write_error = exc
 
     def save_broker(self) -> None:
-        self.manager.save(BROKER_STATE_NAME, self.broker_kind, self._broker_state())
+        self.manager.save(BROKER_STATE_NAME, self.broker_kind, self._broker_state(), saved_at=self._now())
         self.writes += 1
 
     def save_breaker(self) -> None:
-        self.manager.save(BREAKER_STATE_NAME, BREAKER_KIND, self._breaker_state())
+        self.manager.save(BREAKER_STATE_NAME, BREAKER_KIND, self._breaker_state(), saved_at=self._now())
         self.writes += 1
 
     def save_all(self) -> None:
