@@ -93,3 +93,17 @@ def test_missing_file_names_the_fix(tmp_path: Path) -> None:
 def test_settings_decimal_defaults() -> None:
     c = load_config(REPO_CONFIG, env={})
     assert c.settings.paper.maker_fee_bps == Decimal(2) and c.settings.paper.taker_fee_bps == Decimal(6)
+
+
+def test_timeframes_have_one_table_the_config_and_the_venue_agree_with() -> None:
+    """The strategy's timeframes are core.models' table: the config accepts exactly those, and the venue's kline
+    interval of the same name has the same length (its own table also names the exchange's wire intervals)."""
+    from typing import get_args
+
+    from laptop_agents.bitunix import interval_from_rest
+    from laptop_agents.core.models import TIMEFRAME_SEC, Timeframe
+
+    assert get_args(Timeframe) == tuple(TIMEFRAME_SEC)
+    assert StrategyConfig.model_fields["timeframe"].annotation == Timeframe
+    for name, seconds in TIMEFRAME_SEC.items():
+        assert interval_from_rest(name).duration_ms == seconds * 1000, name

@@ -40,6 +40,7 @@ from pydantic import (
 
 from laptop_agents.core import hard_limits as hl
 from laptop_agents.core.errors import ConfigError
+from laptop_agents.core.models import Timeframe
 
 STRATEGY_FILE = Path("strategies/default.json")
 RISK_FILE = Path("risk.yaml")
@@ -93,7 +94,7 @@ class StrategyConfig(_Model):
 
     name: str = "ema_trend_breakout"
     symbol: str = Field("BTCUSDT", pattern=r"^[A-Z0-9]{2,20}USDT$")
-    timeframe: Literal["1m", "3m", "5m", "15m", "30m", "1h"] = "1m"
+    timeframe: Timeframe = "1m"
     trend: TrendConfig = TrendConfig()
     entry: EntryConfig = EntryConfig()
     exits: ExitConfig = ExitConfig()

@@ -6,12 +6,18 @@ trade PnL. These types carry no behaviour that touches the outside world.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from enum import Enum
+from typing import Literal
 
 ZERO = Decimal(0)
+
+Timeframe = Literal["1m", "3m", "5m", "15m", "30m", "1h"]
+"""A strategy's bar length, as the config names it (and the venue's kline interval of the same name)."""
+TIMEFRAME_SEC: dict[str, int] = {"1m": 60, "3m": 180, "5m": 300, "15m": 900, "30m": 1800, "1h": 3600}
+"""Seconds per bar of each :data:`Timeframe` (the one table: config, backtest bar spacing, expected cadence)."""
 
 
 class Side(str, Enum):
@@ -122,13 +128,11 @@ class Trade:
 
 @dataclass(frozen=True, slots=True)
 class AccountSnapshot:
-    """What the decision logic may know about the account at one instant."""
+    """What the decision logic may know about the account at one instant: the broker's side only. The peak
+    equity and the day's realized PnL are the trading breaker's, which the supervisor owns and reads itself."""
 
     equity: Decimal
-    peak_equity: Decimal
     position: Position | None
-    daily_realized_pnl: Decimal = ZERO
-    extra: dict[str, str] = field(default_factory=dict)
 
 
 _UTC = UTC

@@ -41,7 +41,7 @@ from laptop_agents.core.config_models import AppConfig
 from laptop_agents.core.errors import DiskError, ExitCode, LaError, is_disk_error
 from laptop_agents.core.events import Event, EventBus, EventName
 from laptop_agents.core.logger import flush_logging, setup_logging
-from laptop_agents.core.models import utc_iso
+from laptop_agents.core.models import TIMEFRAME_SEC, utc_iso
 from laptop_agents.core.orchestrator import RunDirectory, new_run_id
 from laptop_agents.core.state import StateManager, atomic_write_text
 from laptop_agents.data.providers.base import FatalError, MarketDataProvider
@@ -431,8 +431,6 @@ class AsyncRunner:
             return gaps[len(gaps) // 2]
         if self.options.source == "mock":
             return float(self.config.settings.mock.candle_interval_sec)
-        from laptop_agents.session.backtest import TIMEFRAME_SEC
-
         return float(TIMEFRAME_SEC[self.config.strategy.timeframe])
 
     def _entry_window(self) -> EntryWindow | None:

@@ -23,7 +23,7 @@ from laptop_agents.core.config_models import AppConfig
 from laptop_agents.core.errors import ExitCode
 from laptop_agents.core.events import Event, EventBus, EventName
 from laptop_agents.core.logger import flush_logging, setup_logging
-from laptop_agents.core.models import Candle
+from laptop_agents.core.models import TIMEFRAME_SEC, Candle
 from laptop_agents.core.orchestrator import RunDirectory, new_run_id
 from laptop_agents.execution.broker import PaperBrokerPort
 from laptop_agents.paper.broker import PaperBroker
@@ -34,8 +34,6 @@ from laptop_agents.session.recorder import RunRecorder
 from laptop_agents.session.workspace import Workspace
 
 log = logging.getLogger("laptop_agents.session.backtest")
-
-TIMEFRAME_SEC = {"1m": 60, "3m": 180, "5m": 300, "15m": 900, "30m": 1800, "1h": 3600}
 
 
 class ProgressBar:
