@@ -45,11 +45,9 @@ def test_new_event_is_event_with_keywords() -> None:
 
 def test_snapshot_is_reused_only_while_nothing_changed() -> None:
     broker = PaperBroker(PaperSettings())
-    pnl, peak = Decimal(0), Decimal(10000)
-    first = broker.snapshot(pnl, peak)
-    assert broker.snapshot(pnl, peak) is first
-    assert broker.snapshot(Decimal(0), peak) == first  # equal inputs, other objects: a fresh, equal snapshot
+    first = broker.snapshot()
+    assert broker.snapshot() is first
     broker.ledger.cash -= Decimal("1.25")  # any booking that moves equity
-    after = broker.snapshot(pnl, peak)
-    assert after.equity == broker.cash and after.peak_equity == peak and after.position is None
-    assert broker.snapshot(pnl, None).peak_equity == broker.cash
+    after = broker.snapshot()
+    assert after is not first and after.equity == broker.cash and after.position is None
+    assert broker.snapshot() is after

@@ -121,8 +121,8 @@ def test_daily_budget_exhausted_rejects_signal() -> None:
 
 
 def test_snapshot_type() -> None:
-    snap = AccountSnapshot(equity=D(1), peak_equity=D(1), position=None)
-    assert snap.daily_realized_pnl == 0
+    snap = AccountSnapshot(equity=D(1), position=None)
+    assert (snap.equity, snap.position) == (D(1), None)
 
 
 def test_entry_refused_when_it_cannot_live_to_the_next_candle() -> None:

@@ -12,14 +12,13 @@ from typing import Any
 
 from laptop_agents.alerts.model import Alert, AlertKind, Severity
 from laptop_agents.alerts.notifier import Notifier
+from laptop_agents.core.errors import ExitCode
 from laptop_agents.core.events import Event, EventName
 from laptop_agents.session.async_session import AsyncRunner, SessionHooks
 
 log = logging.getLogger("laptop_agents.alerts")
 
 FINAL_FLUSH_SEC = 5.0
-NOT_FLAT_EXIT = 10
-CRASH_EXIT = 1
 
 
 class AlertRouter(SessionHooks):
@@ -56,8 +55,8 @@ class AlertRouter(SessionHooks):
                         f"{d.get('detail')}: " + (
                             "flat and halted in place (not ready); trading resumes when the kill switch is cleared"
                             if self.stays_up else
-                            "flattening and stopping (exit 4); a new session refuses to trade until the kill switch "
-                            "is cleared"), key=str(self.run_id))
+                            f"flattening and stopping (exit {ExitCode.KILL_SWITCH:d}); a new session refuses to trade "
+                            "until the kill switch is cleared"), key=str(self.run_id))
         elif name == EventName.CIRCUIT_BREAKER_TRIPPED:
             self._alert(AlertKind.CIRCUIT_BREAKER, Severity.CRITICAL, "Circuit breaker tripped",
                         f"{d.get('detail')}; action {d.get('action')}. Review, then `la reset-breaker`.",
@@ -68,7 +67,7 @@ class AlertRouter(SessionHooks):
                         f"no market data from {d.get('source')} for {d.get('data_age_sec')}s "
                         f"(limit {d.get('stale_data_timeout_sec')}s): " + (
                             "flat and halted in place until data flows again" if self.stays_up
-                            else "flattening and stopping (exit 6)"),
+                            else f"flattening and stopping (exit {ExitCode.STALE_DATA:d})"),
                         key=str(self.run_id), data_age_sec=d.get("data_age_sec"))
         elif name == EventName.DATA_SOURCE_DOWN:
             self._alert(AlertKind.DATA_SOURCE, Severity.CRITICAL, "Market data source down",
@@ -82,15 +81,15 @@ class AlertRouter(SessionHooks):
                         key=f"{self.run_id}:back:{d.get('outage')}", source=d.get("source"))
         elif name == EventName.WATCHDOG_TRIGGERED:
             self._alert(AlertKind.WATCHDOG, Severity.CRITICAL, "Watchdog killed the session",
-                        f"{d.get('detail')}: flattening and exiting (exit 7)", key=str(d.get("reason")),
+                        f"{d.get('detail')}: flattening and exiting (exit {ExitCode.WATCHDOG:d})", key=str(d.get("reason")),
                         reason=d.get("reason"))
         elif name == EventName.SESSION_END:
             code = d.get("exit_code")
-            if code == CRASH_EXIT or d.get("stopped_reason") == "error":
+            if code == ExitCode.INTERNAL_ERROR or d.get("stopped_reason") == "error":
                 self._alert(AlertKind.CRASH, Severity.CRITICAL, "Session crashed",
                             f"internal error: {d.get('detail')}; see system.jsonl of run {self.run_id}",
                             key=str(self.run_id))
-            if code == NOT_FLAT_EXIT or d.get("open_position"):
+            if code == ExitCode.NOT_FLAT or d.get("open_position"):
                 self._alert(AlertKind.NOT_FLAT, Severity.CRITICAL, "Shutdown NOT flat",
                             f"the session stopped ({d.get('stopped_reason')}) without verifying the account is flat: "
                             "check positions on the exchange now", key=str(self.run_id))

@@ -18,6 +18,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from laptop_agents.core.errors import ExitCode
+
 PASS, FAIL = "PASS", "FAIL"
 FAST = ["--source", "mock", "--candle-interval", "0.01"]
 
@@ -125,7 +127,7 @@ def kill_switch_env(config_dir: Path) -> dict[str, Any]:
         held = len(s.positions())
         r = s.run("run", "--duration", "1", *FAST, extra={"LA_KILL_SWITCH": "TRUE"})
         end = s.end()
-        ok = r.returncode == 4 and end.get("stopped_reason") == "kill_switch" and not s.positions() and held == 1 \
+        ok = r.returncode == ExitCode.KILL_SWITCH and end.get("stopped_reason") == "kill_switch" and not s.positions() and held == 1 \
             and "kill_switch" in _exit_reasons(s) and s.lock_gone()
         observed = problem or (f"exit {r.returncode}, stopped_reason {end.get('stopped_reason')}, restored position "
                                f"closed with reasons {_exit_reasons(s)}, positions left {len(s.positions())}")
@@ -136,7 +138,7 @@ def kill_switch_file(config_dir: Path) -> dict[str, Any]:
     with _Scratch(config_dir) as s:
         code, problem = _open_then(s, lambda p: (s.ws / "kill.txt").write_text("audit\n"))
         end = s.end()
-        ok = code == 4 and end.get("stopped_reason") == "kill_switch" and not s.positions() and s.lock_gone()
+        ok = code == ExitCode.KILL_SWITCH and end.get("stopped_reason") == "kill_switch" and not s.positions() and s.lock_gone()
         observed = problem or (f"exit {code}, stopped_reason {end.get('stopped_reason')}, exits {_exit_reasons(s)[-1:]}"
                                f", positions left {len(s.positions())}")
         return _case("Kill switch (kill.txt)", "immediate graceful shutdown, positions closed", observed, ok)
@@ -148,7 +150,7 @@ def stale_data(config_dir: Path) -> dict[str, Any]:
                   extra={"LA_SESSION__STALE_DATA_TIMEOUT_SEC": "30"})
         stale = [e for e in s.events() if e.get("event") == "StaleDataDetected"]
         end = s.end()
-        ok = r.returncode == 6 and end.get("stopped_reason") == "stale_data" and bool(stale) and s.lock_gone()
+        ok = r.returncode == ExitCode.STALE_DATA and end.get("stopped_reason") == "stale_data" and bool(stale) and s.lock_gone()
         observed = (f"exit {r.returncode}, stopped_reason {end.get('stopped_reason')}, data age "
                     f"{stale[0].get('data_age_sec') if stale else '-'}s at detection")
         return _case("Stale data (35 s gap, 30 s timeout)", "shutdown with stopped_reason: stale_data", observed, ok)
@@ -173,7 +175,7 @@ def sigterm(config_dir: Path) -> dict[str, Any]:
     with _Scratch(config_dir) as s:
         code, problem = _open_then(s, lambda p: p.send_signal(signal.SIGTERM))
         end = s.end()
-        ok = code == 0 and end.get("stopped_reason") == "sigterm" and not s.positions() and s.lock_gone() \
+        ok = code == ExitCode.OK and end.get("stopped_reason") == "sigterm" and not s.positions() and s.lock_gone() \
             and _exit_reasons(s)[-1:] == ["shutdown"]
         observed = problem or (f"exit {code}, stopped_reason {end.get('stopped_reason')}, close_all exit "
                                f"{_exit_reasons(s)[-1:]}, lock {'gone' if s.lock_gone() else 'LEFT'}")
@@ -185,7 +187,7 @@ def memory_watchdog(config_dir: Path) -> dict[str, Any]:
         r = s.run("run", "--duration", "1", *FAST,
                   extra={"LA_SESSION__MAX_MEMORY_MB": "20", "LA_SESSION__WATCHDOG_INTERVAL_SEC": "0.2"})
         end = s.end()
-        ok = r.returncode == 7 and end.get("stopped_reason") == "watchdog_memory" and s.lock_gone()
+        ok = r.returncode == ExitCode.WATCHDOG and end.get("stopped_reason") == "watchdog_memory" and s.lock_gone()
         observed = f"exit {r.returncode}, stopped_reason {end.get('stopped_reason')} (limit lowered to 20 MB)"
         return _case("Memory pressure (limit lowered)", "watchdog stops the session (exit 7)", observed, ok)
 

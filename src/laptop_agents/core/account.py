@@ -10,7 +10,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from laptop_agents.core.ledger import Ledger
-from laptop_agents.core.models import ZERO, AccountSnapshot, Position, Trade
+from laptop_agents.core.models import AccountSnapshot, Position, Trade
 
 
 class CashAccountView:
@@ -50,17 +50,13 @@ class CashAccountView:
             return self.cash
         return self.cash + self.position.unrealized_pnl(price)
 
-    def snapshot(self, daily_realized_pnl: Decimal = ZERO, peak_equity: Decimal | None = None) -> AccountSnapshot:
+    def snapshot(self) -> AccountSnapshot:
         """The account as the decision logic sees it. Asked for on every candle; while nothing in it
         changed (the very same objects), the previous snapshot is returned: it is frozen."""
         ledger = self.ledger
         cash, position = ledger.cash, ledger.position
-        peak = peak_equity if peak_equity is not None else cash
         last = self._last_snapshot
-        if (last is not None and last.equity is cash and last.position is position and last.peak_equity is peak
-                and last.daily_realized_pnl is daily_realized_pnl):
+        if last is not None and last.equity is cash and last.position is position:
             return last
-        last = self._last_snapshot = AccountSnapshot(
-            equity=cash, peak_equity=peak, position=position, daily_realized_pnl=daily_realized_pnl,
-        )
+        last = self._last_snapshot = AccountSnapshot(equity=cash, position=position)
         return last

@@ -40,6 +40,10 @@ MAX_COUNT = 10**9
 LIVE_PNL_SLACK = Decimal("1")
 SIDES = ("LONG", "SHORT")
 BREAKER_REASONS = ("max_drawdown", "consecutive_losses", "daily_loss")
+PAPER_BROKER_KIND = "paper_broker"
+"""The ``kind`` of the paper broker's state file (core/state.py's envelope); its content: :func:`check_paper_state`."""
+LIVE_BROKER_KIND = "bitunix_broker"
+"""The ``kind`` of the live broker's state file; its content: :func:`check_live_state`."""
 _SYMBOL = re.compile(r"^[A-Z0-9]{2,20}USDT$")
 _HINT = "move it aside or restore a backup (`la clean --all` starts from scratch); it was left untouched"
 

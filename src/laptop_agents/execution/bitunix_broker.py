@@ -96,6 +96,7 @@ from laptop_agents.core.models import (
     Side,
     Trade,
 )
+from laptop_agents.core.state_schema import LIVE_BROKER_KIND
 from laptop_agents.execution.bitunix_booking import (
     EXIT_WHILE_DOWN,
     LiveBooks,
@@ -114,7 +115,7 @@ from laptop_agents.execution.order_checks import (
 
 log = logging.getLogger("laptop_agents.execution.bitunix_broker")
 
-STATE_KIND = "bitunix_broker"
+STATE_KIND = LIVE_BROKER_KIND
 ORDER_REJECTED = EventName.ORDER_REJECTED
 """Event name for an entry refused by our checks or by the exchange (add to core.events.EventName)."""
 

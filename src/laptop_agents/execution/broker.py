@@ -29,7 +29,7 @@ class Broker(Protocol):
     @property
     def trades(self) -> list[Trade]: ...
 
-    def snapshot(self, daily_realized_pnl: Decimal, peak_equity: Decimal | None) -> AccountSnapshot: ...
+    def snapshot(self) -> AccountSnapshot: ...
     async def on_candle(self, candle: Candle, now: datetime) -> Closed: ...
     async def submit(self, intent: OrderIntent, candle: Candle, now: datetime) -> list[Event]: ...
     async def close_position(self, reason: str, price: Decimal, exit_ts: datetime, now: datetime) -> Closed: ...
@@ -61,8 +61,8 @@ class PaperBrokerPort:
     def trades(self) -> list[Trade]:
         return self.paper.trades
 
-    def snapshot(self, daily_realized_pnl: Decimal, peak_equity: Decimal | None) -> AccountSnapshot:
-        return self.paper.snapshot(daily_realized_pnl, peak_equity)
+    def snapshot(self) -> AccountSnapshot:
+        return self.paper.snapshot()
 
     async def on_candle(self, candle: Candle, now: datetime) -> Closed:
         return self.paper.on_candle(candle, now)

@@ -37,10 +37,10 @@ from laptop_agents.core.ledger import (
     position_opened,
 )
 from laptop_agents.core.models import Candle, OrderIntent, Position, Side, Trade
-from laptop_agents.core.state_schema import check_paper_state
+from laptop_agents.core.state_schema import PAPER_BROKER_KIND, check_paper_state
 
 BPS = Decimal(10000)
-STATE_KIND = "paper_broker"
+STATE_KIND = PAPER_BROKER_KIND
 
 
 @dataclass(frozen=True, slots=True)

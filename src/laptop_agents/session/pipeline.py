@@ -67,8 +67,7 @@ class TradingPipeline:
                 stop = self._after_trade(trade, events, now)
             elif events:
                 bus.publish_all(events)
-            breaker = self.supervisor.breaker.state
-            snapshot = broker.snapshot(breaker.daily_realized_pnl, breaker.peak_equity)
+            snapshot = broker.snapshot()  # the breaker's numbers: the supervisor reads its own breaker
             window = None if self.entry_window is None else self.entry_window()
             decision = self.supervisor.on_candle(candle, snapshot, now, kill_switch=self.kill_switch_active,
                                                  window=window)

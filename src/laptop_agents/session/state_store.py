@@ -13,6 +13,8 @@ from laptop_agents.core.errors import StateError, is_disk_error
 from laptop_agents.core.events import Event, EventName
 from laptop_agents.core.state import StateManager
 from laptop_agents.core.state_schema import (
+    LIVE_BROKER_KIND,
+    PAPER_BROKER_KIND,
     StateInvalid,
     check_breaker_state,
     check_live_state,
@@ -22,7 +24,7 @@ from laptop_agents.core.state_schema import (
 from laptop_agents.resilience.trading_circuit_breaker import BreakerState
 from laptop_agents.session.workspace import BREAKER_STATE_NAME, BROKER_STATE_NAME, Workspace
 
-BROKER_KIND = "paper_broker"
+BROKER_KIND = PAPER_BROKER_KIND  # the default broker's
 BREAKER_KIND = "circuit_breaker"
 
 log = logging.getLogger("laptop_agents.session.state_store")
@@ -106,7 +108,6 @@ def load_breaker_state(
         ) from None
 
 
-LIVE_BROKER_KIND = "bitunix_broker"  # execution/bitunix_broker.py STATE_KIND (not imported: aiohttp is heavy)
 
 
 def check_workspace_state(workspace: Workspace) -> BreakerState | None:
