@@ -12,6 +12,7 @@ second order.
 from __future__ import annotations
 
 import asyncio
+import json
 from decimal import Decimal
 from typing import Any
 
@@ -23,6 +24,7 @@ from laptop_agents.core.models import Side
 from laptop_agents.execution.bitunix_broker import BitunixBroker, LiveBrokerSettings
 from laptop_agents.mock_exchange.ledger_audit import AuditResult, RunRecords, audit
 from laptop_agents.mock_exchange.testing import MockExchangeHandle, running_mock_exchange
+from tests.chaos.harness import ENTRY, Chaos
 from tests.live.conftest import (
     KEY,
     SECRET,
@@ -55,6 +57,10 @@ class _Clock:
 
     def __call__(self) -> float:
         return asyncio.get_running_loop().time() + self.skip
+
+
+def rest_client(mx: MockExchangeHandle, timeout_sec: float = 0.5) -> BitunixRestClient:
+    return BitunixRestClient(rest_config(mx, timeout_sec=timeout_sec), Credentials(KEY, SECRET))
 
 
 def _broker(mx: MockExchangeHandle, clock: _Clock | None = None, timeout_sec: float = 0.5,
@@ -113,36 +119,59 @@ def _audit(mx: MockExchangeHandle, events: list[Any], *brokers: BitunixBroker) -
     return audit(ledger["events"], ledger["accounts"][KEY], records)
 
 
-@pytest.mark.xfail(strict=True, reason="findings.md 'redteam-entry #1': the unknown entry is not in the saved "
-                                       "state, so a restart inside its life sends a second entry")
-def test_restart_while_an_entry_is_unknown_sends_no_second_entry_before_it_can_no_longer_land() -> None:
-    """kill -9 while the entry is parked on its way in; the restart (from the state saved after the send)
-    starts flat and trades at once; then the original lands. It must be found and booked, not doubled."""
+def test_restart_while_an_entry_is_on_its_way_in_sends_no_second_entry_before_it_can_no_longer_land() -> None:
+    """kill -9 while the entry is parked on its way in: the state on disk is the last one the session saved (the
+    write-ahead save right before the send). The restart must not reconcile -- and trade -- while the original
+    can still land: it waits, the original lands meanwhile, and the restart adopts (books) it instead of entering
+    beside it (before the fix: flat at start, a second entry, the original merged into it: 0.02 on the exchange)."""
     with running_mock_exchange(**MX, recv_window_ms=WIDE) as mx:
-        async def scenario() -> tuple[list[Any], BitunixBroker, BitunixBroker]:
+        async def scenario() -> tuple[list[Any], BitunixBroker, BitunixBroker, list[float]]:
             first = _broker(mx, recv_window_ms=WIDE)
             events = list(await first.start(T0))
-            sent, hold_id = await _parked_entry(mx, first)
-            saved = first.to_state()  # what the session persists after the send
-            await first.client.close()  # kill -9
-            second = _broker(mx, recv_window_ms=WIDE)
-            second.restore(saved)
-            events += await second.start(T0)
+            saves = [first.to_state()]  # the save at start
+            first.persist = lambda: saves.append(first.to_state())
             p = price_of(mx)
-            events += await second.submit(intent(Side.LONG, p), candle(p, 1), T0)  # the restart's first signal
-            await asyncio.to_thread(mx.admin.release_holds, "proceed", hold_id)  # the original lands now
-            await _until(lambda: len(ledger_fills(mx)) >= 1 and len(_entries(mx)) >= 1, "the original's fill")
+            mx.admin.set_faults(**HOLD_PLACE)
+            sending = asyncio.ensure_future(first.submit(intent(Side.LONG, p), candle(p), T0))
+            held = await asyncio.to_thread(mx.admin.wait_hold, 10)
+            on_disk = saves[-1]  # kill -9 now: this is what the restart reads
+            await asyncio.wait_for(sending, 30)  # (the killed process's coroutine, finished only to close it)
+            await first.client.close()
+            landed = False
+
+            async def land() -> None:
+                nonlocal landed
+                if not landed:
+                    landed = True
+                    await asyncio.to_thread(mx.admin.release_holds, "proceed", int(held["id"]))
+                    await _until(lambda: bool(ledger_fills(mx)), "the original's fill")
+
+            waits: list[float] = []
+
+            async def sleep(seconds: float) -> None:  # the restart's waits: the original lands during the first
+                waits.append(seconds)
+                await land()
+                await asyncio.sleep(min(seconds, 0.05))
+
+            second = BitunixBroker(rest_client(mx), LiveBrokerSettings(leverage=5, recv_window_ms=WIDE), sleep=sleep)
+            second.restore(on_disk)
+            events += await second.start(T0)
+            if second.position is None:  # flat at start: the restart's first signal enters
+                events += await second.submit(intent(Side.LONG, p), candle(p, 1), T0)
+            await land()
             for minute in (2, 3):
                 closed, _ = await second.on_candle(candle(p, minute), T0)
                 events += closed
             closed, _ = await second.shutdown("shutdown", T0)
-            return events + closed, first, second
+            return events + closed, first, second, waits
 
-        events, first, second = run(scenario)
+        events, first, second, waits = run(scenario)
         entries = _entries(mx)
         assert len(entries) == 1, f"a second entry while the first could still land: {[o['clientId'] for o in entries]}"
+        assert waits and waits[0] > 2 * WIDE / 1000, waits  # it waited out the original's life before reconciling
         result = _audit(mx, events, first, second)
         assert result.ok, result.problems()
+        assert second.adjustments == 0 and second.equity == Decimal(str(mx.admin.account(KEY)["balance"]))
 
 
 def test_entry_that_lands_late_and_is_stopped_out_before_la_looks_again_is_booked_once() -> None:
@@ -292,3 +321,21 @@ def test_close_resent_after_a_lost_answer_lets_no_entry_go_while_its_original_ma
         result = _audit(mx, events, broker)
         assert result.ok, result.problems()
         assert broker.equity == Decimal(str(mx.admin.account(KEY)["balance"]))
+
+
+def test_kill9_while_the_entry_is_on_its_way_in_leaves_it_named_on_disk_and_the_restart_books_it(chaos: Chaos) -> None:
+    """A real `la run --live` killed while its entry is parked on its way in: the state file already names the
+    entry (write-ahead save before the send, wired by the session), the original lands after the death, and
+    the restart books it (adopts the position, closes it at stop): one entry, ledger audit clean."""
+    chaos.setup()
+    chaos.mx.admin.set_faults(rest_hold_next=1, rest_hold_skip=0, rest_hold_paths=ENTRY, rest_hold_phase="before",
+                              rest_hold_s=60)
+    proc = chaos.start("5")
+    held = chaos.mx.admin.wait_hold(90)
+    state = json.loads((chaos.la_env.workspace / "live" / "async_broker_state.json").read_text())
+    chaos.kill9(proc, "killed while its entry was on its way in")
+    chaos.mx.admin.release_holds("proceed")  # the original lands after la died
+    assert (state.get("entry_in_flight") or {}).get("client_id") == held["body"]["clientId"], state
+    chaos.run("0.1", "restart")
+    chaos.assert_invariants()
+    assert len(_entries(chaos.mx)) == 1, [o["clientId"] for o in _entries(chaos.mx)]

@@ -50,6 +50,7 @@ import asyncio
 import contextlib
 import logging
 import secrets as _secrets
+import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -226,6 +227,9 @@ class _PendingEntry:
     lands_until: float = 0.0
     """Monotonic time until which the request may still land (``entry_life_sec`` after its send): until then a
     lookup that finds nothing keeps the entry unknown; after it, absence is proven."""
+    may_land_until: float = 0.0
+    """The same moment on the wall clock (epoch seconds): what the saved state carries (``entry_in_flight``), so a
+    restart after kill -9 waits it out before it reconciles (monotonic time does not survive the process)."""
 
 
 class _EntryMayStillLand(Exception):
@@ -283,6 +287,13 @@ class BitunixBroker(CashAccountView):
         """Why entries are halted (an order identity mismatch); the session stops on it (``check``)."""
         self._stop_until: float | None = None
         self._pending_entry: _PendingEntry | None = None
+        self.persist: Callable[[], None] | None = None
+        """Saves this broker's state (the session's state store): called right before an entry is sent and when it
+        becomes unknown, so the state on disk names an entry that may still land (write-ahead; kill -9 safe)."""
+        self._sending: dict[str, Any] | None = None
+        """The entry being sent (clientId, wall-clock time until which it may land), while its send is in flight."""
+        self._restored_in_flight: dict[str, Any] | None = None
+        """An entry the previous life had in flight (``entry_in_flight`` of its saved state): start() waits it out."""
         self._quiet_until: float | None = None
         """Monotonic time until which an order whose answer was lost (a close re-sent after "not found") may still
         land and execute again under its clientId: no new entry before it, so it finds no position to close."""
@@ -380,6 +391,7 @@ class BitunixBroker(CashAccountView):
     async def start(self, now: datetime) -> list[Event]:
         """Read rules, reconcile with the exchange, set leverage/margin mode. Raises on any doubt."""
         s = self.settings
+        await self._outlive_previous_entry()
         pairs = await self.client.trading_pairs([self.symbol])
         pair = next((p for p in pairs if p.symbol == self.symbol), None)
         self._check_clock()
@@ -462,6 +474,30 @@ class BitunixBroker(CashAccountView):
             )
         )
         return events
+
+    async def _outlive_previous_entry(self) -> None:
+        """The previous life (killed) may have had an entry on its way in: reconcile only once it can no longer
+        land, so the position read below adopts it (or the while-down walk books its round trip) instead of this
+        life entering beside it. Found under its clientId: it landed (one request lands once), nothing to wait
+        for. Otherwise wait until its saved deadline, at most ``entry_life_sec``: a dead process signs nothing, so
+        whatever it sent expires within one life of its death, and its death was before this start."""
+        record, self._restored_in_flight = self._restored_in_flight, None
+        if record is None:
+            return
+        left = min(float(record["may_land_until"]) - time.time(), self.settings.entry_life_sec)
+        if left <= 0:
+            return
+        try:
+            await self.client.get_order_detail(client_id=str(record["client_id"]))
+            return  # it landed: the reconciliation below finds it
+        except OrderNotFoundError:
+            pass
+        except BitunixError as exc:
+            log.warning("could not look up entry %s of the last session (%s); waiting as if it were on its way",
+                        record["client_id"], exc)
+        log.warning("entry %s was on its way to the exchange when the last session ended and is not there yet; "
+                    "waiting %.1fs until it can no longer land before reconciling", record["client_id"], left)
+        await self._sleep(left)
 
     def _check_clock(self) -> None:
         """Refuse to start when the local clock is further from the exchange's than its receive window."""
@@ -680,6 +716,7 @@ class BitunixBroker(CashAccountView):
             tp_order_type=OrderType.MARKET, sl_price=checked.stop_loss, sl_stop_type=self.settings.stop_type,
             sl_order_type=OrderType.MARKET,
         )
+        self._write_ahead(client_id)
         try:
             ack = await self.client.place_order(request, not_before=self._not_before())
             order_id = ack.order_id
@@ -694,6 +731,7 @@ class BitunixBroker(CashAccountView):
         except (TransportError, RateLimitError) as exc:
             # the request (every attempt of it was signed by now) may land on the exchange until this moment
             lands_until = self._monotonic() + self.settings.entry_life_sec
+            may_land_until = time.time() + self.settings.entry_life_sec
             failure = exc  # the lambda below outlives the except clause's name
             try:
                 # did it land? The answer decides whether a fill must be booked: the lookup gets the exits'
@@ -709,7 +747,8 @@ class BitunixBroker(CashAccountView):
                 # and no new entry is sent meanwhile
                 self._pending_entry = _PendingEntry(None, client_id, order_side, intent, checked.stop_loss,
                                                     checked.take_profit, candle, base, now, request,
-                                                    lands_until=lands_until)
+                                                    lands_until=lands_until, may_land_until=may_land_until)
+                self._save()  # no event follows: the state on disk must name the unknown entry now
                 log.critical("entry %s: placement failed (%s) and the lookup failed too (%s); order state unknown: "
                              "la looks it up again before anything else and sends no new entry until then",
                              client_id, exc, lookup_exc)
@@ -719,12 +758,14 @@ class BitunixBroker(CashAccountView):
                 # looked up again before anything else, and no new entry is sent until it is found or cannot land
                 self._pending_entry = _PendingEntry(None, client_id, order_side, intent, checked.stop_loss,
                                                     checked.take_profit, candle, base, now, request,
-                                                    lands_until=lands_until)
+                                                    lands_until=lands_until, may_land_until=may_land_until)
+                self._save()  # no event follows: the state on disk must name the unknown entry now
                 log.warning("entry %s: no answer (%s) and not found on the exchange yet; it may still land, so la "
                             "sends no new entry until it is found or can no longer land (%.0fs)", client_id, exc,
                             self.settings.entry_life_sec)
                 return []
             order_id = found.order_id
+        self._sending = None  # on the exchange now: nothing left that may land later
         events = [
             Event(
                 EventName.ORDER_SUBMITTED, now, order_id=order_id, **{**base, "qty": checked.qty},
@@ -1051,6 +1092,29 @@ class BitunixBroker(CashAccountView):
                 return None  # closed anyway (TP/SL raced us): book it from history
             raise exc
 
+    def _write_ahead(self, client_id: str) -> None:
+        """Before an entry's send: save state naming it, with the latest wall-clock time it may land (every
+        attempt the client may make, then ``entry_life_sec``), so a restart after kill -9 mid-send waits it out."""
+        cfg = getattr(self.client, "config", None)
+        attempts = max(1, cfg.retry.max_attempts) if cfg is not None else 1
+        span = attempts * ((cfg.timeout_sec + cfg.retry.max_delay_sec) if cfg is not None else 0.0)
+        self._sending = {"client_id": client_id,
+                         "may_land_until": round(time.time() + span + self.settings.entry_life_sec, 3)}
+        self._save()
+
+    def _save(self) -> None:
+        if self.persist is not None:
+            self.persist()
+
+    def _entry_in_flight(self) -> dict[str, Any] | None:
+        """The entry that may still land, for the saved state: unknown after a lost answer, or being sent now."""
+        p = self._pending_entry
+        if p is not None and p.order_id is None:
+            return {"client_id": p.client_id, "may_land_until": round(p.may_land_until, 3)}
+        if self._sending is not None and self._inflight is not None and not self._inflight.done():
+            return dict(self._sending)
+        return None
+
     def _may_still_land(self, client_id: str) -> None:
         """An order sent with an unanswered attempt not found on the exchange: its original may land (and, where
         30042 covers only open orders, execute beside its re-send) until ``entry_life_sec`` from now. A
@@ -1308,7 +1372,7 @@ class BitunixBroker(CashAccountView):
     # ------------------------------------------------------------------ persistence
     def to_state(self) -> dict[str, Any]:
         """Plain data for the live state file; holds no credential (not even a fingerprint of the secret)."""
-        return {
+        state = {
             "broker": self.name,
             "symbol": self.symbol,
             **self.books.to_state(),  # the books, entry order, trades, unreported trades
@@ -1318,6 +1382,10 @@ class BitunixBroker(CashAccountView):
             "exchange_seen_at": None if self._newest_seen is None else self._newest_seen.isoformat(),
             "booked_fills": list(self.books.booked),
         }
+        in_flight = self._entry_in_flight()
+        if in_flight is not None:  # only while an entry may still land: the usual state file is unchanged
+            state["entry_in_flight"] = in_flight
+        return state
 
     def restore(self, data: dict[str, Any]) -> None:
         """Load a previous ``to_state()``; :meth:`start` then reconciles it with the exchange."""
@@ -1328,6 +1396,12 @@ class BitunixBroker(CashAccountView):
             self.last_price = None if data.get("last_price") is None else Decimal(data["last_price"])
             self._seq = int(data["seq"])
             self._tag = str(data["client_tag"])
+            in_flight = data.get("entry_in_flight")
+            if in_flight is not None:
+                if not isinstance(in_flight, dict) or not isinstance(in_flight.get("client_id"), str):
+                    raise ValueError("entry_in_flight must name a client_id")
+                float(in_flight["may_land_until"])
+            self._restored_in_flight = in_flight
             seen = data.get("exchange_seen_at", _UNKNOWN)
             self._seen_known = seen is not _UNKNOWN  # older state files: la cannot tell what it had seen
             self._newest_seen = None if seen in (None, _UNKNOWN) else datetime.fromisoformat(str(seen))

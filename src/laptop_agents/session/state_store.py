@@ -75,6 +75,18 @@ class StateStore:
         self.manager.save(BROKER_STATE_NAME, self.broker_kind, self._broker_state(), saved_at=self._now())
         self.writes += 1
 
+    def write_ahead(self) -> None:
+        """Save the broker now, before it sends an order (no event marks that moment): a kill -9 during the send
+        then leaves a state naming the order. A disk error is recorded like an event's save (the session stops)."""
+        try:
+            self.save_broker()
+        except OSError as exc:
+            if not is_disk_error(exc):
+                raise
+            if self.write_error is None:
+                log.error("could not save state before sending an order: %s", exc)
+            self.write_error = exc
+
     def save_breaker(self) -> None:
         self.manager.save(BREAKER_STATE_NAME, BREAKER_KIND, self._breaker_state(), saved_at=self._now())
         self.writes += 1
