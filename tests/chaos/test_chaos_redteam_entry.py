@@ -231,6 +231,7 @@ def test_stop_while_the_entry_is_unknown_waits_for_a_landing_after_its_first_loo
         assert result.ok, result.problems()
 
 
+@pytest.mark.single_dialect  # the bound is la's local clock against the exchange's: no dialect point decides it
 @pytest.mark.xfail(strict=True, reason="findings.md 'redteam-entry #2': the entry's life is measured on the local "
                                        "monotonic clock only; after an exchange clock step it can land later")
 def test_entry_given_up_after_an_exchange_clock_step_cannot_land_beside_the_next_one() -> None:
@@ -323,6 +324,8 @@ def test_close_resent_after_a_lost_answer_lets_no_entry_go_while_its_original_ma
         assert broker.equity == Decimal(str(mx.admin.account(KEY)["balance"]))
 
 
+@pytest.mark.single_dialect  # proves the session's write-ahead wiring (no dialect decides it); the per-dialect
+# booking of a restart's adopted position is test_chaos_kill9's
 def test_kill9_while_the_entry_is_on_its_way_in_leaves_it_named_on_disk_and_the_restart_books_it(chaos: Chaos) -> None:
     """A real `la run --live` killed while its entry is parked on its way in: the state file already names the
     entry (write-ahead save before the send, wired by the session), the original lands after the death, and
