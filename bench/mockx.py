@@ -131,20 +131,18 @@ def setup_live(root: Path, mx: MockExchangeProcess) -> dict[str, str]:
 
 
 def _record_passed_preflight(state_dir: Path, config: Any) -> None:
-    """The live gate requires a passed `la live preflight`; written as the command writes it (no round trip:
-    the benches measure their own orders on the ledger)."""
-    from laptop_agents.execution.preflight import (
-        PREFLIGHT_FILE,
-        PREFLIGHT_STEPS,
-        PreflightReport,
-        preflight_record,
-        write_preflight_record,
-    )
+    """The live gate requires a passed `la live preflight`; written and sealed as the command writes it (no round
+    trip: the benches measure their own orders on the ledger)."""
+    from laptop_agents.execution.preflight import PREFLIGHT_STEPS, PreflightReport
     from laptop_agents.security.credentials_file import api_key_fingerprint
+    from laptop_agents.security.preflight_seal import preflight_key
+    from laptop_agents.session.preflight import PREFLIGHT_FILE, preflight_record, write_preflight_record
 
     report = PreflightReport(symbol=config.strategy.symbol, steps=list(PREFLIGHT_STEPS),
-                             observed={"closing_fill_side": "position", "trade_side_field": True,
-                                       "position_mode": "ONE_WAY"})
+                             observed={"tpsl_orders_per_entry": 1, "closing_fill_side": "position",
+                                       "trade_side_field": True, "position_mode": "ONE_WAY"},
+                             wallet_before="10000", wallet_after="10000")
     state_dir.mkdir(parents=True, exist_ok=True)
     write_preflight_record(state_dir / PREFLIGHT_FILE,
-                           preflight_record(report, api_key_fingerprint(KEY), config.config_hash, datetime.now(UTC)))
+                           preflight_record(report, api_key_fingerprint(KEY), config.config_hash, datetime.now(UTC),
+                                            preflight_key(SECRET)))
