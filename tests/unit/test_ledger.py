@@ -128,9 +128,12 @@ def test_a_paper_ledger_has_no_wallet_and_a_wrong_equity_is_named() -> None:
         PaperBroker.from_state(SETTINGS, data)
 
 
-def test_the_live_broker_borrows_nothing_from_the_paper_broker() -> None:
+def test_the_live_broker_parts_borrow_nothing_from_the_paper_broker() -> None:
     """Bookkeeping is shared through core/ledger.py, never borrowed from PaperBroker's module."""
-    tree = ast.parse((SRC / "execution" / "bitunix_broker.py").read_text())
-    imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
-    imported |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
-    assert not {m for m in imported if m.startswith("laptop_agents.paper")}
+    parts = sorted((SRC / "execution").glob("bitunix_*.py"))
+    assert len(parts) >= 2
+    for path in parts:
+        tree = ast.parse(path.read_text())
+        imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
+        imported |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+        assert not {m for m in imported if m.startswith("laptop_agents.paper")}, path.name

@@ -42,21 +42,35 @@ differences are where the truth lives and what can go wrong:
   exit path (never paused by the API circuit breaker) and retry with backoff for
   ``stop_budget_sec`` (the session's ``shutdown_grace_sec``), with a fresh HTTP
   session after repeated transport failures.
+
+The class is composed of parts, one job each, so each safety rule has one home:
+
+* :mod:`~laptop_agents.execution.bitunix_orders` (:class:`OrderExecution`): order identity, sending, the lookup
+  after an ambiguous answer, waiting for an order's end, the exit path's retries;
+* :mod:`~laptop_agents.execution.bitunix_reconcile` (:class:`Reconciliation`): start-up reconciliation and
+  exits read from the exchange's history;
+* :mod:`~laptop_agents.execution.bitunix_booking` (:class:`LiveBooks`, pure): fills booked into the ledger
+  exactly once;
+* :mod:`~laptop_agents.execution.bitunix_settings`: the settings and the errors they all share.
+
+This module keeps what the session calls: entries (submit, the pending entry), the per-candle check, closing,
+flattening and shutdown, persistence. Order execution and reconciliation are bases rather than held objects
+because they share one account's client, settings and clocks, which the watchdog swaps for a fresh event loop's
+(:meth:`BitunixBroker.close_all_blocking`); the books are a held object (pure, swapped whole on restore).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import secrets as _secrets
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import Any
 
 from laptop_agents.bitunix import (
     BitunixError,
@@ -66,27 +80,17 @@ from laptop_agents.bitunix import (
     InsufficientBalanceError,
     InvalidRequestError,
     LastPrice,
-    MarginMode,
-    OrderInfo,
-    OrderNotFoundError,
     OrderRejectedError,
     OrderSide,
     OrderType,
     PlaceOrderRequest,
-    PositionInfo,
-    PositionMode,
-    PositionNotFoundError,
-    PositionSide,
     PrivateStream,
     RateLimitError,
-    StopType,
     TradeInfo,
     TransportError,
     exit_path,
-    order_mismatch,
 )
 from laptop_agents.core.account import CashAccountView
-from laptop_agents.core.errors import ExitCode, LaError
 from laptop_agents.core.events import Event, EventName
 from laptop_agents.core.ledger import LedgerError, money
 from laptop_agents.core.models import (
@@ -94,18 +98,20 @@ from laptop_agents.core.models import (
     Candle,
     OrderIntent,
     Position,
-    Side,
     Trade,
 )
 from laptop_agents.core.state_schema import LIVE_BROKER_KIND
-from laptop_agents.execution.bitunix_booking import (
-    EXIT_WHILE_DOWN,
-    LiveBooks,
-    fills_covering,
-    is_closing_fill,
-    trade_key,
-    vwap,
-    wallet_balance,
+from laptop_agents.execution.bitunix_booking import EXIT_WHILE_DOWN, LiveBooks, vwap
+from laptop_agents.execution.bitunix_orders import close_request, rejection_reason
+from laptop_agents.execution.bitunix_reconcile import Closed, Reconciliation
+from laptop_agents.execution.bitunix_settings import (
+    ClockSkewError,
+    LiveBrokerError,
+    LiveBrokerSettings,
+    NotFlatError,
+    OrderIdentityError,
+    OtherInstanceError,
+    ReconcileError,
 )
 from laptop_agents.execution.health import BrokerHealth
 from laptop_agents.execution.order_checks import (
@@ -120,91 +126,15 @@ STATE_KIND = LIVE_BROKER_KIND
 ORDER_REJECTED = EventName.ORDER_REJECTED
 """Event name for an entry refused by our checks or by the exchange (add to core.events.EventName)."""
 
-Closed = tuple[list[Event], Trade | None]
-T = TypeVar("T")
 _UNKNOWN = object()
-CLOCK_TOLERANCE = timedelta(seconds=1)
-"""Exchange timestamps may be coarser than our ordering needs (seconds vs milliseconds)."""
 
-
-class LiveBrokerError(LaError):
-    """The live broker cannot continue safely (start-up, reconciliation, ambiguous order state)."""
-
-    exit_code = ExitCode.INTERNAL_ERROR
-
-
-class ReconcileError(LiveBrokerError):
-    """Local and exchange state disagree in a way we must not guess about."""
-
-    exit_code = ExitCode.STATE_ERROR
-
-
-class NotFlatError(LiveBrokerError):
-    """Shutdown could not verify that the account has no position and no open order."""
-
-    exit_code = ExitCode.NOT_FLAT
-
-
-class OrderIdentityError(ReconcileError):
-    """An order found under our clientId is not the one we sent: entries halt, the session stops (exit 8)."""
-
-
-class OtherInstanceError(ReconcileError):
-    """Orders or a position on the exchange carry another la instance's tag: two sessions on one account."""
-
-
-class ClockSkewError(LiveBrokerError):
-    """The local clock is further from the exchange's than its receive window: refuse to start."""
-
-    exit_code = ExitCode.CLOCK_SKEW
-
-
-@dataclass(frozen=True)
-class LiveBrokerSettings:
-    """How the broker trades; values the operator chooses (leverage is capped by the hard limits upstream)."""
-
-    symbol: str = "BTCUSDT"
-    leverage: int = 5
-    margin_mode: MarginMode = MarginMode.ISOLATION
-    margin_coin: str = "USDT"
-    client_id_prefix: str = "la"
-    stop_type: StopType = StopType.LAST_PRICE
-    fill_poll_interval_sec: float = 0.1
-    fill_timeout_sec: float = 10.0
-    flat_verify_attempts: int = 5
-    flat_verify_interval_sec: float = 0.2
-    history_page_limit: int = 100
-    stop_budget_sec: float = 10.0
-    """How long exits (close, cancel, verify flat, book) keep retrying a failing exchange, with backoff."""
-    stop_backoff_max_sec: float = 1.0
-    blind_stop_sec: float = 30.0
-    """How long the open position (or an unbooked entry) may go unchecked because every candle's check with the
-    exchange fails: a blip shorter than this is retried next candle; an outage longer stops the session (exit 12,
-    then the exits flatten). The session binds it to ``session.stale_data_timeout_sec``: blind to the account is
-    tolerated no longer than blind to the market."""
-    recv_window_ms: int = 5000
-    """The exchange's timestamp tolerance (undocumented; a few seconds): a larger clock skew refuses start-up."""
-
-    @property
-    def entry_life_sec(self) -> float:
-        """How long after its send an entry whose answer never came may still land on the exchange.
-
-        The exchange refuses a request whose signed timestamp is further than its receive window from its own
-        clock, and ours may lead it by up to one window (a larger skew refuses start): two windows and a second
-        after the send, the request can no longer be accepted. Before that, a lookup that finds nothing proves
-        nothing (the request may be held on its way in), so the entry stays unknown and nothing new is sent."""
-        return 2 * self.recv_window_ms / 1000 + 1.0
-
-    def __post_init__(self) -> None:
-        if not self.client_id_prefix.isalnum() or len(self.client_id_prefix) > 8:
-            raise ValueError("client_id_prefix must be 1-8 alphanumeric characters")
-        if self.leverage < 1:
-            raise ValueError("leverage must be >= 1")
-        if not self.blind_stop_sec > 0:
-            raise ValueError("blind_stop_sec must be > 0")
-
-
-_SIDE_OF_POSITION = {PositionSide.LONG: Side.LONG, PositionSide.SHORT: Side.SHORT}
+__all__ = [
+    "EXIT_WHILE_DOWN", "ORDER_REJECTED", "STATE_KIND", "BitunixBroker", "ClockSkewError", "LiveBrokerError",
+    "LiveBrokerSettings", "NotFlatError", "OrderIdentityError", "OtherInstanceError", "ReconcileError",
+    "close_request",
+]
+"""The live broker's public face: the broker, its settings, its errors (the session maps them to exit codes),
+its event and exit-reason names."""
 
 
 @dataclass
@@ -236,7 +166,7 @@ class _EntryMayStillLand(Exception):
     """Not found under its clientId, but the request may still land: the entry stays unknown (not a failure)."""
 
 
-class BitunixBroker(CashAccountView):
+class BitunixBroker(Reconciliation, CashAccountView):
     """One symbol, one-way position mode, at most one open position (like PaperBroker)."""
 
     name = "bitunix"
@@ -344,275 +274,6 @@ class BitunixBroker(CashAccountView):
             problems.append(self.not_flat)
         return BrokerHealth(self.name, tuple(problems), (("api_circuit", state), ("api_failures_in_a_row", failures),
                                                         ("failed_position_checks", self._blind_checks)))
-
-    # ------------------------------------------------------------------ ids
-    def _next_client_id(self) -> str:
-        """Unique across restarts and crashes: persisted tag + per-start run token + sequence (<= 30 chars)."""
-        self._seq += 1
-        return f"{self.settings.client_id_prefix}{self._tag}{self._run}{self._seq:06d}"
-
-    def _saw(self, when: datetime | None) -> None:
-        if when is not None and (self._newest_seen is None or when > self._newest_seen):
-            self._newest_seen = when
-
-    def _halt(self, why: str) -> None:
-        """Stop entering: the exchange holds an order under our clientId that we did not send."""
-        if self.halted is None:
-            self.halted = why
-            log.critical("ENTRIES HALTED: %s; check the account's orders on the exchange before restarting", why)
-
-    def _is_ours(self, client_id: str | None) -> bool:
-        return bool(client_id) and str(client_id).startswith(self.settings.client_id_prefix)
-
-    def _tag_of(self, client_id: str | None) -> str:
-        start = len(self.settings.client_id_prefix)
-        return str(client_id or "")[start:start + len(self._tag)]
-
-    def _other_instance(self, client_id: str | None) -> bool:
-        """An la clientId (our prefix) carrying another instance's tag: another session on this account."""
-        return self._is_ours(client_id) and self._tag_of(client_id) != self._tag
-
-    def _refuse_other_instance_position(self, exch: PositionInfo, trades: Iterable[TradeInfo]) -> None:
-        """A position la does not know of, opened (newest opening fill) by an la with another tag: refuse."""
-        side = _SIDE_OF_POSITION[exch.side]
-        opening = [t for t in trades if t.symbol == self.symbol and t.side is OrderSide(side.entry_order_side)
-                   and self._is_ours(t.client_id)]
-        if not opening:
-            return  # opened by hand (or beyond the page): adopted, as always
-        newest = max(opening, key=trade_key)
-        if self._other_instance(newest.client_id):
-            raise OtherInstanceError(
-                f"position {exch.position_id} on {self.symbol} was opened by another la instance (tag "
-                f"{self._tag_of(newest.client_id)}, order {newest.order_id}): another session trades this account; "
-                "stop it first (or close the position on the exchange if that session is gone)"
-            )
-
-    # ------------------------------------------------------------------ start-up
-    async def start(self, now: datetime) -> list[Event]:
-        """Read rules, reconcile with the exchange, set leverage/margin mode. Raises on any doubt."""
-        s = self.settings
-        await self._outlive_previous_entry()
-        pairs = await self.client.trading_pairs([self.symbol])
-        pair = next((p for p in pairs if p.symbol == self.symbol), None)
-        self._check_clock()
-        if pair is None:
-            raise LiveBrokerError(f"exchange does not list {self.symbol}")
-        self.rules = SymbolRules.from_pair(pair)
-        if not self.rules.tradable:
-            raise LiveBrokerError(f"{self.symbol} is not open for trading on the exchange ({pair.status})")
-        if not self.rules.min_leverage <= s.leverage <= self.rules.max_leverage:
-            raise LiveBrokerError(
-                f"leverage {s.leverage} is outside {self.symbol}'s range {self.rules.min_leverage}-{self.rules.max_leverage}"
-            )
-        account = await self.client.account(s.margin_coin)
-        if account.position_mode is PositionMode.HEDGE:
-            raise LiveBrokerError("the account is in HEDGE position mode; this broker trades ONE_WAY only")
-        positions = [p for p in await self.client.get_pending_positions(self.symbol) if p.symbol == self.symbol]
-        orders = [o for o in (await self.client.get_pending_orders(self.symbol, limit=100)).orders if o.status.is_open]
-        since = self._newest_seen  # restored: the exchange time of the newest record the last life had seen
-        history = await self.client.get_history_trades(self.symbol, limit=self.settings.history_page_limit)
-        for seen in (*(o.created for o in orders), *(t.created for t in history.trades)):
-            self._saw(seen)  # an order created before these is not one we are about to send
-        events: list[Event] = []
-        details: dict[str, Any] = {}
-        foreign = [o for o in orders if not self._is_ours(o.client_id)]
-        if foreign:
-            raise ReconcileError(
-                f"{len(foreign)} open order(s) on {self.symbol} not placed by la (e.g. orderId {foreign[0].order_id}); "
-                "cancel them on the exchange before starting a live session"
-            )
-        # la saves its state (with its instance tag) at start, so la orders or an la-opened position that carry
-        # another tag -- or any la tag when this workspace has no state at all -- are another session's
-        others = [o for o in orders if self._other_instance(o.client_id)]
-        if others:
-            raise OtherInstanceError(
-                f"{len(others)} open order(s) on {self.symbol} carry another la instance's tag "
-                f"({self._tag_of(others[0].client_id)}, e.g. clientId {others[0].client_id}): another session trades "
-                "this account; stop it first (or cancel its orders on the exchange if it is gone)"
-            )
-        if orders:
-            result = await self.client.cancel_orders(self.symbol, order_ids=[o.order_id for o in orders])
-            if result.failed:
-                first = result.failed[0]
-                raise ReconcileError(
-                    f"could not cancel stale order {first.order_id} on {self.symbol}: {first.error_msg}"
-                )
-            details["cancelled_stale_orders"] = [o.client_id for o in orders]
-            log.warning("cancelled %d stale la order(s) left open on %s", len(orders), self.symbol)
-        if len(positions) > 1:
-            raise ReconcileError(f"{len(positions)} positions open on {self.symbol}; expected at most one")
-        exchange_pos = positions[0] if positions else None
-        if exchange_pos is not None and (self.position is None or self.position.position_id != exchange_pos.position_id):
-            self._refuse_other_instance_position(exchange_pos, history.trades)
-        skip = {self.books.entry_order_id} if self.books.entry_order_id else set()
-        events += await self._reconcile_position(exchange_pos, now, details)
-        if self._restored and self._seen_known:
-            walked = await self._book_while_down(since, skip | set(self.books.booked), now, details)
-            events += walked
-            if walked and "adopted_position" in details:
-                await self._drop_adopted_if_booked(details)
-        if exchange_pos is None:
-            await self.client.change_margin_mode(self.symbol, s.margin_mode, s.margin_coin)
-            await self.client.change_leverage(self.symbol, s.leverage, s.margin_coin)
-        else:
-            log.warning(
-                "position open on %s: leverage/margin mode left as the exchange has them (%s, %sx)",
-                self.symbol, exchange_pos.margin_mode, exchange_pos.leverage,
-            )
-        wallet = wallet_balance(account)  # cancelling stale orders frees margin but does not change the wallet
-        if not self._restored:
-            self.ledger.start_from_wallet(wallet)  # an adopted position's fee counts into the starting equity
-        else:
-            self.books.adopt_wallet(wallet, "start-up")
-        self.started = True
-        events.append(
-            Event(
-                EventName.STATE_RESTORED, now, source="exchange", broker=self.name, symbol=self.symbol,
-                equity=self.cash, position_id=self.position.position_id if self.position else None,
-                position_side=self.position.side if self.position else None,
-                qty=self.position.qty if self.position else None, **details,
-            )
-        )
-        return events
-
-    async def _outlive_previous_entry(self) -> None:
-        """The previous life (killed) may have had an entry on its way in: reconcile only once it can no longer
-        land, so the position read below adopts it (or the while-down walk books its round trip) instead of this
-        life entering beside it. Found under its clientId: it landed (one request lands once), nothing to wait
-        for. Otherwise wait until its saved deadline, at most ``entry_life_sec``: a dead process signs nothing, so
-        whatever it sent expires within one life of its death, and its death was before this start."""
-        record, self._restored_in_flight = self._restored_in_flight, None
-        if record is None:
-            return
-        left = min(float(record["may_land_until"]) - time.time(), self.settings.entry_life_sec)
-        if left <= 0:
-            return
-        try:
-            await self.client.get_order_detail(client_id=str(record["client_id"]))
-            return  # it landed: the reconciliation below finds it
-        except OrderNotFoundError:
-            pass
-        except BitunixError as exc:
-            log.warning("could not look up entry %s of the last session (%s); waiting as if it were on its way",
-                        record["client_id"], exc)
-        log.warning("entry %s was on its way to the exchange when the last session ended and is not there yet; "
-                    "waiting %.1fs until it can no longer land before reconciling", record["client_id"], left)
-        await self._sleep(left)
-
-    def _check_clock(self) -> None:
-        """Refuse to start when the local clock is further from the exchange's than its receive window."""
-        clock = getattr(getattr(self.client, "transport", None), "clock", None)
-        if clock is None or not clock.known:
-            return
-        offset = clock.offset_ms
-        if clock.least_skew_ms > self.settings.recv_window_ms:  # certainly beyond it, not just maybe
-            raise ClockSkewError(
-                f"the local clock is {abs(offset) / 1000:.1f}s {'behind' if offset > 0 else 'ahead of'} the "
-                f"exchange's (receive window {self.settings.recv_window_ms / 1000:.0f}s); sync it "
-                "(e.g. `timedatectl set-ntp true` or chronyc makestep) and start again"
-            )
-        if offset:
-            log.warning("the exchange's clock is %+.1fs from the local one; signing with the exchange's time",
-                        offset / 1000)
-
-    async def _book_while_down(self, since: datetime | None, skip: set[str], now: datetime,
-                               details: dict[str, Any]) -> list[Event]:
-        """Round trips the exchange opened and closed while la was down, booked as trades (``exchange_while_down``).
-
-        kill -9 between an entry's send and the next state save, then the exchange-side TP/SL closes it: the
-        restart finds no position and the round trip would show only as a wallet "adjustment". The fills after
-        the last exchange time la had recorded (``since``), minus those booked already (``skip``), are walked
-        in exchange order in one-way mode (the net position returns to zero = one round trip). Only round trips
-        whose entry is one of our orders (our clientId prefix and tag) are booked; anything else stays an
-        adjustment, as before. The position still open at the end (if any) is the adoption path's.
-        """
-        start_ms = None if since is None else int(since.timestamp() * 1000)  # None: the last life saw nothing yet
-        page = await self.client.get_history_trades(self.symbol, start_time=start_ms,
-                                                    limit=self.settings.history_page_limit)
-        fills = sorted((t for t in page.trades
-                        if t.symbol == self.symbol and (since is None or (t.created is not None and t.created > since))
-                        and t.trade_id not in skip and t.order_id not in skip),
-                       key=trade_key)
-        events: list[Event] = []
-        ours = f"{self.settings.client_id_prefix}{self._tag}"
-        net = ZERO
-        opening: list[TradeInfo] = []
-        closing: list[TradeInfo] = []
-        for t in fills:
-            signed = t.qty if t.side is OrderSide.BUY else -t.qty
-            if net and t.reduce_only and (signed > 0) == (net > 0):
-                signed = -signed  # a reduce-only fill reported with the position's side (a dialect)
-            if not net or (signed > 0) == (net > 0):
-                opening.append(t)
-            else:
-                closing.append(t)
-            net += signed
-            if net:
-                continue
-            if opening and (opening[0].client_id or "").startswith(ours):
-                event = self.books.book_round_trip(opening, closing, now)
-                if event is not None:
-                    events.append(event)
-                    for f in opening + closing:
-                        self._saw(f.created)
-            opening, closing = [], []
-        if events:
-            details["booked_while_down"] = [e.data["trade_id"] for e in events]
-            log.warning("booked %d round trip(s) the exchange completed while la was down (reason %s)",
-                        len(events), EXIT_WHILE_DOWN)
-        return events
-
-    async def _drop_adopted_if_booked(self, details: dict[str, Any]) -> None:
-        """The position adopted from the first read may have closed before the walk's history read (its TP/SL
-        fired during reconciliation): the walk booked that round trip, so the adoption is stale. Re-read; if it
-        is gone and its closing fills are booked, drop it (nothing left to book for it)."""
-        pos = self.position
-        if pos is None or await self._exchange_position() is not None:
-            return
-        closing, booked = await self._closing_trades_split(pos)
-        if booked and not closing:
-            self.books.forget(pos)
-            details.pop("adopted_position", None)
-            details["adopted_then_booked"] = pos.position_id
-
-    async def _reconcile_position(self, exch: PositionInfo | None, now: datetime, details: dict[str, Any]) -> list[Event]:
-        local = self.position
-        if exch is None:
-            if local is None:
-                return []
-            # closed while we were away (TP/SL, liquidation, manual): book it from the exchange's history
-            details["closed_while_offline"] = local.position_id
-            events, _ = await self._book_exit(local, None, "closed_while_offline", now, now)
-            return events
-        side = _SIDE_OF_POSITION[exch.side]
-        entry_price = exch.avg_open_price or (exch.entry_value / exch.qty if exch.entry_value and exch.qty else None)
-        if entry_price is None:
-            raise ReconcileError(f"position {exch.position_id} has no entry price; cannot adopt it")
-        if local is not None and local.position_id == exch.position_id:
-            local.qty = exch.qty
-            local.entry_price = entry_price
-            details["resumed_position"] = exch.position_id
-            return []
-        if local is not None:
-            # ours closed, another one opened (by hand?) meanwhile: book ours, then adopt the new one
-            events, _ = await self._book_exit(local, None, "closed_while_offline", now, now)
-        else:
-            events = []
-        stop, target = ZERO, ZERO
-        adopted = Position(
-            position_id=exch.position_id, side=side, qty=exch.qty, entry_price=entry_price,
-            entry_ts=exch.created or now, entry_fee=money(exch.fee or ZERO), stop_loss=stop, take_profit=target,
-        )
-        # restored books: the adopted position's entry fee is already out of the wallet: book it like an entry;
-        # fresh books start from the wallet and count it into the starting equity (start_from_wallet)
-        self.books.adopt(adopted, charge_fee=self._restored)
-        details["adopted_position"] = exch.position_id
-        log.warning(
-            "adopted %s position %s (%s @ %s) from the exchange; its TP/SL are unknown to la and stay as the "
-            "exchange has them; the strategy's exits (max hold, kill switch, shutdown) manage it",
-            side.value, exch.position_id, exch.qty, entry_price,
-        )
-        return events
 
     # ------------------------------------------------------------------ entries
     async def submit(self, intent: OrderIntent, candle: Candle, now: datetime) -> list[Event]:
@@ -725,7 +386,7 @@ class BitunixBroker(CashAccountView):
             return [Event(ORDER_REJECTED, now, **base, reason="order_identity", code=exc.code, message=str(exc),
                           sent=True)]
         except (InsufficientBalanceError, OrderRejectedError, InvalidRequestError, ExchangeUnavailableError) as exc:
-            reason = _rejection_reason(exc)
+            reason = rejection_reason(exc)
             log.warning("entry %s rejected: %s", client_id, exc)
             return [Event(ORDER_REJECTED, now, **base, reason=reason, code=exc.code, message=str(exc), sent=True)]
         except (TransportError, RateLimitError) as exc:
@@ -862,113 +523,6 @@ class BitunixBroker(CashAccountView):
                         pending.order_id)
         return events
 
-    async def _round_trip_trades(self, order: OrderInfo, side: Side) -> tuple[list[TradeInfo], list[TradeInfo], str]:
-        """The entry's fills and the fills that closed it again, from the symbol's trade history.
-
-        One-way mode and one position at a time: the exit-side fills that follow the entry's last fill, in
-        exchange order (time, then tradeId), reduce that position until it is flat. History can lag the
-        position table, so a short fall is re-read a few times; a query failure raises, never "flat".
-        """
-        limit = self.settings.history_page_limit
-        found = "no entry fills"
-        for attempt in range(self.settings.flat_verify_attempts):
-            page = await self.client.get_history_trades(self.symbol, order_id=order.order_id, limit=limit)
-            entry = sorted((t for t in page.trades if t.order_id == order.order_id), key=trade_key)
-            if sum((t.qty for t in entry), ZERO) >= order.filled_qty and entry:
-                last = trade_key(entry[-1])
-                first_time = entry[0].created or order.created
-                start_ms = int(first_time.timestamp() * 1000) if first_time is not None else None
-                later = await self.client.get_history_trades(self.symbol, start_time=start_ms, limit=limit)
-                closing = fills_covering(
-                    (t for t in sorted(later.trades, key=trade_key)
-                     if is_closing_fill(t, side, order.order_id) and trade_key(t) > last),
-                    order.filled_qty,
-                )
-                closed_qty = sum((t.qty for t in closing), ZERO)
-                if closed_qty == order.filled_qty:
-                    return entry, closing, self._round_trip_position_id(entry + closing, side, order)
-                found = f"closing fills for {closed_qty} of {order.filled_qty}"
-            else:
-                found = f"entry fills for {sum((t.qty for t in entry), ZERO)} of {order.filled_qty}"
-            if attempt + 1 < self.settings.flat_verify_attempts:
-                await self._sleep(self.settings.flat_verify_interval_sec)
-        raise ReconcileError(
-            f"entry {order.order_id} filled but no position is open on {self.symbol}, and the exchange's trade "
-            f"history does not explain it ({found}); check the account on the exchange"
-        )
-
-    def _round_trip_position_id(self, trades: list[TradeInfo], side: Side, order: OrderInfo) -> str:
-        """The exchange's positionId if a record carries it (trade or private CLOSE push), else the entry order's."""
-        ids = {t.position_id for t in trades if t.position_id}
-        if len(ids) == 1:
-            return ids.pop()
-        if self.stream is not None:
-            known = {t.trade_id for t in self.trades}
-            opened = min((t.created for t in trades if t.created is not None), default=None)
-            for push in reversed(self.stream.closed_positions.values()):
-                if (push.symbol == self.symbol and _SIDE_OF_POSITION.get(push.side) is side
-                        and push.position_id not in known
-                        and (opened is None or push.created is None or push.created >= opened)):
-                    return push.position_id
-        return f"order-{order.order_id}"
-
-    def _not_before(self) -> datetime | None:
-        return None if self._newest_seen is None else self._newest_seen - CLOCK_TOLERANCE
-
-    async def _lookup_after_failure(self, request: PlaceOrderRequest, exc: BitunixError) -> OrderInfo | None:
-        """After retries ran out on place_order: did it land? Ask by clientId (the exchange is the truth).
-
-        A found order counts only if it is the one we sent (:func:`order_mismatch`); otherwise
-        :class:`OrderIdentityError`: we must not adopt, book or retry on someone else's order.
-        """
-        client_id = request.client_id
-        assert client_id is not None
-        try:
-            order = await self.client.get_order_detail(client_id=client_id)
-        except OrderNotFoundError:
-            log.warning("order %s not placed after transport failure (%s)", client_id, exc)
-            return None
-        except (TransportError, RateLimitError, ExchangeUnavailableError):
-            raise  # transient: the caller retries or keeps the entry pending
-        except BitunixError as lookup_exc:
-            raise LiveBrokerError(
-                f"order {client_id}: placement failed ({exc}) and the lookup failed too ({lookup_exc}); "
-                "order state unknown, stopping"
-            ) from None
-        why = order_mismatch(order, request, self._not_before())
-        if why is not None:
-            raise OrderIdentityError(
-                f"order {client_id}: the exchange's order {order.order_id} under our clientId is not the one we sent "
-                f"({why}); stopping"
-            )
-        log.warning("order %s was placed despite the failed response (orderId %s)", client_id, order.order_id)
-        self._saw(order.created)
-        return order
-
-    async def _await_terminal(self, order_id: str) -> OrderInfo:
-        """Wait for the order to finish: the private push rings first if the stream is up, REST confirms."""
-        deadline = self._monotonic() + self.settings.fill_timeout_sec
-        source = "poll"
-        if self.stream is not None and self.stream.connected:
-            push = await self.stream.wait_order_terminal(order_id, self.settings.fill_timeout_sec / 2)
-            source = "ws" if push is not None else "poll"
-        while True:
-            order = await self.client.get_order_detail(order_id=order_id)
-            if not order.status.is_open:
-                self.fill_notices[source] += 1
-                self._saw(order.created)
-                return order
-            source = "poll"
-            if self._monotonic() >= deadline:
-                raise LiveBrokerError(f"order {order_id} still {order.status.value} after {self.settings.fill_timeout_sec}s")
-            await self._sleep(self.settings.fill_poll_interval_sec)
-
-    async def _exchange_position(self) -> PositionInfo | None:
-        positions = [p for p in await self.client.get_pending_positions(self.symbol) if p.symbol == self.symbol]
-        if len(positions) > 1:
-            raise ReconcileError(f"{len(positions)} positions open on {self.symbol}; expected at most one")
-        return positions[0] if positions else None
-
     # ------------------------------------------------------------------ exits
     async def on_candle(self, candle: Candle, now: datetime) -> Closed:
         """Age the position; if the exchange closed it (TP/SL/liquidation), book the exit."""
@@ -1052,46 +606,6 @@ class BitunixBroker(CashAccountView):
                                      lambda: self._await_terminal(close_order_id))
             return await self._book_exit(pos, close_order_id, reason, exit_ts, now)
 
-    async def _send_close(self, pos: Position, request: PlaceOrderRequest) -> str | None:
-        """One try at the close order: its id, or None when the position is already gone.
-
-        After an ambiguous failure the order is looked up by clientId: found (and ours) → its id; proven absent
-        and the position still open → the transport error again, so :meth:`_retrying` sends it once more
-        (same clientId; reduce-only, so it can never open a position). A lookup that fails is retried too.
-        """
-        client_id = request.client_id
-        assert client_id is not None
-        try:
-            ack = await self.client.place_order(request, not_before=self._not_before())
-            if ack.resent:
-                self._may_still_land(client_id)
-            return ack.order_id
-        except DuplicateClientIdError as exc:
-            self._halt(f"close {client_id}: {exc}")
-            raise OrderIdentityError(f"closing position {pos.position_id}: {exc}") from None
-        except (PositionNotFoundError, OrderRejectedError) as exc:
-            if await self._exchange_position() is not None:
-                raise LiveBrokerError(f"closing position {pos.position_id} was rejected: {exc}") from None
-            log.info("position %s was already closed on the exchange (%s)", pos.position_id, exc)
-            return None
-        except (TransportError, RateLimitError) as exc:
-            try:
-                found: OrderInfo | None = await self.client.get_order_detail(client_id=client_id)
-            except OrderNotFoundError:
-                found = None
-            if found is not None:
-                why = order_mismatch(found, request, self._not_before())
-                if why is not None:
-                    self._halt(f"close {client_id}: the exchange's order {found.order_id} is not ours ({why})")
-                    raise OrderIdentityError(f"closing position {pos.position_id}: order {found.order_id} under "
-                                             f"our clientId {client_id} is not ours ({why})") from None
-                log.warning("close order %s landed despite the failed answer (orderId %s)", client_id, found.order_id)
-                return found.order_id
-            self._may_still_land(client_id)  # not found proves nothing: the original may still be on its way in
-            if await self._exchange_position() is None:
-                return None  # closed anyway (TP/SL raced us): book it from history
-            raise exc
-
     def _write_ahead(self, client_id: str) -> None:
         """Before an entry's send: save state naming it, with the latest wall-clock time it may land (every
         attempt the client may make, then ``entry_life_sec``), so a restart after kill -9 mid-send waits it out."""
@@ -1114,134 +628,6 @@ class BitunixBroker(CashAccountView):
         if self._sending is not None and self._inflight is not None and not self._inflight.done():
             return dict(self._sending)
         return None
-
-    def _may_still_land(self, client_id: str) -> None:
-        """An order sent with an unanswered attempt not found on the exchange: its original may land (and, where
-        30042 covers only open orders, execute beside its re-send) until ``entry_life_sec`` from now. A
-        reduce-only close cannot open anything, but landing late it would close the next position: no entry
-        before then."""
-        self._quiet_until = self._monotonic() + self.settings.entry_life_sec
-        log.warning("order %s: an unanswered attempt may still land for %.0fs; no new entry until then", client_id,
-                    self.settings.entry_life_sec)
-
-    @contextlib.contextmanager
-    def _exit_budget(self) -> Iterator[None]:
-        """Run an exit: bypass the API circuit breaker and allow ``stop_budget_sec`` of retries (outermost wins)."""
-        fresh = self._stop_until is None
-        if fresh:
-            self._stop_until = self._monotonic() + self.settings.stop_budget_sec
-        try:
-            with exit_path():
-                yield
-        finally:
-            if fresh:
-                self._stop_until = None
-
-    def _stop_remaining(self) -> float:
-        return 0.0 if self._stop_until is None else self._stop_until - self._monotonic()
-
-    async def _fresh_connections(self, failures: int, exc: BaseException) -> None:
-        """After every third transport failure in a row, drop the HTTP connection pool (dead sockets)."""
-        if isinstance(exc, TransportError) and failures % 3 == 0:
-            reset = getattr(getattr(self.client, "transport", None), "reset_session", None)
-            if reset is not None:
-                await reset()
-
-    async def _retrying(self, what: str, call: Callable[[], Awaitable[T]]) -> T:
-        """``call()``, retried with backoff on transient exchange failures while the exit budget lasts.
-
-        Outside an exit (no budget) it is a single call. Failures that are answers (rejections) are not retried.
-        """
-        delay = self.settings.flat_verify_interval_sec
-        failures = 0
-        while True:
-            try:
-                return await call()
-            except (TransportError, RateLimitError, ExchangeUnavailableError) as exc:
-                failures += 1
-                remaining = self._stop_remaining()
-                if remaining <= 0:
-                    raise
-                await self._fresh_connections(failures, exc)
-                wait = min(delay, remaining)
-                log.warning("%s failed (%s); retrying in %.2fs (%.1fs of the exit budget left)",
-                            what, exc, wait, remaining)
-                await self._sleep(wait)
-                delay = min(delay * 2, max(self.settings.stop_backoff_max_sec, self.settings.flat_verify_interval_sec))
-
-    async def _book_exit(
-        self, pos: Position, close_order_id: str | None, reason: str | None, exit_ts: datetime, now: datetime,
-        *, fills: list[TradeInfo] | None = None,
-    ) -> Closed:
-        """Rebuild the exit from the exchange's trades of this position (or the closing ``fills`` given); update
-        equity; emit ExecutionExit."""
-        closing: list[TradeInfo]
-        if fills is None:
-            closing, booked_already = await self._retrying(f"reading the closing trades of {pos.position_id}",
-                                                           lambda: self._closing_trades_split(pos))
-        else:
-            closing, booked_already = self.books.split_booked(fills)
-        for t in closing:
-            self._saw(t.created)
-        if booked_already and not closing:
-            self.books.forget(pos)  # booked by another path (while-down walk, an earlier exit)
-            return [], None
-        for _ in range(self.settings.flat_verify_attempts - 1):
-            if closing or await self._retrying("reading the position", self._exchange_position) is not None:
-                break
-            # gone, but its closing fills are not in the history yet (the history can lag the position table)
-            await self._sleep(self.settings.flat_verify_interval_sec)
-            closing, booked_already = await self._retrying(f"reading the closing trades of {pos.position_id}",
-                                                           lambda: self._closing_trades_split(pos))
-            if booked_already and not closing:
-                self.books.forget(pos)
-                return [], None
-        if not closing:
-            if await self._retrying("reading the position", self._exchange_position) is not None:
-                return [], None  # still open after all (e.g. a partial close): nothing to book yet
-            raise ReconcileError(
-                f"position {pos.position_id} is gone from the exchange but its closing trades were not found"
-            )
-        trade = self.books.book_exit(pos, closing, close_order_id=close_order_id, reason=reason, exit_ts=exit_ts)
-        try:
-            await self._retrying("reading the wallet", lambda: self._check_wallet("exit " + pos.position_id))
-        except BitunixError as exc:  # booked from the exchange's fills already; the next wallet read adopts drift
-            log.warning("could not re-read the wallet after booking %s (%s); equity may lag the exchange",
-                        pos.position_id, exc)
-        return [self.books.exit_event(trade, pos, now)], trade
-
-    async def _closing_trades_split(self, pos: Position) -> tuple[list[TradeInfo], bool]:
-        """:meth:`_closing_trades` minus fills booked already, and whether any closing fill was booked already."""
-        return self.books.split_booked(await self._closing_trades(pos, include_booked=True))
-
-    async def _closing_trades(self, pos: Position, *, include_booked: bool = False) -> list[TradeInfo]:
-        """The position's fills that reduced it: every exit-side trade of this position except the entry's.
-
-        The query asks for this position's trades, but the reference does not document history-trade filters
-        (and one public client reports the exchange ignoring ``positionId``). So records naming another
-        position are dropped; and if the exit fills still add up to more than
-        the position ever held, the page holds other positions' exits too: only the newest fills up to its
-        size count (the position is gone, so those are its close). Nothing is ever booked twice.
-        """
-        page = await self.client.get_history_trades(
-            self.symbol, position_id=pos.position_id, limit=self.settings.history_page_limit
-        )
-        closing = sorted(
-            (t for t in page.trades
-             if is_closing_fill(t, pos.side, self.books.entry_order_id)
-             and (not t.position_id or t.position_id == pos.position_id)
-             and (include_booked or t.trade_id not in self.books.booked)),
-            key=trade_key,
-        )
-        if sum((t.qty for t in closing), ZERO) <= pos.qty:
-            return closing
-        log.warning("trade history for position %s holds more exit fills than it held (%s); the exchange ignored "
-                    "the position filter: booking only its newest fills", pos.position_id, pos.qty)
-        return fills_covering(reversed(closing), pos.qty)[::-1]
-
-    async def _check_wallet(self, when: str) -> None:
-        account = await self.client.account(self.settings.margin_coin)
-        self.books.adopt_wallet(wallet_balance(account), when)
 
     # ------------------------------------------------------------------ flatten and shutdown
     async def close_all(self, reason: str, now: datetime) -> Closed:
@@ -1420,22 +806,3 @@ class BitunixBroker(CashAccountView):
     def _require_started(self) -> None:
         if not self.started:
             raise LiveBrokerError("BitunixBroker.start() must run before trading")
-
-
-def close_request(symbol: str, side: Side, qty: Decimal, client_id: str) -> PlaceOrderRequest:
-    """The close of a ONE_WAY position valid under every close-side reading: exit side, reduce-only, MARKET,
-    no ``tradeSide`` and no ``positionId`` (see :meth:`BitunixBroker.close_position`)."""
-    return PlaceOrderRequest(
-        symbol=symbol, side=OrderSide(side.exit_order_side), qty=qty, order_type=OrderType.MARKET,
-        trade_side=None, reduce_only=True, client_id=client_id,
-    )
-
-
-def _rejection_reason(exc: BitunixError) -> str:
-    if isinstance(exc, InsufficientBalanceError):
-        return "insufficient_balance"
-    if isinstance(exc, ExchangeUnavailableError):
-        return "exchange_unavailable"
-    if isinstance(exc, InvalidRequestError):
-        return "invalid_request"
-    return "rejected"
