@@ -11,7 +11,7 @@ from decimal import Decimal
 
 import pytest
 
-from laptop_agents.core.config_models import load_config
+from laptop_agents.config_loader import load_config
 from laptop_agents.mock_exchange.testing import MockExchangeHandle, running_mock_exchange
 from laptop_agents.security.credentials import Credentials
 from laptop_agents.security.credentials_file import write_credentials_file
