@@ -145,4 +145,4 @@ def _record_passed_preflight(state_dir: Path, config: Any) -> None:
     state_dir.mkdir(parents=True, exist_ok=True)
     write_preflight_record(state_dir / PREFLIGHT_FILE,
                            preflight_record(report, api_key_fingerprint(KEY), config.config_hash, datetime.now(UTC),
-                                            preflight_key(SECRET)))
+                                            preflight_key(SECRET), rest_url=config.settings.bitunix.rest_url))

@@ -135,6 +135,8 @@ def _run_delegated(name: str, argv: list[str]) -> int:
         return int(security_cli.run_secrets(parser.parse_args(argv)))
     security_cli.add_live_arguments(parser)
     args = parser.parse_args(argv)
+    if args.live_command == "preflight" or getattr(args, "optin_command", None) == "create":
+        args.config_dir = _config_dir(args)  # --config-dir > $LA_CONFIG_DIR > ./config, as `la run` resolves it
     if args.live_command == "preflight":  # a real order: session/ + execution/, which security/ may not import
         from laptop_agents.session.preflight import preflight_command
 

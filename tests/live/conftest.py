@@ -71,12 +71,14 @@ def accepted_orders(mx: MockExchangeHandle, key: str = KEY) -> list[dict[str, An
 
 
 def record_passed_preflight(state_dir: Path, config: Any, at: datetime | None = None, account: str | None = None,
-                            config_hash: str | None = None, secret: str = SECRET) -> Path:
+                            config_hash: str | None = None, secret: str = SECRET, rest_url: str | None = None) -> Path:
     """A passed `la live preflight` record for KEY's account and ``config``, written exactly as the command
     writes it (preflight_record + write_preflight_record), without a round trip on the mock: the session tests
     assert exact ledgers and wallets, which a real preflight's order pair would change. The real round trip
     is tested in test_live_preflight.py (per dialect) and its record accepted by the gate there. Sealed with the
-    record key of ``secret``'s account, as the command seals it."""
+    record key of ``secret``'s account, as the command seals it. ``rest_url``: the exchange the preflight passed
+    on, which must be the one the live session trades on (default the config's bitunix.rest_url; a test that
+    hands the gate ``rest_config(mx)`` passes ``mx.rest_url``)."""
     from laptop_agents.execution.preflight import PREFLIGHT_STEPS, PreflightReport
     from laptop_agents.security.credentials_file import api_key_fingerprint
     from laptop_agents.security.preflight_seal import preflight_key
@@ -87,7 +89,8 @@ def record_passed_preflight(state_dir: Path, config: Any, at: datetime | None = 
                                        "trade_side_field": True, "position_mode": "ONE_WAY"},
                              wallet_before="10000", wallet_after="10000")
     record = preflight_record(report, account or api_key_fingerprint(KEY), config_hash or config.config_hash,
-                              at or datetime.now(UTC), preflight_key(secret))
+                              at or datetime.now(UTC), preflight_key(secret),
+                              rest_url=rest_url or config.settings.bitunix.rest_url)
     state_dir.mkdir(parents=True, exist_ok=True)
     path = state_dir / PREFLIGHT_FILE
     write_preflight_record(path, record)

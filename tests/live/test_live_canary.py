@@ -54,7 +54,7 @@ def test_canary_key_and_secret_never_appear(tmp_path: Path) -> None:
             request = LiveStart(True, setup.optin_path, setup.pubkey, setup.credentials_path, setup.config,
                                 setup.source, rest_config(mx), preflight_file=record_passed_preflight(
                                     tmp_path / "live", setup.config, at=NOW, account=api_key_fingerprint(CANARY_KEY),
-                                    secret=CANARY_SECRET))
+                                    secret=CANARY_SECRET, rest_url=mx.rest_url))
             metrics = ServiceMetrics("live", "BTCUSDT")
             observer = MetricsObserver(metrics)
             events_file = tmp_path / "run" / "events.jsonl"

@@ -159,7 +159,8 @@ def test_gating_matrix_each_refusal_has_its_own_message_and_sends_nothing(
             setup = LiveSetup(case_dir)
             base = LiveStart(True, setup.optin_path, setup.pubkey, setup.credentials_path, setup.config,
                              setup.source, rest_config(mx),
-                             preflight_file=record_passed_preflight(case_dir / "live", setup.config, at=NOW))
+                             preflight_file=record_passed_preflight(case_dir / "live", setup.config, at=NOW,
+                                                                    rest_url=mx.rest_url))
             request = _cases(setup, case_dir)[name](base)
             now = NOW + timedelta(days=8) if name == "expired" else NOW
             with pytest.raises(LiveGateRefused) as err:
@@ -178,7 +179,8 @@ def test_gating_matrix_each_refusal_has_its_own_message_and_sends_nothing(
         setup = LiveSetup(tmp_path / "valid")
         ok = LiveStart(True, setup.optin_path, setup.pubkey, setup.credentials_path, setup.config,
                        setup.source, rest_config(mx),
-                       preflight_file=record_passed_preflight(tmp_path / "valid" / "live", setup.config, at=NOW))
+                       preflight_file=record_passed_preflight(tmp_path / "valid" / "live", setup.config, at=NOW,
+                                                              rest_url=mx.rest_url))
 
         async def start_and_stop() -> None:
             broker, grant, _ = await start_live_broker(ok, now=NOW)

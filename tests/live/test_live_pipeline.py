@@ -42,7 +42,7 @@ def test_live_session_through_the_pipeline_agrees_with_the_ledger(tmp_path: Path
         candles = list(islice(MockBarGenerator(config.settings.mock, config.strategy.symbol), 300))
         request = LiveStart(True, setup.optin_path, setup.pubkey, setup.credentials_path, config, setup.source,
                             rest_config(mx, rate_limits=FAST_LIMITS), private_ws_url=mx.private_ws_url,
-                            preflight_file=record_passed_preflight(tmp_path / "live", config, at=NOW))
+                            preflight_file=record_passed_preflight(tmp_path / "live", config, at=NOW, rest_url=mx.rest_url))
         published: list = []
 
         async def session() -> None:

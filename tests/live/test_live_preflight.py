@@ -99,6 +99,7 @@ def test_a_tpsl_modify_answered_but_not_applied_flattens_and_prints_what_differe
 def test_la_live_preflight_cli_needs_the_flag_then_records_a_pass(la_env, mock_dialect) -> None:
     import json
 
+    from laptop_agents.session.preflight import exchange_url
     from tests.live.test_live_session_e2e import setup_live
 
     with running_mock_exchange(seed=5, time_scale=0) as mx:
@@ -124,6 +125,7 @@ def test_la_live_preflight_cli_needs_the_flag_then_records_a_pass(la_env, mock_d
         assert "preflight PASSED" in result.stdout and "  ok  read the wallet" in result.stdout
         record = json.loads((la_env.workspace / "live" / "preflight.json").read_text())
         assert record["passed"] and record["config_hash"] and record["account"]
+        assert record["exchange"] == exchange_url(mx.rest_url)  # the exchange the round trip ran on, sealed
         assert record["observed"]["closing_fill_side"] == mx.config.closing_fill_side
         assert record["seal"]["alg"] == "HMAC-SHA256" and SECRET not in json.dumps(record)
         assert mx.admin.account(KEY)["positions"] == []

@@ -265,7 +265,8 @@ def _preflight_state(ctx: LiveContext, account: str | None) -> str:
     max_age = timedelta(hours=ctx.config.settings.live.preflight_max_age_hours)
     try:
         # the audit cannot unlock the credentials: the record's seal is checked by the live gate itself
-        record = require_preflight(path, account, ctx.config.config_hash, ctx.now, max_age, seal_key=None)
+        record = require_preflight(path, account, ctx.config.config_hash, ctx.now, max_age,
+                                   rest_url=ctx.config.settings.bitunix.rest_url, seal_key=None)
     except LiveGateRefused as exc:
         return f"FAIL {exc} (reason {exc.reason})"
     observed = ", ".join(f"{k}={v}" for k, v in record["observed"].items())

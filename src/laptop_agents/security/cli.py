@@ -192,7 +192,7 @@ def add_live_arguments(parser: argparse.ArgumentParser) -> None:
     pf = sub.add_parser("preflight", allow_abbrev=False,
                         help="one minimum-size REAL round trip checking the exchange answers as the client expects")
     pf.add_argument("--yes-place-a-real-order", action="store_true", help="required: this trades real money")
-    pf.add_argument("--config-dir", type=Path, default=Path("config"))
+    pf.add_argument("--config-dir", type=Path, help="config directory (default: $LA_CONFIG_DIR or ./config)")
     pf.add_argument("--workspace", help="workspace root (default $LA_WORKSPACE or ./.workspace); record in <it>/live/")
     pf.add_argument("--rest-url", help="exchange REST base URL (default settings bitunix.rest_url)")
     optin = sub.add_parser("optin", allow_abbrev=False, help="create, sign and verify the signed live opt-in")
@@ -206,7 +206,8 @@ def add_live_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--credentials", type=Path, default=DEFAULT_CREDENTIALS,
                    help="encrypted credentials file (its fingerprint is read without the passphrase)")
-    p.add_argument("--config-dir", type=Path, default=Path("config"))
+    p.add_argument("--config-dir", type=Path, help="config directory (default: $LA_CONFIG_DIR or ./config, resolved "
+                   "by the shell as for `la run`)")
     p.add_argument("--valid-days", type=float, default=7.0, help="expiry, in days from now (max 90)")
     p.add_argument("--note", default="", help="free text, signed with the rest")
 
@@ -239,6 +240,8 @@ def run_live(args: argparse.Namespace, out: TextIO | None = None, now: datetime 
         print(f"public key (pin as live.optin_public_key): {pub}", file=out)
         return 0
     if cmd == "create":
+        if args.config_dir is None:  # the shell (cli.py) resolves --config-dir > $LA_CONFIG_DIR > ./config first
+            raise UsageError("la live optin create needs a config directory (--config-dir or $LA_CONFIG_DIR)")
         config = load_config(args.config_dir)
         fingerprint = read_header(args.credentials).fingerprint
         payload = build_payload(config, fingerprint, now=now, valid_for=timedelta(days=args.valid_days), note=args.note)

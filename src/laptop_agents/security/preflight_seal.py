@@ -60,7 +60,9 @@ def seal_problem(record: dict[str, Any], key: bytes) -> str | None:
     if found.get("alg") != ALGORITHM:
         return f"its seal algorithm {str(found.get('alg'))[:20]!r} is not {ALGORITHM}"
     expected = seal(record, key)[SEAL_FIELD]["value"]
-    if not hmac.compare_digest(expected, found["value"]):
+    # bytes, not str: compare_digest raises TypeError on a str holding non-ASCII (an edited seal must refuse with
+    # one line, never crash the gate); UTF-8 keeps any text comparable and never equal to the hex digest.
+    if not hmac.compare_digest(expected.encode("ascii"), found["value"].encode("utf-8", "surrogatepass")):
         return ("its seal does not match its contents (changed after `la live preflight` wrote it, or written "
                 "under another API secret)")
     return None

@@ -2,7 +2,7 @@
 
 1. the signed opt-in (security/optin.py: flag, pinned key, signature, lifetime, replay ledger, the encrypted
    credentials and their passphrase, account, symbol, limits and config hash),
-2. a fresh passed preflight record for that account and config (`la live preflight`),
+2. a fresh passed preflight record for that account, config and exchange URL (`la live preflight`),
 3. only then the exchange client and the broker (execution/live_start.py :func:`open_live_broker`).
 
 The order is the safety property: no exchange client exists before both checks passed, so a refused start
@@ -126,7 +126,7 @@ async def start_live_broker(
         raise LiveGateRefused("no_preflight", "live trading refused: no live workspace to read the preflight record "
                               "from; run `la live preflight --yes-place-a-real-order` first")
     require_preflight(request.preflight_file, grant.account_fingerprint, grant.payload.config_hash, now, max_age,
-                      seal_key=preflight_key(grant.credentials.secret_key))
+                      rest_url=request.rest.base_url, seal_key=preflight_key(grant.credentials.secret_key))
     settings = request.broker or broker_settings_for(request.config)
     if settings.symbol != grant.payload.symbol:
         raise ValueError(f"broker symbol {settings.symbol} differs from the opt-in's {grant.payload.symbol}")

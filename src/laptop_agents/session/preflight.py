@@ -15,6 +15,7 @@ import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TextIO
+from urllib.parse import urlsplit
 
 from laptop_agents.bitunix import BitunixRestClient, MarginMode
 from laptop_agents.execution.preflight import (
@@ -27,15 +28,33 @@ from laptop_agents.execution.preflight import (
 from laptop_agents.security.errors import LiveGateRefused
 from laptop_agents.security.preflight_seal import preflight_key, seal, seal_problem
 
-__all__ = ["PREFLIGHT_FILE", "preflight_command", "preflight_record", "require_preflight", "write_preflight_record"]
+__all__ = ["PREFLIGHT_FILE", "exchange_url", "preflight_command", "preflight_record", "require_preflight", "write_preflight_record"]
+
+
+def exchange_url(url: str) -> str:
+    """The exchange a REST base URL names, normalized for comparison: ``scheme://host:port`` (lower case, the
+    default port made explicit, no path, no trailing slash). ``https://FAPI.bitunix.com/`` and
+    ``https://fapi.bitunix.com:443`` are the same exchange; ``http://127.0.0.1:8555`` (a mock) is another."""
+    parts = urlsplit(url.strip())
+    scheme = (parts.scheme or "https").lower()
+    host = (parts.hostname or "").lower()
+    try:
+        port = parts.port or (443 if scheme == "https" else 80)
+    except ValueError:  # a port that is not a number: keep it verbatim, it matches only itself
+        return url.strip().rstrip("/")
+    if ":" in host:
+        host = f"[{host}]"
+    return f"{scheme}://{host}:{port}"
 
 
 def preflight_record(report: PreflightReport, account_fingerprint: str, config_hash: str, now: datetime,
-                     seal_key: bytes) -> dict[str, Any]:
-    """The live-state record a later gate can require (account + config hash + time + observed dialect), sealed
-    with the account's record key (security/preflight_seal.py: an edited record is refused)."""
-    record = {"passed": True, "account": account_fingerprint, "config_hash": config_hash, "at": now.isoformat(),
-              **report.to_json()}
+                     seal_key: bytes, *, rest_url: str) -> dict[str, Any]:
+    """The live-state record a later gate can require (account + config hash + exchange URL + time + observed
+    dialect), sealed with the account's record key (security/preflight_seal.py: an edited record is refused).
+    ``rest_url`` is the REST base URL the round trip used: a pass against a mock or a testnet must not unlock
+    the real exchange."""
+    record = {"passed": True, "account": account_fingerprint, "config_hash": config_hash,
+              "exchange": exchange_url(rest_url), "at": now.isoformat(), **report.to_json()}
     return seal(record, seal_key)
 
 
@@ -57,8 +76,9 @@ def _refuse(reason: str, message: str) -> Exception:
 
 
 def require_preflight(path: Path, account: str, config_hash: str, now: datetime, max_age: timedelta, *,
-                      seal_key: bytes | None) -> dict[str, Any]:
-    """The live gate's second half: a passed preflight for this account and config hash, at most ``max_age`` old.
+                      rest_url: str, seal_key: bytes | None) -> dict[str, Any]:
+    """The live gate's second half: a passed preflight for this account, config hash and exchange (``rest_url``,
+    the REST base URL the live session will trade on), at most ``max_age`` old.
 
     Why: the first autonomous session must not be the first time this exchange meets our client. The record is
     validated field by field (a corrupt, hand-edited or partial record refuses, it never counts as a pass) and its
@@ -66,8 +86,10 @@ def require_preflight(path: Path, account: str, config_hash: str, now: datetime,
     after `la live preflight` wrote it (time, account, config hash, result, steps, observed) refuses.
     ``seal_key=None`` skips only the seal and is for read-only reports that cannot unlock the credentials (the
     audit says so); the live gate always passes the key. Refusals are ``LiveGateRefused`` (reasons no_preflight,
-    bad_preflight, preflight_other_account, preflight_tampered, preflight_config_changed, preflight_stale) raised
-    before any exchange request. Returns the record.
+    bad_preflight, preflight_other_account, preflight_tampered, preflight_other_exchange, preflight_config_changed,
+    preflight_stale) raised before any exchange request. A record without an exchange URL (written before the URL
+    was recorded) is refused as preflight_other_exchange: nothing says which exchange it passed on. Returns the
+    record.
     """
     fix = "run `la live preflight --yes-place-a-real-order` for this account and config"
     if not path.is_file():
@@ -104,6 +126,14 @@ def require_preflight(path: Path, account: str, config_hash: str, now: datetime,
         problem = seal_problem(record, seal_key)
         if problem is not None:
             raise _refuse("preflight_tampered", f"preflight record {path} cannot be trusted: {problem}; {fix}")
+    expected_exchange = exchange_url(rest_url)
+    if record.get("exchange") != expected_exchange:
+        found = record.get("exchange")
+        passed_on = (f"passed on {str(found)[:80]}" if isinstance(found, str) and found
+                     else "records no exchange URL (written by an older version)")
+        raise _refuse("preflight_other_exchange",
+                      f"the preflight in {path} {passed_on}, this session trades on {expected_exchange}; run "
+                      f"`la live preflight --yes-place-a-real-order` against the exchange you trade on")
     if record["config_hash"] != config_hash:
         raise _refuse("preflight_config_changed",
                       f"the preflight in {path} passed for config {record['config_hash'][:12]}, the config is now "
@@ -156,20 +186,23 @@ def preflight_command(config_dir: Path, workspace_root: str | None, rest_url: st
             return await run_preflight(client, settings)
 
     path = workspace.state_dir / PREFLIGHT_FILE
+    # Fail safe: the earlier pass goes before the first exchange request, so whatever ends this run short of a
+    # pass (a failed step, a transport error, a bug, Ctrl-C) leaves no record that could still unlock live trading.
+    if path.exists():
+        path.unlink()
+        print(f"preflight: removed the earlier record {path}; live trading stays refused until this preflight "
+              "passes", file=err)
     try:
         report = asyncio.run(go())
     except PreflightFailed as exc:
         print(f"preflight FAILED: {exc}", file=err)
-        if path.exists():  # fail safe: a pass recorded before no longer stands for this exchange
-            path.unlink()
-            print(f"preflight: removed the earlier record {path}; live trading stays refused until a preflight "
-                  "passes", file=err)
         return int(ExitCode.AUDIT_CRITICAL if exc.flat else ExitCode.NOT_FLAT)
     for step in report.steps:
         print(f"  ok  {step}", file=out)
     print("observed: " + ", ".join(f"{k}={v}" for k, v in report.observed.items()), file=out)
     record = preflight_record(report, grant.account_fingerprint, grant.payload.config_hash, now,
-                              preflight_key(grant.credentials.secret_key))
+                              preflight_key(grant.credentials.secret_key), rest_url=url)
     write_preflight_record(path, record)
-    print(f"preflight PASSED: recorded in {path} (config {grant.payload.config_hash[:12]})", file=out)
+    print(f"preflight PASSED: recorded in {path} (config {grant.payload.config_hash[:12]}, exchange "
+          f"{record['exchange']})", file=out)
     return 0
