@@ -134,6 +134,15 @@ def test_optin_keygen_create_sign_verify(tmp_path: Path, passfile: Path, monkeyp
     assert ok.startswith("OK") and api_key_fingerprint(KEY) in ok
     with pytest.raises(OptInError, match="expired"):
         _run(["live", "optin", "verify", "--in", str(optin), "--pubkey", pub], now=NOW + timedelta(days=8))
+    # through the shell (`la live optin create`, no --config-dir, run from elsewhere): $LA_CONFIG_DIR, as `la run`
+    from laptop_agents.cli import main as la_main
+    from laptop_agents.security.optin import read_document
+
+    monkeypatch.setenv("LA_CONFIG_DIR", str(config_dir))
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    assert la_main(["live", "optin", "create", "--out", str(tmp_path / "optin2.json"), "--credentials", str(enc)]) == 0
+    assert read_document(tmp_path / "optin2.json")[0].config_hash == load_config(config_dir).config_hash
     (config_dir / "risk.yaml").write_text((config_dir / "risk.yaml").read_text().replace("risk_per_trade_pct: 0.05",
                                                                                           "risk_per_trade_pct: 0.04"))
     with pytest.raises(OptInError, match="does not match"):
