@@ -15,7 +15,7 @@ from decimal import Decimal
 
 import pytest
 
-from laptop_agents.bitunix import BitunixRestClient, Credentials
+from laptop_agents.bitunix import BitunixRestClient, Credentials, ExchangeUnavailableError
 from laptop_agents.core.events import EventName
 from laptop_agents.core.models import Side
 from laptop_agents.execution.bitunix_broker import ORDER_REJECTED, BitunixBroker, LiveBrokerSettings
@@ -127,6 +127,35 @@ def test_an_entry_that_never_lands_is_given_up_only_after_it_can_no_longer_land(
         orders = accepted_orders(mx)
         assert len(orders) == 2 and len(ledger_fills(mx)) == 2  # the second entry and its close, nothing else
         assert not mx.admin.account(KEY)["positions"]
+
+
+@pytest.mark.slow
+def test_the_flattening_shutdown_after_a_blind_stop_still_flattens_what_the_unknown_entry_opened() -> None:
+    """The blind stop (exit 12) raised while the unknown entry cannot be looked up must not skip the flatten:
+    the session stops *because* of it, and the entry landed meanwhile (open on the exchange, never booked)."""
+    with running_mock_exchange(seed=11, time_scale=0) as mx:
+        clock = _Clock()
+
+        async def scenario() -> None:
+            cfg = rest_config(mx, timeout_sec=0.5)
+
+            def factory() -> BitunixRestClient:
+                return BitunixRestClient(cfg, Credentials(KEY, SECRET))
+
+            broker = BitunixBroker(factory(), LiveBrokerSettings(leverage=5, blind_stop_sec=0.01, stop_budget_sec=1.0),
+                                   client_factory=factory, monotonic=clock)
+            assert await _entry_parked_then(mx, broker, "proceed") == []
+            await asyncio.to_thread(lambda: _wait(lambda: len(ledger_fills(mx)) >= 1))
+            mx.admin.set_faults(rest_error_share=1.0, rest_fault_paths=["trade/get_order_detail"])
+            p = price_of(mx)
+            await broker.on_candle(candle(p, 1), T0)  # the first failed check is absorbed
+            await asyncio.sleep(0.02)
+            with pytest.raises(ExchangeUnavailableError):  # the blind stop: the session's exit-12 shutdown follows
+                await broker.on_candle(candle(p, 2), T0)
+            await broker.close_all("shutdown", T0)  # must not raise before flattening
+
+        run(scenario)
+        assert not mx.admin.account(KEY)["positions"]  # the exchange's truth: the landed entry was flattened
 
 
 def _wait(predicate: object, timeout: float = 10) -> None:

@@ -499,8 +499,11 @@ class BitunixBroker(Reconciliation, CashAccountView):
                 self.books.unreported.append(trade)  # submit returns events only: on_candle reports it (breaker)
         return events
 
-    async def _finish_pending(self, now: datetime) -> list[Event]:
-        """Book the entry that was sent while the exchange stopped answering; [] (still pending) if it still fails."""
+    async def _finish_pending(self, now: datetime, *, may_stop: bool = True) -> list[Event]:
+        """Book the entry that was sent while the exchange stopped answering; [] (still pending) if it still fails.
+
+        ``may_stop=False`` (the flattening shutdown): a blind run past ``blind_stop_sec`` is logged, never raised,
+        since the raise exists to start that very shutdown and must not skip its flatten."""
         pending = self._pending_entry
         if pending is None:
             return []
@@ -509,7 +512,8 @@ class BitunixBroker(Reconciliation, CashAccountView):
                 events = await self._retrying(f"booking entry {pending.order_id}",
                                               lambda: self._follow_entry(pending, now))
         except (TransportError, RateLimitError, ExchangeUnavailableError) as exc:
-            self._failed_check(f"entry {pending.client_id} (orderId {pending.order_id}) could not be booked", exc)
+            self._failed_check(f"entry {pending.client_id} (orderId {pending.order_id}) could not be booked", exc,
+                               may_stop=may_stop)
             return []
         except _EntryMayStillLand:
             self._checked()  # the exchange answered: not found yet, and the request may still land
@@ -561,7 +565,7 @@ class BitunixBroker(Reconciliation, CashAccountView):
             log.warning("the exchange answered again after %d failed candle check(s)", self._blind_checks)
         self._blind_since, self._blind_checks = None, 0
 
-    def _failed_check(self, what: str, exc: BaseException) -> None:
+    def _failed_check(self, what: str, exc: BaseException, *, may_stop: bool = True) -> None:
         """A candle's check failed past its retries: absorbed while the run of failures is shorter than
         ``blind_stop_sec`` (asked again next candle); beyond it, :class:`ExchangeUnavailableError`, which the
         session classifies as an ordinary outage (exit 12) and answers with its flattening shutdown. Measured in
@@ -571,7 +575,7 @@ class BitunixBroker(Reconciliation, CashAccountView):
             self._blind_since = now
         self._blind_checks += 1
         blind = now - self._blind_since
-        if self._blind_checks >= 2 and blind >= self.settings.blind_stop_sec:
+        if self._blind_checks >= 2 and blind >= self.settings.blind_stop_sec and may_stop:
             raise ExchangeUnavailableError(
                 f"{what} on {self._blind_checks} candles in a row for {blind:.0f}s, longer than the "
                 f"{self.settings.blind_stop_sec:.0f}s a live session may run blind (session.stale_data_timeout_sec)"
@@ -665,15 +669,16 @@ class BitunixBroker(Reconciliation, CashAccountView):
 
     async def _outlive_unknown_entry(self, now: datetime) -> list[Event]:
         """Book the pending entry; one that may still land is looked up until it is found or can no longer land
-        (within the exit budget), so it cannot land after the flatten that ends the session."""
-        events = await self._finish_pending(now)
+        (within the exit budget), so it cannot land after the flatten that ends the session. A failing exchange
+        never raises out of here (no blind stop): the flatten after it is always attempted."""
+        events = await self._finish_pending(now, may_stop=False)
         while (p := self._pending_entry) is not None and p.order_id is None and self._monotonic() < p.lands_until:
             if self._stop_remaining() <= 0:
                 log.critical("entry %s may still land on the exchange after this session flattens (%.1fs left of "
                              "its possible life): check the account", p.client_id, p.lands_until - self._monotonic())
                 break
             await self._sleep(min(self.settings.flat_verify_interval_sec, max(0.0, p.lands_until - self._monotonic())))
-            events += await self._finish_pending(now)
+            events += await self._finish_pending(now, may_stop=False)
         return events
 
     async def flatten_exchange(self) -> None:
