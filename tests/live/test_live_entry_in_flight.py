@@ -158,6 +158,43 @@ def test_the_flattening_shutdown_after_a_blind_stop_still_flattens_what_the_unkn
         assert not mx.admin.account(KEY)["positions"]  # the exchange's truth: the landed entry was flattened
 
 
+def test_a_send_still_hanging_at_shutdown_stays_in_the_saved_state() -> None:
+    """The shutdown's wait for the entry in flight (and its end, giving up on it) must not drop the write-ahead:
+    the state saved meanwhile still names the entry until it is answered or can no longer land."""
+    with running_mock_exchange(seed=11, time_scale=0) as mx:
+        clock = _Clock()
+
+        async def scenario() -> tuple[dict[str, object], dict[str, object]]:
+            cfg = rest_config(mx, timeout_sec=20)  # the send hangs: no timeout of ours ends it during the test
+
+            def factory() -> BitunixRestClient:
+                return BitunixRestClient(cfg, Credentials(KEY, SECRET))
+
+            broker = BitunixBroker(factory(), LiveBrokerSettings(leverage=5, stop_budget_sec=1.0),
+                                   client_factory=factory, monotonic=clock)
+            await broker.start(T0)
+            p = price_of(mx)
+            mx.admin.set_faults(**HOLD_ENTRY)
+            caller = asyncio.ensure_future(broker.submit(intent(Side.LONG, p), candle(p), T0))
+            await asyncio.to_thread(mx.admin.wait_hold, 10)
+            caller.cancel()  # SIGTERM: the session stops waiting for the entry
+            await asyncio.gather(caller, return_exceptions=True)
+            closing = asyncio.ensure_future(broker.close_all("shutdown", T0))
+            while broker._inflight is not None:  # close_all has taken the entry in flight and waits for it
+                await asyncio.sleep(0.01)
+            during = broker.to_state()
+            await asyncio.to_thread(mx.admin.release_holds, "drop")
+            await closing
+            after = broker.to_state()
+            await broker.client.close()
+            return during, after
+
+        during, after = run(scenario)
+        assert "entry_in_flight" in during, sorted(during)
+        assert float(during["entry_in_flight"]["may_land_until"]) > 0  # type: ignore[index]
+        assert not mx.admin.account(KEY)["positions"]
+
+
 def _wait(predicate: object, timeout: float = 10) -> None:
     import time
 

@@ -382,10 +382,12 @@ class BitunixBroker(Reconciliation, CashAccountView):
             ack = await self.client.place_order(request, not_before=self._not_before())
             order_id = ack.order_id
         except DuplicateClientIdError as exc:
+            self._sending = None  # an answer: the identity error halts entries, nothing of ours is left to land
             self._halt(f"entry {client_id}: {exc}")
             return [Event(ORDER_REJECTED, now, **base, reason="order_identity", code=exc.code, message=str(exc),
                           sent=True)]
         except (InsufficientBalanceError, OrderRejectedError, InvalidRequestError, ExchangeUnavailableError) as exc:
+            self._sending = None  # refused by the exchange: it cannot land
             reason = rejection_reason(exc)
             log.warning("entry %s rejected: %s", client_id, exc)
             return [Event(ORDER_REJECTED, now, **base, reason=reason, code=exc.code, message=str(exc), sent=True)]
@@ -401,6 +403,7 @@ class BitunixBroker(Reconciliation, CashAccountView):
                     found = await self._retrying(f"looking up entry {client_id}",
                                                  lambda: self._lookup_after_failure(request, failure))
             except OrderIdentityError as ident:
+                self._sending = None
                 self._halt(str(ident))
                 return [Event(ORDER_REJECTED, now, **base, reason="order_identity", message=str(ident), sent=True)]
             except (TransportError, RateLimitError, ExchangeUnavailableError) as lookup_exc:
@@ -409,6 +412,7 @@ class BitunixBroker(Reconciliation, CashAccountView):
                 self._pending_entry = _PendingEntry(None, client_id, order_side, intent, checked.stop_loss,
                                                     checked.take_profit, candle, base, now, request,
                                                     lands_until=lands_until, may_land_until=may_land_until)
+                self._sending = None  # handed to the pending entry, which names it in the saved state
                 self._save()  # no event follows: the state on disk must name the unknown entry now
                 log.critical("entry %s: placement failed (%s) and the lookup failed too (%s); order state unknown: "
                              "la looks it up again before anything else and sends no new entry until then",
@@ -420,6 +424,7 @@ class BitunixBroker(Reconciliation, CashAccountView):
                 self._pending_entry = _PendingEntry(None, client_id, order_side, intent, checked.stop_loss,
                                                     checked.take_profit, candle, base, now, request,
                                                     lands_until=lands_until, may_land_until=may_land_until)
+                self._sending = None  # handed to the pending entry, which names it in the saved state
                 self._save()  # no event follows: the state on disk must name the unknown entry now
                 log.warning("entry %s: no answer (%s) and not found on the exchange yet; it may still land, so la "
                             "sends no new entry until it is found or can no longer land (%.0fs)", client_id, exc,
@@ -625,11 +630,15 @@ class BitunixBroker(Reconciliation, CashAccountView):
             self.persist()
 
     def _entry_in_flight(self) -> dict[str, Any] | None:
-        """The entry that may still land, for the saved state: unknown after a lost answer, or being sent now."""
+        """The entry that may still land, for the saved state: unknown after a lost answer, or being sent now.
+
+        ``_sending`` is cleared only on a definite outcome (answered, refused, handed to the pending entry), never
+        because a caller stopped waiting: a shutdown that gives up on a hanging send must still save it, so a
+        restart waits until it can no longer land (its ``may_land_until``) instead of entering beside it."""
         p = self._pending_entry
         if p is not None and p.order_id is None:
             return {"client_id": p.client_id, "may_land_until": round(p.may_land_until, 3)}
-        if self._sending is not None and self._inflight is not None and not self._inflight.done():
+        if self._sending is not None and time.time() < float(self._sending["may_land_until"]):
             return dict(self._sending)
         return None
 
