@@ -11,15 +11,20 @@ mock's ledger, under every dialect preset.
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 
 from laptop_agents.bitunix import BitunixRestClient, Credentials, ExchangeUnavailableError
 from laptop_agents.core.events import EventName
 from laptop_agents.core.models import Side
+from laptop_agents.core.state import StateManager
+from laptop_agents.core.state_schema import LIVE_BROKER_KIND
 from laptop_agents.execution.bitunix_broker import ORDER_REJECTED, BitunixBroker, LiveBrokerSettings
 from laptop_agents.mock_exchange.testing import MockExchangeHandle, running_mock_exchange
+from laptop_agents.session.state_store import StateStore
 from tests.live.conftest import (
     KEY,
     SECRET,
@@ -193,6 +198,32 @@ def test_a_send_still_hanging_at_shutdown_stays_in_the_saved_state() -> None:
         assert "entry_in_flight" in during, sorted(during)
         assert float(during["entry_in_flight"]["may_land_until"]) > 0  # type: ignore[index]
         assert not mx.admin.account(KEY)["positions"]
+
+
+def test_an_entry_whose_write_ahead_cannot_be_saved_is_never_sent(tmp_path: Path) -> None:
+    """The write-ahead is what lets a restart after kill -9 wait the entry out: unsaved, the entry is not sent."""
+    blocked = tmp_path / "state"
+    blocked.write_text("a file where the state directory must be")  # every save fails with a disk (path) error
+    with running_mock_exchange(seed=11, time_scale=0) as mx:
+        clock = _Clock()
+
+        async def scenario() -> tuple[list[object], StateStore]:
+            broker = _broker(mx, clock)
+            store = StateStore(StateManager(blocked), broker.to_state, dict, LIVE_BROKER_KIND,
+                               now=lambda: datetime.now(UTC))
+            broker.persist = store.write_ahead
+            await broker.start(T0)
+            p = price_of(mx)
+            events = list(await broker.submit(intent(Side.LONG, p), candle(p), T0))
+            assert broker.to_state().get("entry_in_flight") is None
+            await broker.close_all("shutdown", T0)
+            return events, store
+
+        events, store = run(scenario)
+        assert [(e.name, e.data.get("reason"), e.data.get("sent")) for e in events] == [  # type: ignore[attr-defined]
+            (ORDER_REJECTED, "state_not_saved", False)]
+        assert accepted_orders(mx) == [] and ledger_fills(mx) == []  # the exchange's truth: nothing was sent
+        assert store.write_error is not None and store.write_error.filename is not None
 
 
 def _wait(predicate: object, timeout: float = 10) -> None:

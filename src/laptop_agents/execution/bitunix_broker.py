@@ -217,7 +217,8 @@ class BitunixBroker(Reconciliation, CashAccountView):
         """Why entries are halted (an order identity mismatch); the session stops on it (``check``)."""
         self._stop_until: float | None = None
         self._pending_entry: _PendingEntry | None = None
-        self.persist: Callable[[], None] | None = None
+        self.persist: Callable[[], bool | None] | None = None
+        """Saves the live state now (the session's ``StateStore.write_ahead``); ``False`` means it was not saved."""
         """Saves this broker's state (the session's state store): called right before an entry is sent and when it
         becomes unknown, so the state on disk names an entry that may still land (write-ahead; kill -9 safe)."""
         self._sending: dict[str, Any] | None = None
@@ -377,7 +378,11 @@ class BitunixBroker(Reconciliation, CashAccountView):
             tp_order_type=OrderType.MARKET, sl_price=checked.stop_loss, sl_stop_type=self.settings.stop_type,
             sl_order_type=OrderType.MARKET,
         )
-        self._write_ahead(client_id)
+        if not self._write_ahead(client_id):
+            # a restart could not know this entry was sent: never send what the disk cannot name (the session
+            # stops on the disk error the store recorded)
+            return [Event(ORDER_REJECTED, now, **base, reason="state_not_saved", sent=False,
+                          message="the live state could not be saved before sending the entry")]
         try:
             ack = await self.client.place_order(request, not_before=self._not_before())
             order_id = ack.order_id
@@ -615,19 +620,25 @@ class BitunixBroker(Reconciliation, CashAccountView):
                                      lambda: self._await_terminal(close_order_id))
             return await self._book_exit(pos, close_order_id, reason, exit_ts, now)
 
-    def _write_ahead(self, client_id: str) -> None:
+    def _write_ahead(self, client_id: str) -> bool:
         """Before an entry's send: save state naming it, with the latest wall-clock time it may land (every
-        attempt the client may make, then ``entry_life_sec``), so a restart after kill -9 mid-send waits it out."""
+        attempt the client may make, then ``entry_life_sec``), so a restart after kill -9 mid-send waits it out.
+        False (and nothing left in flight) when the save failed: the entry must not be sent."""
         cfg = getattr(self.client, "config", None)
         attempts = max(1, cfg.retry.max_attempts) if cfg is not None else 1
         span = attempts * ((cfg.timeout_sec + cfg.retry.max_delay_sec) if cfg is not None else 0.0)
         self._sending = {"client_id": client_id,
                          "may_land_until": round(time.time() + span + self.settings.entry_life_sec, 3)}
-        self._save()
+        if self._save():
+            return True
+        self._sending = None
+        return False
 
-    def _save(self) -> None:
-        if self.persist is not None:
-            self.persist()
+    def _save(self) -> bool:
+        """Persist now; False only when the persister says the state was not saved."""
+        if self.persist is None:
+            return True
+        return self.persist() is not False
 
     def _entry_in_flight(self) -> dict[str, Any] | None:
         """The entry that may still land, for the saved state: unknown after a lost answer, or being sent now.

@@ -58,6 +58,7 @@ ORDER_REJECT_REASONS = (
     "exchange_unavailable", "price_unavailable", "insufficient_balance", "invalid_request", "rejected",
     "not_placed", "not_filled", "qty_below_min", "qty_above_max", "price_protection", "tpsl_invalid",
     "bad_price", "symbol_not_tradable", "previous_order_may_land",
+    "state_not_saved",
 )
 """OrderRejected's ``reason`` (execution/bitunix_broker.py, execution/order_checks.py): refused by the broker or the
 exchange."""

@@ -75,17 +75,22 @@ class StateStore:
         self.manager.save(BROKER_STATE_NAME, self.broker_kind, self._broker_state(), saved_at=self._now())
         self.writes += 1
 
-    def write_ahead(self) -> None:
+    def write_ahead(self) -> bool:
         """Save the broker now, before it sends an order (no event marks that moment): a kill -9 during the send
-        then leaves a state naming the order. A disk error is recorded like an event's save (the session stops)."""
+        then leaves a state naming the order. A disk error is recorded like an event's save (the session stops)
+        and reported (False): the broker must then not send the order."""
         try:
             self.save_broker()
+            return True
         except OSError as exc:
             if not is_disk_error(exc):
                 raise
+            if exc.filename is None:  # the exit-14 line names the file, like an event's save
+                exc.filename = str(self.manager.path(BROKER_STATE_NAME))
             if self.write_error is None:
                 log.error("could not save state before sending an order: %s", exc)
             self.write_error = exc
+            return False
 
     def save_breaker(self) -> None:
         self.manager.save(BREAKER_STATE_NAME, BREAKER_KIND, self._breaker_state(), saved_at=self._now())
