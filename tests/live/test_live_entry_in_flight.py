@@ -226,6 +226,33 @@ def test_an_entry_whose_write_ahead_cannot_be_saved_is_never_sent(tmp_path: Path
         assert store.write_error is not None and store.write_error.filename is not None
 
 
+def test_a_resent_close_refused_by_the_exchange_still_holds_entries_back_while_its_original_may_land() -> None:
+    """The close's first attempt is parked (unanswered, not found), the re-send is refused (30004: the position
+    is gone, as after a TP/SL race): the parked original may still land and close the next position, so no
+    entry goes until it can no longer land."""
+    with running_mock_exchange(seed=11, time_scale=0) as mx:
+        clock = _Clock()
+
+        async def scenario() -> list[object]:
+            broker = _broker(mx, clock)
+            await broker.start(T0)
+            p = price_of(mx)
+            await broker.submit(intent(Side.LONG, p), candle(p), T0)
+            assert broker.position is not None
+            mx.admin.set_faults(**HOLD_ENTRY, reject_orders_next=1, reject_orders_code=30004)
+            await broker.close_all("shutdown", T0)  # the refused re-send; the flatten closes the position
+            later = list(await broker.submit(intent(Side.LONG, p), candle(p, 1), T0))
+            await asyncio.to_thread(mx.admin.release_holds, "drop")
+            await broker.client.close()
+            return later
+
+        later = run(scenario)
+        assert [(e.name, e.data.get("reason")) for e in later] == [  # type: ignore[attr-defined]
+            (ORDER_REJECTED, "previous_order_may_land")]
+        assert len(accepted_orders(mx)) == 1  # the first entry only: no new entry reached the exchange
+        assert not mx.admin.account(KEY)["positions"]
+
+
 def _wait(predicate: object, timeout: float = 10) -> None:
     import time
 

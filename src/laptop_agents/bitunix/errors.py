@@ -42,6 +42,9 @@ class BitunixError(Exception):
         self.maybe_delivered = maybe_delivered
         """False only when the request certainly did not take effect (e.g. refused
         by the rate limiter, connection never established)."""
+        self.earlier_attempt_unanswered = False
+        """Set by ``place_order`` when this error answered a re-send: an earlier attempt of the same order went
+        unanswered and was not found, so it may still land (like ``OrderAck.resent``)."""
 
     def __str__(self) -> str:
         parts = []

@@ -293,6 +293,7 @@ class BitunixRestClient:
             except DuplicateClientIdError as dup:
                 return replace(await self._resolve_duplicate(request, dup, not_before), resent=resent)
             except BitunixError as exc:
+                exc.earlier_attempt_unanswered = resent  # the caller must know the original may still land
                 if not (exc.retryable and exc.maybe_delivered):
                     raise
                 found = await self._lookup_placed(request, exc, not_before)

@@ -190,6 +190,8 @@ class OrderExecution:
             self._halt(f"close {client_id}: {exc}")
             raise OrderIdentityError(f"closing position {pos.position_id}: {exc}") from None
         except (PositionNotFoundError, OrderRejectedError) as exc:
+            if exc.earlier_attempt_unanswered:
+                self._may_still_land(client_id)  # the re-send was refused; its unanswered original may still land
             if await self._exchange_position() is not None:
                 raise LiveBrokerError(f"closing position {pos.position_id} was rejected: {exc}") from None
             log.info("position %s was already closed on the exchange (%s)", pos.position_id, exc)
