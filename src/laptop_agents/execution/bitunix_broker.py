@@ -218,9 +218,9 @@ class BitunixBroker(Reconciliation, CashAccountView):
         self._stop_until: float | None = None
         self._pending_entry: _PendingEntry | None = None
         self.persist: Callable[[], bool | None] | None = None
-        """Saves the live state now (the session's ``StateStore.write_ahead``); ``False`` means it was not saved."""
-        """Saves this broker's state (the session's state store): called right before an entry is sent and when it
-        becomes unknown, so the state on disk names an entry that may still land (write-ahead; kill -9 safe)."""
+        """Saves this broker's state (the session's ``StateStore.write_ahead``): called right before an entry is sent
+        and when it becomes unknown, so the state on disk names an entry that may still land (write-ahead; kill -9
+        safe). ``False`` means it was not saved: the entry is then not sent."""
         self._sending: dict[str, Any] | None = None
         """The entry being sent (clientId, wall-clock time until which it may land), while its send is in flight."""
         self._restored_in_flight: dict[str, Any] | None = None
