@@ -316,6 +316,7 @@ def test_duplicate_client_id_is_30042_and_the_ledger_shows_the_attempt(mx) -> No
     assert len(mx.admin.events("fill")) == 1
 
 
+@pytest.mark.serial  # counts requests per wall-clock window: a loaded machine spreads the burst out
 def test_rate_limit_past_the_documented_rate() -> None:
     with running_mock_exchange(seed=1) as mx:
         async def burst(c, n: int) -> list[int]:
@@ -344,6 +345,7 @@ def test_rate_limit_past_the_documented_rate() -> None:
         assert len(limited) == 2
 
 
+@pytest.mark.serial  # counts requests per wall-clock window: a loaded machine spreads the burst out
 def test_market_rate_limit_and_alternative_code() -> None:
     with running_mock_exchange(rate_limit_code=10005, rate_limits={"market": 3}) as mx:
         async def scenario() -> None:
