@@ -45,7 +45,7 @@ from laptop_agents.core.models import TIMEFRAME_SEC, utc_iso
 from laptop_agents.core.orchestrator import RunDirectory, new_run_id
 from laptop_agents.core.state import StateManager, atomic_write_text
 from laptop_agents.data.providers.base import FatalError, MarketDataProvider
-from laptop_agents.execution.bitunix_broker import BitunixBroker
+from laptop_agents.execution.broker import WritesAhead
 from laptop_agents.resilience.trading_circuit_breaker import BreakerState, TradingCircuitBreaker
 from laptop_agents.session.brokers import BrokerFactory, PaperBrokerFactory
 from laptop_agents.session.failures import CREDENTIALS_REJECTED, DISK_ERROR, EXCHANGE_UNAVAILABLE, classify
@@ -255,7 +255,7 @@ class AsyncRunner:
         self.journal = self.recorder.journal
         self.store = StateStore(self.state, self.broker.to_state, lambda: self.breaker.state.to_dict(),
                                 broker_kind=self.factory.state_kind, now=self.clock.now)
-        if isinstance(broker, BitunixBroker):
+        if isinstance(broker, WritesAhead):
             broker.persist = self.store.write_ahead  # an entry on its way in is on disk before it is sent
         if (kill_point := sigkill_after_exit_saved(SIGKILL_BEFORE_EXIT_SAVED)) is not None:  # test-only, inert
             self.bus.subscribe(kill_point)
